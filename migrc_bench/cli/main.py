@@ -1,0 +1,62 @@
+"""The ``migrc-bench`` command: a click group whose subcommands live one per module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import UserError
+
+EPILOG = """\b
+Examples:
+  migrc-bench run                          # replay the bundled default trace and config
+  migrc-bench trace gen xsbench -s small -l 2000 -t 4 -o small.parquet
+  migrc-bench trace convert lackey.log -o app.parquet
+  migrc-bench trace info app.parquet --format json
+  migrc-bench config show --set machine.ncpu=4
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="migrc-bench")
+def cli() -> None:
+    """Replay memory-access traces through per-CPU TLBs, tiering and migration engines."""
+
+
+def _register() -> None:
+    from . import config_cmd, run_cmd, trace_cmd
+
+    for module in (run_cmd, trace_cmd, config_cmd):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="migrc-bench", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"migrc-bench: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("migrc-bench: interrupted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("migrc-bench: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

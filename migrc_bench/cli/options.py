@@ -1,0 +1,31 @@
+"""Options shared by several subcommands, so they read the same everywhere."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import click
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def config_options(fn: Callable) -> Callable:
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                  help="TOML config file (default: the bundled configs/default.toml).")
+    @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+                  help="Override one config key; repeatable. Units allowed: \"1GiB\", \"18%\", \"250ns\".")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def format_option(default: str = "table") -> Callable:
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default=default,
+                        show_default=True, help="Output format (table for people, others for machines).")
+
+
+def quiet_option(fn: Callable) -> Callable:
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr.")(fn)

@@ -1,0 +1,227 @@
+"""The native trace format (model.md §2): Parquet, streamed in record batches, written atomically."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..atomic import atomic_path
+from ..errors import TraceError
+
+TRACE_VERSION = 1
+ROW_GROUP_ROWS = 1 << 20
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+
+OP_IFETCH, OP_LOAD, OP_STORE, OP_MODIFY = 0, 1, 2, 3
+OP_NAMES = ("ifetch", "load", "store", "modify")
+
+SCHEMA = pa.schema([
+    pa.field("tid", pa.uint16(), nullable=False),
+    pa.field("op", pa.uint8(), nullable=False),
+    pa.field("addr", pa.uint64(), nullable=False),
+    pa.field("size", pa.uint8(), nullable=False),
+])
+COLUMNS = tuple(SCHEMA.names)
+DTYPES = {"tid": np.uint16, "op": np.uint8, "addr": np.uint64, "size": np.uint8}
+
+META_PREFIX = "migrc_bench."
+
+
+@dataclass(frozen=True)
+class Region:
+    start: int
+    end: int
+    kind: str  # code | heap | stack | file | anon
+    writable: bool
+    exec: bool
+    name: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"start": self.start, "end": self.end, "kind": self.kind,
+             "writable": self.writable, "exec": self.exec}
+        if self.name:
+            d["name"] = self.name
+        return d
+
+    @property
+    def pages(self) -> int:
+        return (self.end - 1 >> PAGE_SHIFT) - (self.start >> PAGE_SHIFT) + 1 if self.end > self.start else 0
+
+
+@dataclass(frozen=True)
+class TraceMeta:
+    source: str
+    threads: int
+    regions: tuple[Region, ...] = ()
+    generator: dict[str, Any] | None = None
+    version: int = TRACE_VERSION
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_kv(self) -> dict[bytes, bytes]:
+        kv = {
+            "trace_version": str(self.version),
+            "source": self.source,
+            "threads": str(self.threads),
+        }
+        if self.regions:
+            kv["regions"] = json.dumps([r.to_json() for r in self.regions])
+        if self.generator is not None:
+            kv["generator"] = json.dumps(self.generator, sort_keys=True)
+        kv.update(self.extra)
+        return {(META_PREFIX + k).encode(): v.encode() for k, v in kv.items()}
+
+    @property
+    def footprint_bytes(self) -> int:
+        """Bytes of data regions (what capacities given as "18%" are a share of); 0 if unknown."""
+        return sum(r.pages for r in self.regions if r.kind != "code") * PAGE_SIZE
+
+
+def _meta_from_kv(path: Path, kv: dict[bytes, bytes] | None) -> TraceMeta:
+    kv = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (kv or {}).items()}
+    get = lambda k: kv.get(META_PREFIX + k)  # noqa: E731
+    version = get("trace_version")
+    if version is None:
+        raise TraceError(path, "not a migrc-bench trace (no migrc_bench.trace_version metadata); "
+                               "convert it with 'migrc-bench trace convert'")
+    if version != str(TRACE_VERSION):
+        raise TraceError(path, f"trace version {version} is not supported (this tool reads "
+                               f"version {TRACE_VERSION})")
+    try:
+        threads = int(get("threads") or "0")
+        regions = tuple(Region(int(r["start"]), int(r["end"]), str(r["kind"]), bool(r["writable"]),
+                               bool(r["exec"]), str(r.get("name", "")))
+                        for r in json.loads(get("regions") or "[]"))
+        generator = json.loads(get("generator")) if get("generator") else None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TraceError(path, f"bad migrc_bench metadata: {exc}") from None
+    known = {"trace_version", "source", "threads", "regions", "generator"}
+    extra = {k[len(META_PREFIX):]: v for k, v in kv.items()
+             if k.startswith(META_PREFIX) and k[len(META_PREFIX):] not in known}
+    return TraceMeta(source=get("source") or "unknown", threads=threads, regions=regions,
+                     generator=generator, version=int(version), extra=extra)
+
+
+@dataclass
+class Batch:
+    """A slice of a trace as numpy arrays (one array per column)."""
+
+    tid: np.ndarray
+    op: np.ndarray
+    addr: np.ndarray
+    size: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tid)
+
+
+class TraceReader:
+    """Streams a native trace. Memory use is one row group, whatever the trace length."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise TraceError(self.path, "no such file")
+        if self.path.is_dir():
+            raise TraceError(self.path, "is a directory, not a trace file")
+        try:
+            self._pf = pq.ParquetFile(self.path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise TraceError(self.path, f"not a readable Parquet file ({exc})") from None
+        schema = self._pf.schema_arrow
+        self.meta = _meta_from_kv(self.path, schema.metadata)
+        names = tuple(schema.names)
+        if names[:4] != COLUMNS:
+            raise TraceError(self.path, f"columns are {list(names)}, expected {list(COLUMNS)}")
+        for f in SCHEMA:
+            if schema.field(f.name).type != f.type:
+                raise TraceError(self.path, f"column {f.name} is {schema.field(f.name).type}, "
+                                            f"expected {f.type}")
+        self.num_rows = self._pf.metadata.num_rows
+
+    def iter_batches(self, batch_rows: int = ROW_GROUP_ROWS) -> Iterator[Batch]:
+        try:
+            for rb in self._pf.iter_batches(batch_size=batch_rows, columns=list(COLUMNS)):
+                yield Batch(*(rb.column(i).to_numpy(zero_copy_only=False) for i in range(4)))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise TraceError(self.path, f"truncated or corrupt Parquet data ({exc})") from None
+
+    def read_all(self) -> Batch:
+        """Whole trace in memory: for tests and small traces only."""
+        parts = list(self.iter_batches())
+        if not parts:
+            return Batch(*(np.empty(0, DTYPES[c]) for c in COLUMNS))
+        return Batch(*(np.concatenate([getattr(b, c) for b in parts]) for c in COLUMNS))
+
+
+def open_trace(path: str | Path) -> TraceReader:
+    return TraceReader(path)
+
+
+class TraceWriter:
+    """Writes a native trace to a temp file; the target appears only on a clean close.
+
+    Use as a context manager: an exception (or Ctrl-C) inside the block removes the temp file
+    and leaves any existing file at the target untouched.
+    """
+
+    def __init__(self, path: str | Path, meta: TraceMeta):
+        self.path = Path(path)
+        self.meta = meta
+        self.rows = 0
+        self._pending: list[Batch] = []
+        self._pending_rows = 0
+        self._ctx = atomic_path(self.path)
+        self._tmp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> "TraceWriter":
+        self._tmp = self._ctx.__enter__()
+        schema = SCHEMA.with_metadata(self.meta.to_kv())
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        return self
+
+    def write(self, tid: np.ndarray, op: np.ndarray, addr: np.ndarray, size: np.ndarray) -> None:
+        n = len(tid)
+        if not (len(op) == len(addr) == len(size) == n):
+            raise ValueError("columns of one batch must have the same length")
+        if n == 0:
+            return
+        self._pending.append(Batch(np.asarray(tid, np.uint16), np.asarray(op, np.uint8),
+                                   np.asarray(addr, np.uint64), np.asarray(size, np.uint8)))
+        self._pending_rows += n
+        while self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush(ROW_GROUP_ROWS)
+
+    def _flush(self, rows: int) -> None:
+        cols = {c: np.concatenate([getattr(b, c) for b in self._pending]) for c in COLUMNS}
+        head = {c: v[:rows] for c, v in cols.items()}
+        tail = {c: v[rows:] for c, v in cols.items()}
+        table = pa.Table.from_arrays([pa.array(head[c]) for c in COLUMNS], schema=SCHEMA)
+        assert self._writer is not None
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.rows += len(head["tid"])
+        self._pending = [Batch(*(tail[c] for c in COLUMNS))] if len(tail["tid"]) else []
+        self._pending_rows = len(tail["tid"])
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self._writer is not None
+        try:
+            if exc_type is None and self._pending_rows:
+                self._flush(self._pending_rows)
+        finally:
+            self._writer.close()
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+
+def write_trace(path: str | Path, meta: TraceMeta, tid, op, addr, size) -> Path:
+    """Write a whole in-memory trace at once (tests, small converters)."""
+    with TraceWriter(path, meta) as w:
+        w.write(tid, op, addr, size)
+    return Path(path)
