@@ -1,10 +1,69 @@
-"""``migrc-bench run TRACE``."""
+"""``migrc-bench run [TRACE]``: replay one trace with one engine and record the results."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
 
+from ..config import Config, load_config
+from ..model.replay import RunResult
+from ..runner import default_trace, run_trace
+from .options import config_options, format_option, quiet_option
+from .output import emit_rows
+from .progress import replay_progress
 
-@click.command("run")
-def command() -> None:
-    """Replay a trace."""
+SUMMARY = (
+    ("time", ("runtime_s", "cpu_time_s", "stall_walk_s", "stall_mem_s", "stall_ipi_s",
+              "stall_fault_s", "stall_copy_s")),
+    ("TLB misses", ("itlb_misses", "dtlb_load_misses", "dtlb_store_misses", "stlb_hits",
+                    "stlb_misses")),
+    ("flushes", ("nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
+                 "nr_tlb_local_flush_one", "itlb_flush", "dtlb_flush", "stlb_flush")),
+    ("memory", ("pgfault", "numa_hit", "numa_miss", "pgmigrate_success", "pgpromote_success",
+                "pgdemote_kswapd", "numa_hint_faults")),
+    ("harness", ("accesses", "instructions", "wall_s", "accesses_per_s")),
+)
+
+EPILOG = """\b
+Examples:
+  migrc-bench run                                  # bundled default trace and config
+  migrc-bench run app.parquet --set machine.ncpu=4 --set memory.dram=256MiB
+  migrc-bench run app.parquet --engine migrc --out results/ --format json
+"""
+
+
+def summary_rows(result: RunResult) -> list[dict]:
+    rows = []
+    for group, names in SUMMARY:
+        for name in names:
+            rows.append({"group": group, "counter": name, "value": result.totals.get(name, 0)})
+    return rows
+
+
+@click.command("run", epilog=EPILOG)
+@click.argument("trace", required=False, type=click.Path(dir_okay=False))
+@config_options
+@click.option("--engine", default=None, help="Migration engine (default: the config's 'engine').")
+@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results directory (runs, intervals, cpus Parquet tables are appended).")
+@click.option("--no-save", is_flag=True, help="Do not write the results directory.")
+@format_option()
+@quiet_option
+def command(trace, config_path, sets, engine, out_dir, no_save, fmt, quiet) -> None:
+    """Replay TRACE (default: the config's trace.path) and print its counters."""
+    extra = {"engine": engine} if engine else None
+    cfg: Config = load_config(config_path, sets, extra)
+    trace_path = Path(trace) if trace else default_trace(cfg, quiet=quiet)
+    with replay_progress(quiet=quiet) as progress:
+        result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress)
+    if fmt == "json":
+        click.echo(json.dumps({"run_id": run_id, "engine": result.engine, "trace": str(trace_path),
+                               "counters": result.totals, "extra": result.extra}, indent=2))
+        return
+    emit_rows(summary_rows(result), fmt, title=f"{result.engine} on {trace_path.name}")
+    if not quiet and run_id is not None:
+        click.echo(f"results: {out_dir} (run_id {run_id})", err=True)
+    sys.stdout.flush()

@@ -1,0 +1,39 @@
+"""A rich progress bar on stderr for long replays; silent when not a terminal or --quiet."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def _enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def replay_progress(quiet: bool = False, label: str = "replay"
+                    ) -> Iterator[Callable[[int], Callable[[int, float], None]] | None]:
+    """Yield a factory ``total -> update(done, modelled_ns)``, or None when disabled."""
+    if not _enabled(quiet):
+        yield None
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,.0f}/{task.total:,.0f} accesses"),
+               TextColumn("{task.fields[rate]}"), TextColumn("t={task.fields[tmod]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+        def factory(total: int) -> Callable[[int, float], None]:
+            task = bar.add_task(label, total=total, rate="", tmod="")
+
+            def update(done: int, modelled_ns: float) -> None:
+                speed = bar.tasks[task].speed
+                rate = f"{speed / 1e6:.1f} M/s" if speed else ""
+                bar.update(task, completed=done, rate=rate, tmod=f"{modelled_ns / 1e9:.3f}s")
+
+            return update
+
+        yield factory

@@ -1,0 +1,44 @@
+"""Counter names (model.md §6) and their column index in the per-CPU counter arrays.
+
+Counts live in one int64 array of shape (ncpu, N_COUNTERS) and stall times in one float64
+array of shape (ncpu, N_TIMES), so the compiled kernel and the Python paths update the same
+memory and a run's totals are column sums.
+"""
+
+from __future__ import annotations
+
+COUNTERS: tuple[str, ...] = (
+    # harness
+    "accesses", "instructions", "loads", "stores",
+    # TLB lookups per level (ChampSim-style hits/misses) and perf-like walk-completed misses
+    "itlb_hits", "itlb_l1_misses", "dtlb_hits", "dtlb_l1_misses", "stlb_hits", "stlb_misses",
+    "itlb_misses", "dtlb_load_misses", "dtlb_store_misses",
+    # flushes (vmstat with CONFIG_DEBUG_TLBFLUSH, perf tlb events, /proc/interrupts)
+    "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
+    "nr_tlb_local_flush_one", "itlb_flush", "dtlb_flush", "stlb_flush", "tlb_shootdown_irqs",
+    # faults and allocation
+    "pgfault", "numa_hit", "numa_miss",
+    # tiering and migration
+    "pgmigrate_success", "pgmigrate_fail", "numa_pages_migrated", "pgpromote_success",
+    "pgpromote_candidate", "pgdemote_kswapd", "pgdemote_direct", "numa_pte_updates",
+    "numa_hint_faults", "numa_hint_faults_local",
+    # migrc / LUF
+    "migrc_deferred_pages", "migrc_released_pages", "migrc_flush_wp_fault", "migrc_flush_alloc",
+    "migrc_flush_pause", "migrc_flush_race", "luf_tagged_pages", "luf_alloc_flushes",
+)
+C = {name: i for i, name in enumerate(COUNTERS)}
+N_COUNTERS = len(COUNTERS)
+
+# Stall-time accumulators in ns; "busy" is every ns a CPU spent (user + kernel).
+TIMES: tuple[str, ...] = ("busy", "walk", "mem", "ipi", "fault", "copy")
+T = {name: i for i, name in enumerate(TIMES)}
+N_TIMES = len(TIMES)
+
+# Run-level figures that are not per-CPU sums.
+RUN_FIGURES: tuple[str, ...] = (
+    "runtime_s", "cpu_time_s", "stall_walk_s", "stall_mem_s", "stall_ipi_s", "stall_fault_s",
+    "stall_copy_s", "migrc_pending_pages_peak", "wall_s", "accesses_per_s", "invariant_violations",
+)
+
+# Counters that are per-CPU in cpus.parquet (all of COUNTERS) plus the stall times.
+CPU_COLUMNS: tuple[str, ...] = COUNTERS + tuple(f"stall_{t}_s" for t in TIMES if t != "busy") + ("cpu_time_s",)

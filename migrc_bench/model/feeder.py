@@ -1,0 +1,159 @@
+"""Feed each CPU's access buffer from the trace, streaming: memory does not grow with length.
+
+Rows of one thread are in program order; which thread runs when is the replay's business
+(model.md §5). A multi-thread trace is read sequentially and split by tid; a single-thread
+trace replayed as N threads gives thread k its own reader starting at offset k/N, wrapping.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import TraceError
+from ..trace.native import Batch, TraceReader
+
+BUFFER_ROWS = 1 << 16
+READ_ROWS = 1 << 18
+
+
+class Buffers:
+    """Per-CPU (page id, op) queues the compiled loop consumes from head to tail."""
+
+    def __init__(self, ncpu: int, cap: int = BUFFER_ROWS):
+        self.cap = cap
+        self.pid = np.zeros((ncpu, cap), np.int32)
+        self.op = np.zeros((ncpu, cap), np.uint8)
+        self.head = np.zeros(ncpu, np.int64)
+        self.tail = np.zeros(ncpu, np.int64)
+
+    def room(self, cpu: int) -> int:
+        return self.cap - int(self.tail[cpu] - self.head[cpu])
+
+    def append(self, cpu: int, pid: np.ndarray, op: np.ndarray) -> int:
+        """Append as much as fits; returns how many rows were taken."""
+        h, t = int(self.head[cpu]), int(self.tail[cpu])
+        if h:
+            n = t - h
+            self.pid[cpu, :n] = self.pid[cpu, h:t]
+            self.op[cpu, :n] = self.op[cpu, h:t]
+            self.head[cpu], self.tail[cpu] = 0, n
+            t = n
+        k = min(len(pid), self.cap - t)
+        self.pid[cpu, t:t + k] = pid[:k]
+        self.op[cpu, t:t + k] = op[:k]
+        self.tail[cpu] = t + k
+        return k
+
+
+class Feeder:
+    """Moves trace rows into per-CPU buffers through the machine's page map."""
+
+    def __init__(self, reader: TraceReader, machine, buffers: Buffers, threads: int,
+                 max_accesses: int = 0):
+        self.reader = reader
+        self.m = machine
+        self.buf = buffers
+        self.threads = threads
+        self.limit = max_accesses or None
+        self.stream_open = np.zeros(buffers.pid.shape[0], np.bool_)
+        self.stream_open[:threads] = True
+        self.read_rows = 0
+        self._pending: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(threads)]
+        if reader.meta.threads > 1 or threads == 1:
+            self._sources = None
+            self._batches = self._limited(reader.iter_batches(READ_ROWS))
+        else:
+            n = reader.num_rows
+            self._sources = [self._limited(_rotated(reader, k * n // threads), per_thread=True)
+                             for k in range(threads)]
+            self._batches = None
+
+    def _limited(self, it: Iterator[Batch], per_thread: bool = False) -> Iterator[Batch]:
+        taken = 0
+        limit = None if self.limit is None else (self.limit // self.threads if per_thread else self.limit)
+        for b in it:
+            if limit is not None and taken + len(b) > limit:
+                b = Batch(*(x[: limit - taken] for x in (b.tid, b.op, b.addr, b.size)))
+            taken += len(b)
+            if len(b):
+                yield b
+            if limit is not None and taken >= limit:
+                return
+
+    def _map(self, b: Batch, tid: np.ndarray | None = None):
+        pid, tids, op, first_new = self.m.pagemap.map_batch(b.addr, b.size, b.tid if tid is None else tid, b.op)
+        self.m.on_new_pages(first_new)
+        self.read_rows += len(b)
+        return pid, tids, op
+
+    def _read_shared(self) -> bool:
+        """Read one batch of a multi-thread trace and queue its rows per thread."""
+        assert self._batches is not None
+        b = next(self._batches, None)
+        if b is None:
+            return False
+        if len(b) and int(b.tid.max()) >= self.threads:
+            raise TraceError(self.reader.path, f"thread id {int(b.tid.max())} but the trace "
+                             f"declares {self.reader.meta.threads} threads")
+        pid, tid, op = self._map(b)
+        order = np.argsort(tid, kind="stable")
+        counts = np.bincount(tid, minlength=self.threads)
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        for t in range(self.threads):
+            if counts[t]:
+                sel = order[bounds[t]:bounds[t + 1]]
+                self._pending[t].append((pid[sel], op[sel]))
+        return True
+
+    def refill(self, cpu: int) -> None:
+        """Top up one CPU's buffer; close its stream when the trace has nothing more for it."""
+        t = cpu
+        while self.buf.room(cpu) > 0:
+            q = self._pending[t]
+            if q:
+                pid, op = q[0]
+                k = self.buf.append(cpu, pid, op)
+                if k == len(pid):
+                    q.pop(0)
+                else:
+                    q[0] = (pid[k:], op[k:])
+                continue
+            if self._sources is not None:
+                b = next(self._sources[t], None)
+                if b is None:
+                    self.stream_open[cpu] = False
+                    return
+                pid, _, op = self._map(b, np.zeros(len(b), np.uint16))
+                q.append((pid, op))
+                continue
+            if not self._read_shared():
+                self.stream_open[cpu] = False
+                return
+            if self.buf.tail[cpu] > self.buf.head[cpu] and not self._pending[t]:
+                return
+
+    def prime(self) -> None:
+        for cpu in range(self.threads):
+            self.refill(cpu)
+
+
+def _rotated(reader: TraceReader, offset: int) -> Iterator[Batch]:
+    """Rows [offset, n) then [0, offset): a thread's view of a single-thread trace."""
+    pos = 0
+    for b in reader.iter_batches(READ_ROWS):
+        end = pos + len(b)
+        if end <= offset:
+            pos = end
+            continue
+        start = max(0, offset - pos)
+        yield Batch(*(x[start:] for x in (b.tid, b.op, b.addr, b.size)))
+        pos = end
+    pos = 0
+    for b in reader.iter_batches(READ_ROWS):
+        if pos >= offset:
+            return
+        stop = min(len(b), offset - pos)
+        yield Batch(*(x[:stop] for x in (b.tid, b.op, b.addr, b.size)))
+        pos += len(b)

@@ -1,0 +1,151 @@
+"""The one TLB-flush mechanism every path and engine uses (K§1.3, K§1.4; arch/x86/mm/tlb.c v6.7).
+
+Three entry points mirror the kernel's:
+- ``flush_mm_range``: flush_tlb_mm_range (mprotect, NUMA scan, single-page flush_tlb_page),
+  with tlb_single_page_flush_ceiling turning long ranges into full flushes;
+- ``flush_batch``: arch_tlbbatch_flush (the batched unmap flush of migration and reclaim),
+  always a full flush of the loaded mm on a captured cpumask;
+- ``switch_back``: a lazy CPU returning to the mm catches up on its TLB generation.
+Counting follows the kernel: ``nr_tlb_remote_flush`` once per multi-CPU call,
+``nr_tlb_remote_flush_received`` on every IPI'd CPU before it checks anything, the
+initiator's ``nr_tlb_local_flush_*`` only when it really flushes; lazy CPUs get no IPI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import kernel as K
+from .counters import C, T
+
+GEN_INVALID = 0  # TLB_GENERATION_INVALID: batched flushes carry no target generation
+
+
+@dataclass(frozen=True)
+class FlushInfo:
+    """flush_tlb_info: full, or these pages; the generation it brings CPUs to (or invalid)."""
+
+    pids: np.ndarray | None  # None: TLB_FLUSH_ALL
+    new_gen: int
+
+    @property
+    def full(self) -> bool:
+        return self.pids is None
+
+
+class FlushMechanism:
+    def __init__(self, machine):
+        self.m = machine
+        cfg = machine.cfg
+        self.ceiling = cfg.tlb.single_page_flush_ceiling
+        self.events_per_flush = cfg.tlb.itlb_flush_events_per_flush
+        self.keep_kernel_text = not cfg.tlb.pti
+        # Called after every batched flush with (initiator, flushed cpumask): migrc's hook.
+        self.after_batch_flush: list[Callable[[int, np.ndarray], None]] = []
+        self.before_batch_flush: list[Callable[[int, np.ndarray], None]] = []
+
+    # ---- generations -------------------------------------------------------------------
+    def inc_mm_gen(self) -> int:
+        """inc_mm_tlb_gen: every PTE change that needs a flush moves the mm's generation."""
+        self.m.mm_gen += 1
+        return self.m.mm_gen
+
+    # ---- entry points ------------------------------------------------------------------
+    def flush_mm_range(self, initiator: int, pids: np.ndarray | None) -> None:
+        """flush_tlb_mm_range on the mm's cpumask; ``pids`` None means the whole mm."""
+        m = self.m
+        new_gen = self.inc_mm_gen()
+        if pids is not None and len(pids) > self.ceiling:
+            pids = None
+        info = FlushInfo(None if pids is None else np.asarray(pids, np.int32), new_gen)
+        self._dispatch(initiator, m.mm_cpumask, info)
+
+    def flush_batch(self, initiator: int, mask: np.ndarray) -> None:
+        """arch_tlbbatch_flush: a full flush on the batch's cpumask, no target generation."""
+        mask = mask.copy()
+        for hook in self.before_batch_flush:
+            hook(initiator, mask)
+        if mask.any():
+            self._dispatch(initiator, mask, FlushInfo(None, GEN_INVALID))
+        for hook in self.after_batch_flush:
+            hook(initiator, mask)
+
+    def switch_back(self, cpu: int) -> None:
+        """A lazy CPU switches back to the mm: flush if its generation fell behind."""
+        m = self.m
+        m.lazy[cpu] = False
+        if m.cpu_gen[cpu] < m.mm_gen:
+            self._invalidate(cpu, None)
+            m.cpu_gen[cpu] = m.mm_gen
+            m.charge(cpu, m.costs.flush_full, T["ipi"])
+
+    # ---- the machinery -----------------------------------------------------------------
+    def _dispatch(self, initiator: int, mask: np.ndarray, info: FlushInfo) -> None:
+        m = self.m
+        others = mask.copy()
+        others[initiator] = False
+        if others.any():
+            self._flush_multi(initiator, mask, info)
+        elif mask[initiator] and not m.lazy[initiator]:
+            self._handler(initiator, info, local=True)
+
+    def _flush_multi(self, initiator: int, mask: np.ndarray, info: FlushInfo) -> None:
+        """native_flush_tlb_multi: counted once; lazy CPUs skipped (no page tables were freed)."""
+        m = self.m
+        m.counters[initiator, C["nr_tlb_remote_flush"]] += 1
+        targets = [c for c in np.flatnonzero(mask) if not m.lazy[c]]
+        ipis = 0
+        for cpu in targets:
+            if cpu == initiator:
+                self._handler(cpu, info, local=True)
+            else:
+                ipis += 1
+                self._handler(int(cpu), info, local=False)
+        if ipis:
+            c = m.costs
+            m.charge(initiator, ipis * (c.ipi_send + c.vmexit) + c.ipi_wait, T["ipi"])
+
+    def _handler(self, cpu: int, info: FlushInfo, local: bool) -> None:
+        """flush_tlb_func on one CPU."""
+        m = self.m
+        if not local:
+            m.counters[cpu, C["nr_tlb_remote_flush_received"]] += 1
+            m.counters[cpu, C["tlb_shootdown_irqs"]] += 1
+            m.charge(cpu, m.costs.ipi_receive, T["ipi"])
+            m.times[cpu, T["ipi"]] += m.kernel_entry(cpu)
+        local_gen = int(m.cpu_gen[cpu])
+        mm_gen = m.mm_gen
+        if info.new_gen != GEN_INVALID and info.new_gen <= local_gen:
+            return
+        if local_gen == mm_gen:
+            return
+        partial = (not info.full) and info.new_gen == local_gen + 1 and info.new_gen == mm_gen
+        if partial:
+            npages = len(info.pids)
+            self._invalidate(cpu, info.pids)
+            if local:
+                m.counters[cpu, C["nr_tlb_local_flush_one"]] += npages
+            m.charge(cpu, npages * m.costs.flush_one, T["ipi"])
+        else:
+            self._invalidate(cpu, None)
+            if local:
+                m.counters[cpu, C["nr_tlb_local_flush_all"]] += 1
+            m.charge(cpu, m.costs.flush_full, T["ipi"])
+        m.cpu_gen[cpu] = mm_gen
+
+    def _invalidate(self, cpu: int, pids: np.ndarray | None) -> None:
+        """The hardware side: drop translations and count the perf flush events."""
+        m = self.m
+        if pids is None:
+            K.invalidate_all(m.tlb_tag, cpu, m.page_flags, self.keep_kernel_text)
+            n = 1
+        else:
+            for pid in pids:
+                K.invalidate_page(m.tlb_tag, m.tlb_geo, cpu, int(pid), int(m.page_vpn[pid]))
+            n = len(pids)
+        m.counters[cpu, C["itlb_flush"]] += n * self.events_per_flush
+        m.counters[cpu, C["dtlb_flush"]] += n
+        m.counters[cpu, C["stlb_flush"]] += n

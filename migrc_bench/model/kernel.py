@@ -1,0 +1,272 @@
+"""The compiled per-access loop: TLB lookups, page walks, access costs, quantum scheduling.
+
+Everything that happens once per access is here, over plain numpy arrays; everything that
+happens once per fault, flush or kernel activity is Python (replay.py, flush.py, engines).
+The loop stops and returns a reason code whenever Python must act: a fault, an empty
+per-CPU buffer, or the stop time (next kernel activity) being reached.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# PTE flag bits (pte_flags)
+PTE_PRESENT = np.uint8(1)
+PTE_PROTNONE = np.uint8(2)
+PTE_WRITE = np.uint8(4)
+PTE_DIRTY = np.uint8(8)
+PTE_YOUNG = np.uint8(16)
+
+# page (VMA) flag bits (page_flags)
+VMA_WRITE = np.uint8(1)
+VMA_EXEC = np.uint8(2)
+VMA_KERNEL = np.uint8(4)
+
+# access kinds as in the trace
+OP_IFETCH, OP_LOAD, OP_STORE, OP_MODIFY = 0, 1, 2, 3
+
+# reasons the loop returns
+R_STOP = 0          # every running CPU reached t_stop
+R_NEED_DATA = 1     # cpu's buffer is empty and its stream may have more
+R_FAULT_MISSING = 2  # page not present: first-touch allocation
+R_FAULT_HINT = 3    # PROT_NONE PTE: NUMA hint fault
+R_FAULT_WP = 4      # store to a non-writable translation
+R_ALL_DONE = 5      # no CPU has work left
+
+# counter columns (must match counters.COUNTERS order)
+from .counters import C as _C, T as _T  # noqa: E402
+
+C_ACCESSES = _C["accesses"]
+C_INSTR = _C["instructions"]
+C_LOADS = _C["loads"]
+C_STORES = _C["stores"]
+C_ITLB_HITS = _C["itlb_hits"]
+C_ITLB_L1_MISSES = _C["itlb_l1_misses"]
+C_DTLB_HITS = _C["dtlb_hits"]
+C_DTLB_L1_MISSES = _C["dtlb_l1_misses"]
+C_STLB_HITS = _C["stlb_hits"]
+C_STLB_MISSES = _C["stlb_misses"]
+C_ITLB_MISSES = _C["itlb_misses"]
+C_DTLB_LOAD_MISSES = _C["dtlb_load_misses"]
+C_DTLB_STORE_MISSES = _C["dtlb_store_misses"]
+C_ITLB_FLUSH = _C["itlb_flush"]
+C_DTLB_FLUSH = _C["dtlb_flush"]
+C_STLB_FLUSH = _C["stlb_flush"]
+T_BUSY = _T["busy"]
+T_WALK = _T["walk"]
+T_MEM = _T["mem"]
+
+# cost vector indices (costs.py builds it)
+K_CPI_NS = 0        # ns per instruction outside memory stalls
+K_STLB_HIT_NS = 1
+K_WALK_NS = 2       # already multiplied by the nested factor
+K_MISS_RATE = 3
+N_COST = 4
+
+
+# TLB geometry vector: per level (iTLB, dTLB, STLB) the first slot, the sets and the ways.
+# All levels of one CPU share one row of the tlb_* arrays: no per-level array objects to
+# pick at run time (which would cost reference-count traffic in the hot loop).
+G_ITLB, G_DTLB, G_STLB = 0, 3, 6
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _lookup(tag, lru, geo, lvl, c, vpn, key, stamp):
+    base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+    for i in range(base, base + geo[lvl + 2]):
+        if tag[c, i] == key:
+            lru[c, i] = stamp
+            return i
+    return -1
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _fill(tag, pfn, wr, lru, geo, lvl, c, vpn, key, frame, writable, stamp):
+    base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+    victim = base
+    oldest = lru[c, base]
+    for i in range(base, base + geo[lvl + 2]):
+        if tag[c, i] == -1:
+            victim = i
+            break
+        if lru[c, i] < oldest:
+            oldest = lru[c, i]
+            victim = i
+    tag[c, victim] = key
+    pfn[c, victim] = frame
+    wr[c, victim] = writable
+    lru[c, victim] = stamp
+
+
+@njit(cache=True, _nrt=False)
+def invalidate_page(tag, geo, c, key, vpn):
+    """INVLPG of one user page on one CPU: every level."""
+    for lvl in (G_ITLB, G_DTLB, G_STLB):
+        base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+        for i in range(base, base + geo[lvl + 2]):
+            if tag[c, i] == key:
+                tag[c, i] = -1
+
+
+@njit(cache=True, _nrt=False)
+def invalidate_all(tag, c, page_flags, keep_kernel):
+    """Full flush of the mm on one CPU: every entry, except global kernel text when not PTI."""
+    for i in range(tag.shape[1]):
+        k = tag[c, i]
+        if k >= 0:
+            if keep_kernel and (page_flags[k] & VMA_KERNEL):
+                continue
+            tag[c, i] = -1
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pte_flags,
+              counters, times, cost):
+    """One TLB lookup (kind 0 ifetch, 1 load, 2 store). Returns frame >= 0, or -(reason)."""
+    vpn = page_vpn[pid]
+    l1 = G_ITLB if kind == OP_IFETCH else G_DTLB
+    i = _lookup(tag, lru, geo, l1, c, vpn, pid, stamp)
+    if i >= 0:
+        if kind == OP_IFETCH:
+            counters[c, C_ITLB_HITS] += 1
+        else:
+            counters[c, C_DTLB_HITS] += 1
+        frame = pfn[c, i]
+        writable = wr[c, i]
+    else:
+        if kind == OP_IFETCH:
+            counters[c, C_ITLB_L1_MISSES] += 1
+        else:
+            counters[c, C_DTLB_L1_MISSES] += 1
+        i2 = _lookup(tag, lru, geo, G_STLB, c, vpn, pid, stamp)
+        if i2 >= 0:
+            counters[c, C_STLB_HITS] += 1
+            frame = pfn[c, i2]
+            writable = wr[c, i2]
+            _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
+            times[c, T_BUSY] += cost[K_STLB_HIT_NS]
+        else:
+            fl = pte_flags[pid]
+            if (fl & PTE_PRESENT) == 0:
+                return -R_FAULT_MISSING
+            if fl & PTE_PROTNONE:
+                return -R_FAULT_HINT
+            if kind == OP_STORE and (fl & PTE_WRITE) == 0:
+                return -R_FAULT_WP
+            counters[c, C_STLB_MISSES] += 1
+            if kind == OP_IFETCH:
+                counters[c, C_ITLB_MISSES] += 1
+            elif kind == OP_LOAD:
+                counters[c, C_DTLB_LOAD_MISSES] += 1
+            else:
+                counters[c, C_DTLB_STORE_MISSES] += 1
+            fl |= PTE_YOUNG
+            if kind == OP_STORE:
+                fl |= PTE_DIRTY
+            pte_flags[pid] = fl
+            frame = pte_pfn[pid]
+            writable = np.uint8(1) if (fl & PTE_WRITE) else np.uint8(0)
+            _fill(tag, pfn, wr, lru, geo, G_STLB, c, vpn, pid, frame, writable, stamp)
+            _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
+            times[c, T_BUSY] += cost[K_WALK_NS]
+            times[c, T_WALK] += cost[K_WALK_NS]
+    if kind == OP_STORE:
+        if writable == 0:
+            # x86 drops the faulting translation; the handler then decides (wp or spurious)
+            invalidate_page(tag, geo, c, pid, vpn)
+            return -R_FAULT_WP
+        if frame == pte_pfn[pid]:
+            pte_flags[pid] |= PTE_DIRTY
+    return frame
+
+
+@njit(cache=True, _nrt=False)
+def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
+             tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
+             frame_ver, node_lat, counters, times, cost, check, out):
+    """Replay accesses quantum by quantum until Python must act; returns a reason code.
+
+    ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
+    until its clock reaches the quantum's end. ``out`` receives (cpu, pid, op) of a fault.
+    """
+    ncpu = clock.shape[0]
+    while True:
+        for c in range(ncpu):
+            if not running[c]:
+                continue
+            h = head[c]
+            while clock[c] < q_end[0]:
+                if h == tail[c]:
+                    head[c] = h
+                    if stream_open[c]:
+                        out[0] = c
+                        return R_NEED_DATA
+                    running[c] = False
+                    break
+                pid = buf_pid[c, h]
+                op = buf_op[c, h]
+                stamps[c] += 1
+                stamp = stamps[c]
+                t0 = times[c, T_BUSY]
+                if op == OP_IFETCH:
+                    f = translate(c, pid, OP_IFETCH, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
+                                  pte_flags, counters, times, cost)
+                    if f < 0:
+                        head[c] = h
+                        clock[c] += times[c, T_BUSY] - t0
+                        out[0] = c
+                        out[1] = pid
+                        out[2] = op
+                        return -f
+                    counters[c, C_INSTR] += 1
+                    times[c, T_BUSY] += cost[K_CPI_NS]
+                else:
+                    kind = OP_STORE if op == OP_STORE else OP_LOAD
+                    f = translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
+                                  pte_flags, counters, times, cost)
+                    if f >= 0 and op == OP_MODIFY:
+                        f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
+                                      pte_flags, counters, times, cost)
+                    if f < 0:
+                        head[c] = h
+                        clock[c] += times[c, T_BUSY] - t0
+                        out[0] = c
+                        out[1] = pid
+                        out[2] = op
+                        return -f
+                    if op == OP_LOAD:
+                        counters[c, C_LOADS] += 1
+                    else:
+                        counters[c, C_STORES] += 1
+                        frame_ver[f] += 1
+                        if op == OP_MODIFY:
+                            counters[c, C_LOADS] += 1
+                    mem = cost[K_MISS_RATE] * node_lat[frame_node[f]]
+                    times[c, T_BUSY] += mem
+                    times[c, T_MEM] += mem
+                counters[c, C_ACCESSES] += 1
+                clock[c] += times[c, T_BUSY] - t0
+                h += 1
+            head[c] = h
+        any_running = False
+        for c in range(ncpu):
+            if running[c]:
+                any_running = True
+        if not any_running:
+            return R_ALL_DONE
+        if q_end[0] >= t_stop:
+            return R_STOP
+        q_end[0] += quantum
+
+
+@njit(cache=True, _nrt=False)
+def kernel_text_fetch(c, kpids, tag, pfn, wr, lru, geo, stamps, page_vpn, pte_pfn, pte_flags, counters,
+                      times, cost):
+    """A kernel entry on CPU c (fault, IPI, kswapd): fetch the kernel text pages via the iTLB."""
+    t0 = times[c, T_BUSY]
+    for i in range(kpids.shape[0]):
+        stamps[c] += 1
+        translate(c, kpids[i], OP_IFETCH, tag, pfn, wr, lru, geo, stamps[c], page_vpn, pte_pfn,
+                  pte_flags, counters, times, cost)
+    return times[c, T_BUSY] - t0

@@ -1,0 +1,253 @@
+"""Machine state (model.md §3) as numpy arrays shared by the compiled loop and the Python paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config, resolve_capacity
+from ..errors import ConfigError
+from ..trace.native import Region, TraceMeta
+from . import kernel as K
+from .counters import N_COUNTERS, N_TIMES
+from .memory import F_FREE, F_KERNEL, F_USED, PAGE_SIZE, Node, min_free_kbytes, set_watermarks
+from .pagemap import PageMap
+from .presets import COST_PRESETS, TLB_PRESETS, TlbGeometry
+
+KERNEL_TEXT_VPN = 0xFFFFFFFF81000  # vpn of 0xffffffff81000000, x86-64 kernel text base
+
+
+def tlb_geometry(cfg: Config) -> TlbGeometry:
+    base = TLB_PRESETS[cfg.machine.preset]
+    t = cfg.tlb
+    geo = TlbGeometry(
+        t.itlb_entries or base.itlb_entries, t.itlb_ways or base.itlb_ways,
+        t.dtlb_entries or base.dtlb_entries, t.dtlb_ways or base.dtlb_ways,
+        t.stlb_entries or base.stlb_entries, t.stlb_ways or base.stlb_ways, base.source)
+    for level in ("itlb", "dtlb", "stlb"):
+        entries, ways = getattr(geo, f"{level}_entries"), getattr(geo, f"{level}_ways")
+        sets = entries // ways
+        if entries % ways or sets & (sets - 1):
+            raise ConfigError(f"config key 'tlb.{level}_entries': {entries} entries with {ways} ways "
+                              f"must give a power-of-two number of sets")
+    return geo
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Every cost figure in ns (bandwidths in bytes/s), from the preset with overrides applied."""
+
+    cpi: float
+    stlb_hit_cycles: float
+    walk_ns: float
+    nested_walk_factor: float
+    cache_miss_rate: float
+    dram_latency: float
+    cxl_latency: float
+    ipi_send: float
+    ipi_wait: float
+    ipi_receive: float
+    vmexit: float
+    flush_full: float
+    flush_one: float
+    fault: float
+    copy_bandwidth_dram: float
+    copy_bandwidth_cxl: float
+    cpu_freq_hz: float
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "Costs":
+        values = dict(COST_PRESETS[cfg.cost.preset])
+        for name in values:
+            override = getattr(cfg.cost, name)
+            if override is not None:
+                values[name] = float(override)
+        return cls(cpu_freq_hz=cfg.machine.cpu_freq, **values)
+
+    def vector(self) -> np.ndarray:
+        """The compact cost vector the compiled loop reads (indices K_* in kernel.py)."""
+        ns_per_cycle = 1e9 / self.cpu_freq_hz
+        v = np.zeros(K.N_COST, np.float64)
+        v[K.K_CPI_NS] = self.cpi * ns_per_cycle
+        v[K.K_STLB_HIT_NS] = self.stlb_hit_cycles * ns_per_cycle
+        v[K.K_WALK_NS] = self.walk_ns * self.nested_walk_factor
+        v[K.K_MISS_RATE] = self.cache_miss_rate
+        return v
+
+    def copy_ns(self, node: Node, pages: int = 1) -> float:
+        return pages * PAGE_SIZE / node.copy_bw * 1e9
+
+
+class Machine:
+    """CPUs with TLBs, one mm's page table, frames on nodes, and the counters."""
+
+    def __init__(self, cfg: Config, meta: TraceMeta, ncpu: int | None = None):
+        self.cfg = cfg
+        self.meta = meta
+        self.ncpu = ncpu or cfg.machine.ncpu
+        self.geometry = tlb_geometry(cfg)
+        self.costs = Costs.from_config(cfg)
+        self.cost_vec = self.costs.vector()
+        g = self.geometry
+        # One row per CPU holds iTLB, dTLB and STLB slots; geo says where each level starts.
+        slots = g.itlb_entries + g.dtlb_entries + g.stlb_entries
+        self.tlb_geo = np.array([0, g.itlb_entries // g.itlb_ways, g.itlb_ways,
+                                 g.itlb_entries, g.dtlb_entries // g.dtlb_ways, g.dtlb_ways,
+                                 g.itlb_entries + g.dtlb_entries, g.stlb_entries // g.stlb_ways,
+                                 g.stlb_ways], np.int64)
+        self.tlb_tag = np.full((self.ncpu, slots), -1, np.int32)  # page id, -1 empty
+        self.tlb_pfn = np.zeros((self.ncpu, slots), np.int32)
+        self.tlb_wr = np.zeros((self.ncpu, slots), np.uint8)
+        self.tlb_lru = np.zeros((self.ncpu, slots), np.int64)
+        self.stamps = np.zeros(self.ncpu, np.int64)
+        self.counters = np.zeros((self.ncpu, N_COUNTERS), np.int64)
+        self.times = np.zeros((self.ncpu, N_TIMES), np.float64)
+        self.clock = np.zeros(self.ncpu, np.float64)
+        # mm: one process; per-CPU TLB generation and lazy flag (K§1.3)
+        self.mm_gen = 1
+        self.cpu_gen = np.ones(self.ncpu, np.int64)
+        self.lazy = np.zeros(self.ncpu, np.bool_)
+        self.mm_cpumask = np.zeros(self.ncpu, np.bool_)
+        # pages
+        self.regions = tuple(sorted(meta.regions, key=lambda r: r.start))
+        self._region_starts = np.array([r.start for r in self.regions], np.int64)
+        self.pagemap = PageMap(capacity=max(1 << 16, sum(r.pages for r in self.regions) + 4096))
+        self.page_flags = np.zeros(0, np.uint8)
+        self.pte_pfn = np.zeros(0, np.int32)
+        self.pte_flags = np.zeros(0, np.uint8)
+        self.scan_time = np.zeros(0, np.float64)  # NUMA scan timestamp per page (ns)
+        # nodes and frames
+        footprint = meta.footprint_bytes
+        dram, cxl = cfg.memory.dram, cfg.memory.cxl
+        if (isinstance(dram, float) or isinstance(cxl, float)) and footprint == 0:
+            raise ConfigError("config key 'memory.dram'/'memory.cxl': a share of the footprint needs a "
+                              "trace with regions metadata; give an absolute size such as \"1GiB\"")
+        c = self.costs
+        n0 = resolve_capacity(dram, footprint)
+        n1 = resolve_capacity(cxl, footprint)
+        self.nodes = [Node(0, 0, n0, c.dram_latency, c.copy_bandwidth_dram, True),
+                      Node(1, n0, n1, c.cxl_latency, c.copy_bandwidth_cxl, False)]
+        mfk = cfg.memory.min_free_kbytes or min_free_kbytes(n0 + n1)
+        set_watermarks(self.nodes, mfk, cfg.memory.watermark_scale_factor)
+        nk = cfg.tlb.kernel_text_pages
+        nframes = n0 + n1 + nk
+        self.frame_node = np.zeros(nframes, np.int8)
+        self.frame_node[n0:n0 + n1] = 1
+        self.frame_state = np.full(nframes, F_FREE, np.int8)
+        self.frame_ver = np.zeros(nframes, np.int64)
+        self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: one mm, one vpn per frame
+        self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
+        # kernel text: present, global unless PTI, on reserved frames
+        kvpns = KERNEL_TEXT_VPN + np.arange(nk, dtype=np.int64)
+        self.kernel_pids = self.pagemap.add_vpns(kvpns)
+        self._grow(self.pagemap.n)
+        kframes = np.arange(n0 + n1, nframes, dtype=np.int32)
+        self.page_flags[self.kernel_pids] = K.VMA_EXEC | K.VMA_KERNEL
+        self.pte_pfn[self.kernel_pids] = kframes
+        self.pte_flags[self.kernel_pids] = K.PTE_PRESENT
+        self.frame_state[kframes] = F_KERNEL
+        self.frame_pid[kframes] = self.kernel_pids
+
+    # ---- pages -------------------------------------------------------------------------
+    def _grow(self, n: int) -> None:
+        old = len(self.pte_pfn)
+        if n <= old:
+            return
+        cap = max(n, 2 * old, 1024)
+        for name, fill, dtype in (("page_flags", 0, np.uint8), ("pte_pfn", -1, np.int32),
+                                  ("pte_flags", 0, np.uint8), ("scan_time", 0.0, np.float64)):
+            arr = np.full(cap, fill, dtype)
+            arr[:old] = getattr(self, name)
+            setattr(self, name, arr)
+
+    def on_new_pages(self, first_new: int) -> None:
+        """Called after map_batch added pages [first_new, pagemap.n)."""
+        n = self.pagemap.n
+        if n == first_new:
+            return
+        self._grow(n)
+        vpns = self.pagemap.vpns[first_new:n]
+        self.page_flags[first_new:n] = self._vma_flags(vpns)
+
+    def _vma_flags(self, vpns: np.ndarray) -> np.ndarray:
+        flags = np.full(len(vpns), K.VMA_WRITE, np.uint8)
+        if not self.regions:
+            return flags
+        addr = vpns << 12
+        idx = np.searchsorted(self._region_starts, addr, side="right") - 1
+        for i, r in enumerate(self.regions):
+            sel = (idx == i) & (addr < r.end)
+            flags[sel] = (K.VMA_WRITE if r.writable else 0) | (K.VMA_EXEC if r.exec else 0)
+        return flags
+
+    @property
+    def page_vpn(self) -> np.ndarray:
+        return self.pagemap.vpns
+
+    # ---- initial state (model.md §3) ------------------------------------------------------
+    def place_initial(self) -> None:
+        """Make every region page present, placed first-touch (DRAM to its low mark) or interleaved."""
+        if not self.regions:
+            return
+        vpn_lists = [np.arange(r.start >> 12, ((r.end - 1) >> 12) + 1, dtype=np.int64)
+                     for r in self.regions if r.end > r.start]
+        vpns = np.concatenate(vpn_lists)
+        first_new = self.pagemap.n
+        pids = self.pagemap.add_vpns(vpns)
+        self.on_new_pages(first_new)
+        pids = pids[self.pte_pfn[pids] < 0]
+        n = len(pids)
+        dram, cxl = self.nodes
+        # first-touch allocations fall back to the next node below the low watermark (K§5.2)
+        room0 = max(0, dram.nr_free - dram.wmark.low)
+        room1 = max(0, cxl.nr_free - cxl.wmark.low)
+        if n > room0 + room1:
+            raise ConfigError(f"config keys 'memory.dram' + 'memory.cxl': the trace's regions need "
+                              f"{n} pages but the nodes hold only {room0 + room1} above their low "
+                              f"watermarks; give more memory")
+        if self.cfg.memory.placement == "interleave":
+            to0 = np.zeros(n, bool)
+            to0[::2] = True
+            if to0.sum() > room0:
+                extra = int(to0.sum() - room0)
+                to0[np.flatnonzero(to0)[-extra:]] = False
+        else:
+            to0 = np.arange(n) < room0
+        frames = np.empty(n, np.int32)
+        frames[to0] = dram.free.pop(int(to0.sum()))
+        frames[~to0] = cxl.free.pop(int((~to0).sum()))
+        pte = {"writable-dirty": K.PTE_PRESENT | K.PTE_WRITE | K.PTE_DIRTY,
+               "writable-clean": K.PTE_PRESENT | K.PTE_WRITE,
+               "readonly-clean": K.PTE_PRESENT}[self.cfg.memory.initial_pte]
+        writable = (self.page_flags[pids] & K.VMA_WRITE) != 0
+        self.pte_pfn[pids] = frames
+        self.pte_flags[pids] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)
+        self.frame_state[frames] = F_USED
+        self.frame_pid[frames] = pids
+
+    # ---- bookkeeping --------------------------------------------------------------------
+    def tlb_args(self):
+        return self.tlb_tag, self.tlb_pfn, self.tlb_wr, self.tlb_lru, self.tlb_geo
+
+    def kernel_entry(self, cpu: int) -> float:
+        """Fetch the kernel text pages on ``cpu`` (fault, IPI, kthread); returns the ns spent."""
+        if len(self.kernel_pids) == 0:
+            return 0.0
+        ns = float(K.kernel_text_fetch(cpu, self.kernel_pids, *self.tlb_args(), self.stamps, self.page_vpn, self.pte_pfn, self.pte_flags,
+                                       self.counters, self.times, self.cost_vec))
+        self.clock[cpu] += ns
+        return ns
+
+    def charge(self, cpu: int, ns: float, stall: int | None = None) -> None:
+        """Add kernel time to one CPU (its clock and, optionally, one stall bucket)."""
+        self.times[cpu, 0] += ns
+        if stall is not None:
+            self.times[cpu, stall] += ns
+        self.clock[cpu] += ns
+
+    def region_of(self, addr: int) -> Region | None:
+        i = int(np.searchsorted(self._region_starts, addr, side="right")) - 1
+        if i >= 0 and addr < self.regions[i].end:
+            return self.regions[i]
+        return None

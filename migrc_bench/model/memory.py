@@ -1,0 +1,105 @@
+"""Memory nodes: frames, free lists and the kernel's watermark formulas (K§5.2)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAGE_SIZE = 4096
+
+# frame states
+F_FREE, F_USED, F_HELD, F_TAGGED, F_KERNEL = 0, 1, 2, 3, 4
+
+
+class FreeList:
+    """A buddy free list reduced to what the model needs: take from the head, free to head or tail.
+
+    migrc frees delayed (cache-cold) sources to the tail (FPI_TO_TAIL); ordinary frees go to the
+    head, as pcp does. A ring buffer keeps both O(1) with no Python objects per frame.
+    """
+
+    def __init__(self, frames: np.ndarray):
+        self.cap = max(1, len(frames))
+        self.buf = np.empty(self.cap, np.int32)
+        self.buf[: len(frames)] = frames
+        self.head = 0
+        self.size = len(frames)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def pop(self, n: int = 1) -> np.ndarray:
+        if n > self.size:
+            raise IndexError("free list exhausted")
+        idx = (self.head + np.arange(n)) % self.cap
+        out = self.buf[idx].copy()
+        self.head = (self.head + n) % self.cap
+        self.size -= n
+        return out
+
+    def push_tail(self, frame: int) -> None:
+        assert self.size < self.cap
+        self.buf[(self.head + self.size) % self.cap] = frame
+        self.size += 1
+
+    def push_head(self, frame: int) -> None:
+        assert self.size < self.cap
+        self.head = (self.head - 1) % self.cap
+        self.buf[self.head] = frame
+        self.size += 1
+
+    def peek(self) -> int:
+        return int(self.buf[self.head])
+
+
+@dataclass
+class Watermarks:
+    min: int
+    low: int
+    high: int
+    promo: int
+
+
+@dataclass
+class Node:
+    nid: int
+    first_frame: int
+    pages: int
+    latency_ns: float
+    copy_bw: float  # bytes/s into this node
+    has_cpus: bool
+    wmark: Watermarks = field(default_factory=lambda: Watermarks(0, 0, 0, 0))
+    free: FreeList = field(init=False)
+    pending: int = 0  # migrc-held sources counted as free in watermark checks (K§3.2)
+
+    def __post_init__(self) -> None:
+        self.free = FreeList(np.arange(self.first_frame, self.first_frame + self.pages, dtype=np.int32))
+
+    @property
+    def nr_free(self) -> int:
+        return len(self.free)
+
+    def free_for_watermark(self) -> int:
+        return len(self.free) + self.pending
+
+    def watermark_ok(self, mark: int, nr_pages: int = 1) -> bool:
+        """__zone_watermark_ok for order-0: free after the allocation must stay above the mark."""
+        return self.free_for_watermark() - nr_pages >= mark
+
+
+def min_free_kbytes(total_pages: int) -> int:
+    """init_per_zone_wmark_min: int_sqrt(lowmem_kbytes * 16), clamped to [128, 262144]."""
+    lowmem_kb = total_pages * PAGE_SIZE // 1024
+    return int(min(max(math.isqrt(lowmem_kb * 16), 128), 262144))
+
+
+def set_watermarks(nodes: list[Node], min_free_kb: int, watermark_scale_factor: int) -> None:
+    """__setup_per_zone_wmarks: min split by size; gap = max(min/4, managed·wsf/10000)."""
+    total = sum(n.pages for n in nodes)
+    min_pages_total = min_free_kb * 1024 // PAGE_SIZE
+    for n in nodes:
+        zmin = min_pages_total * n.pages // total
+        gap = max(zmin // 4, n.pages * watermark_scale_factor // 10000)
+        n.wmark = Watermarks(zmin, zmin + gap, zmin + 2 * gap, zmin + 3 * gap)

@@ -1,0 +1,74 @@
+"""TLB geometry and cost presets, each figure with where it comes from.
+
+Geometry is per 4 KiB translations only (model.md §1: base pages only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TlbGeometry:
+    itlb_entries: int
+    itlb_ways: int
+    dtlb_entries: int
+    dtlb_ways: int
+    stlb_entries: int
+    stlb_ways: int
+    source: str
+
+
+TLB_PRESETS: dict[str, TlbGeometry] = {
+    # Skylake-SP (the seed's host class): Intel 64 and IA-32 Architectures Optimization Reference
+    # Manual, table "TLB parameters of the Skylake microarchitecture": ITLB 4K 128 entries 8-way,
+    # DTLB 4K 64 entries 4-way, STLB (4K/2M) 1536 entries 12-way.
+    "skylake-sp": TlbGeometry(128, 8, 64, 4, 1536, 12,
+                              "Intel optimization manual, Skylake microarchitecture TLB table"),
+    # Sapphire Rapids (Golden Cove cores): ITLB 4K 256 entries 8-way, DTLB (loads) 4K 64 entries
+    # 4-way, STLB 2048 entries 16-way shared by 4K/2M pages (optimization manual, Golden Cove TLB
+    # table). The 16-entry fully associative store DTLB is folded into the load DTLB.
+    "sapphire-rapids": TlbGeometry(256, 8, 64, 4, 2048, 16,
+                                   "Intel optimization manual, Golden Cove TLB table"),
+}
+
+
+# Cost presets. Keys match the cost.* config keys; times in ns, bandwidths in bytes/s.
+COST_PRESETS: dict[str, dict[str, float]] = {
+    "bare-metal": {
+        "cpi": 0.7,                  # non-stall cycles per instruction of a memory-bound loop
+        "stlb_hit_cycles": 9.0,      # Skylake STLB hit latency (optimization manual: ~9 cycles)
+        "walk_ns": 25.0,             # 4-level walk, upper levels in paging-structure caches, PTE from L2/LLC
+        "nested_walk_factor": 1.0,   # no EPT on bare metal
+        "cache_miss_rate": 0.3,      # share of data accesses served by memory (XSBench: random rows)
+        "dram_latency": 90.0,        # local DDR4 load-to-use latency
+        "cxl_latency": 200.0,        # CXL-ASIC ≈ 2.2× DDR latency (CXL-DMSim silicon validation)
+        "ipi_send": 150.0,           # per target: x2APIC ICR write + bookkeeping
+        "ipi_wait": 1500.0,          # initiator waits for the slowest ack (1-3 µs round trips on Xeons)
+        "ipi_receive": 600.0,        # interrupt entry/exit + flush_tlb_func on the receiver
+        "vmexit": 0.0,               # no hypervisor
+        "flush_full": 150.0,         # CR3 write / INVPCID single-context
+        "flush_one": 100.0,          # one INVLPG (arch/x86/mm/tlb.c ceiling comment: ~100 ns)
+        "fault": 1000.0,             # minor fault entry, handling and return
+        "copy_bandwidth_dram": 10e9, # single-thread 4 KiB copy into DRAM
+        "copy_bandwidth_cxl": 5e9,   # into the CXL node
+    },
+    "kvm-guest": {
+        "cpi": 0.7,
+        "stlb_hit_cycles": 9.0,
+        "walk_ns": 25.0,
+        "nested_walk_factor": 2.0,   # 2D walk (guest + EPT), mostly cached: ~2× native
+        "cache_miss_rate": 0.3,
+        "dram_latency": 90.0,
+        "cxl_latency": 140.0,        # the seed's "CXL" node was plain host DRAM behind a CPU-less node
+        "ipi_send": 150.0,
+        "ipi_wait": 2500.0,          # guest IPI round trip: sender exit, host injection, receiver ack
+        "ipi_receive": 900.0,        # injected interrupt + EOI in the guest
+        "vmexit": 1500.0,            # ICR write traps to the host on the sender (no posted IPIs)
+        "flush_full": 150.0,
+        "flush_one": 100.0,
+        "fault": 1500.0,             # guest fault plus occasional EPT violation
+        "copy_bandwidth_dram": 10e9,
+        "copy_bandwidth_cxl": 5e9,
+    },
+}

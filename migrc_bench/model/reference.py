@@ -1,0 +1,397 @@
+"""A small pure-Python reference model of the replay core, written for clarity, not speed.
+
+It shares nothing with the compiled loop, the page map, the feeder or the flush mechanism:
+only the config parsing, the cost figures, the TLB geometry and the initial placement. A
+hypothesis test replays random traces with random flushes and PTE changes through both and
+requires every counter (and every CPU clock) to be identical.
+
+The rules it encodes, one access at a time (model.md §3-§5, K§1):
+- each CPU runs the thread of the same number; inside a quantum CPUs run in index order,
+  each until its clock reaches the quantum's end; events run at the first boundary at or
+  after their time;
+- a lookup tries the L1 (iTLB for fetches, dTLB otherwise), then the STLB (refilling the L1),
+  then walks the page table (refilling STLB and L1); a walk of a missing or PROT_NONE PTE, or
+  a store walk of a read-only PTE, faults without counting a miss;
+- replacement: the first empty way of the set, else the least recently used;
+- a store through a read-only translation drops that page's translations and faults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..config import Config
+from .counters import COUNTERS, TIMES
+from .machine import KERNEL_TEXT_VPN, Costs, tlb_geometry
+from .memory import min_free_kbytes, set_watermarks, Node, PAGE_SIZE
+
+IFETCH, LOAD, STORE, MODIFY = 0, 1, 2, 3
+
+
+@dataclass
+class Event:
+    """A scheduled kernel action used by tests: both models apply it the same way."""
+
+    t_ns: float
+    kind: str  # "range" | "full" | "batch" | "wrprotect" | "unmap"
+    cpu: int
+    vpns: tuple[int, ...] = ()
+    mask: tuple[bool, ...] = ()
+
+
+@dataclass
+class Pte:
+    frame: int
+    present: bool = True
+    protnone: bool = False
+    write: bool = False
+    dirty: bool = False
+    young: bool = False
+
+
+class Tlb:
+    """One set-associative level: sets of ways, each way [key, frame, writable, last_use] or None."""
+
+    def __init__(self, entries: int, ways: int):
+        self.nsets = entries // ways
+        self.sets = [[None] * ways for _ in range(self.nsets)]
+
+    def lookup(self, vpn: int, key: int, stamp: int):
+        for way in self.sets[vpn % self.nsets]:
+            if way is not None and way[0] == key:
+                way[3] = stamp
+                return way
+        return None
+
+    def fill(self, vpn: int, key: int, frame: int, writable: bool, stamp: int) -> None:
+        ways = self.sets[vpn % self.nsets]
+        empty = [i for i, w in enumerate(ways) if w is None]
+        if empty:
+            victim = empty[0]
+        else:
+            victim = min(range(len(ways)), key=lambda i: ways[i][3])
+        ways[victim] = [key, frame, writable, stamp]
+
+    def drop(self, vpn: int, key: int) -> None:
+        ways = self.sets[vpn % self.nsets]
+        for i, w in enumerate(ways):
+            if w is not None and w[0] == key:
+                ways[i] = None
+
+    def drop_all(self, keep) -> None:
+        for ways in self.sets:
+            for i, w in enumerate(ways):
+                if w is not None and not keep(w[0]):
+                    ways[i] = None
+
+
+@dataclass
+class Cpu:
+    itlb: Tlb
+    dtlb: Tlb
+    stlb: Tlb
+    clock: float = 0.0
+    stamp: int = 0
+    gen: int = 1
+    lazy: bool = False
+    running: bool = True
+    counters: dict = field(default_factory=lambda: {c: 0 for c in COUNTERS})
+    times: dict = field(default_factory=lambda: {t: 0.0 for t in TIMES})
+
+
+class ReferenceModel:
+    def __init__(self, cfg: Config, threads: list[list[tuple[int, int, int]]],
+                 regions_pages: list[tuple[int, bool]], footprint_bytes: int,
+                 events: Iterable[Event] = ()):
+        """``threads[t]`` = [(op, addr, size)...]; ``regions_pages`` = [(vpn, writable)...] present
+        at the start in placement order; capacities as in the config."""
+        self.cfg = cfg
+        g = tlb_geometry(cfg)
+        self.costs = Costs.from_config(cfg)
+        c = self.costs
+        self.cpi_ns = c.cpi * (1e9 / c.cpu_freq_hz)
+        self.stlb_ns = c.stlb_hit_cycles * (1e9 / c.cpu_freq_hz)
+        self.walk_ns = c.walk_ns * c.nested_walk_factor
+        ncpu = cfg.machine.ncpu
+        self.cpus = [Cpu(Tlb(g.itlb_entries, g.itlb_ways), Tlb(g.dtlb_entries, g.dtlb_ways),
+                         Tlb(g.stlb_entries, g.stlb_ways)) for _ in range(ncpu)]
+        self.streams = [self._split_pages(t) for t in threads]
+        self.pos = [0] * len(threads)
+        for i, cpu in enumerate(self.cpus):
+            cpu.running = i < len(threads)
+        self.mm_cpumask = [i < len(threads) for i in range(ncpu)]
+        self.mm_gen = 1
+        self.pti = cfg.tlb.pti
+        self.ceiling = cfg.tlb.single_page_flush_ceiling
+        self.events_per_flush = cfg.tlb.itlb_flush_events_per_flush
+        self.events = sorted(events, key=lambda e: e.t_ns)
+        # memory: same capacities, watermarks and placement rule as the fast model
+        from ..config import resolve_capacity
+
+        n0 = resolve_capacity(cfg.memory.dram, footprint_bytes)
+        n1 = resolve_capacity(cfg.memory.cxl, footprint_bytes)
+        self.nodes = [Node(0, 0, n0, c.dram_latency, c.copy_bandwidth_dram, True),
+                      Node(1, n0, n1, c.cxl_latency, c.copy_bandwidth_cxl, False)]
+        set_watermarks(self.nodes, cfg.memory.min_free_kbytes or min_free_kbytes(n0 + n1),
+                       cfg.memory.watermark_scale_factor)
+        self.free = [list(range(n0)), list(range(n0, n0 + n1))]
+        self.node_of = lambda f: 0 if f < n0 else 1
+        self.pt: dict[int, Pte] = {}
+        self.vma_write: dict[int, bool] = {}
+        self.kernel_vpns = [KERNEL_TEXT_VPN + i for i in range(cfg.tlb.kernel_text_pages)]
+        for i, v in enumerate(self.kernel_vpns):
+            self.pt[v] = Pte(frame=n0 + n1 + i)
+        room0 = max(0, n0 - self.nodes[0].wmark.low)
+        for i, (vpn, writable) in enumerate(regions_pages):
+            node = 0 if i < room0 else 1
+            frame = self.free[node].pop(0)
+            self.pt[vpn] = Pte(frame=frame, write=writable, dirty=writable)
+            self.vma_write[vpn] = writable
+
+    @staticmethod
+    def _split_pages(records):
+        out = []
+        for op, addr, size in records:
+            first, last = addr >> 12, (addr + max(size, 1) - 1) >> 12
+            for vpn in range(first, last + 1):
+                out.append((op, vpn))
+        return out
+
+    # ---- translation -------------------------------------------------------------------
+    def _translate(self, c: int, vpn: int, kind: int, stamp: int):
+        cpu = self.cpus[c]
+        n = cpu.counters
+        l1 = cpu.itlb if kind == IFETCH else cpu.dtlb
+        hit = l1.lookup(vpn, vpn, stamp)
+        if hit is not None:
+            n["itlb_hits" if kind == IFETCH else "dtlb_hits"] += 1
+            frame, writable = hit[1], hit[2]
+        else:
+            n["itlb_l1_misses" if kind == IFETCH else "dtlb_l1_misses"] += 1
+            hit = cpu.stlb.lookup(vpn, vpn, stamp)
+            if hit is not None:
+                n["stlb_hits"] += 1
+                frame, writable = hit[1], hit[2]
+                l1.fill(vpn, vpn, frame, writable, stamp)
+                cpu.times["busy"] += self.stlb_ns
+            else:
+                pte = self.pt.get(vpn)
+                if pte is None or not pte.present:
+                    return "missing"
+                if pte.protnone:
+                    return "hint"
+                if kind == STORE and not pte.write:
+                    return "wp"
+                n["stlb_misses"] += 1
+                n[{IFETCH: "itlb_misses", LOAD: "dtlb_load_misses", STORE: "dtlb_store_misses"}[kind]] += 1
+                pte.young = True
+                if kind == STORE:
+                    pte.dirty = True
+                frame, writable = pte.frame, pte.write
+                cpu.stlb.fill(vpn, vpn, frame, writable, stamp)
+                l1.fill(vpn, vpn, frame, writable, stamp)
+                cpu.times["busy"] += self.walk_ns
+                cpu.times["walk"] += self.walk_ns
+        if kind == STORE:
+            if not writable:
+                for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
+                    t.drop(vpn, vpn)
+                return "wp"
+            pte = self.pt[vpn]
+            if frame == pte.frame:
+                pte.dirty = True
+        return frame
+
+    def _access(self, c: int, op: int, vpn: int):
+        cpu = self.cpus[c]
+        cpu.stamp += 1
+        t0 = cpu.times["busy"]
+        if op == IFETCH:
+            r = self._translate(c, vpn, IFETCH, cpu.stamp)
+        else:
+            r = self._translate(c, vpn, STORE if op == STORE else LOAD, cpu.stamp)
+            if isinstance(r, int) and op == MODIFY:
+                r = self._translate(c, vpn, STORE, cpu.stamp)
+        if isinstance(r, str):
+            cpu.clock += cpu.times["busy"] - t0
+            return r
+        if op == IFETCH:
+            cpu.counters["instructions"] += 1
+            cpu.times["busy"] += self.cpi_ns
+        else:
+            cpu.counters["loads" if op == LOAD else "stores"] += 1
+            if op == MODIFY:
+                cpu.counters["loads"] += 1
+            mem = self.costs.cache_miss_rate * self.nodes[self.node_of(r)].latency_ns
+            cpu.times["busy"] += mem
+            cpu.times["mem"] += mem
+        cpu.counters["accesses"] += 1
+        cpu.clock += cpu.times["busy"] - t0
+        return None
+
+    # ---- kernel side -------------------------------------------------------------------
+    def _charge(self, c: int, ns: float, bucket: str | None = None) -> None:
+        cpu = self.cpus[c]
+        cpu.times["busy"] += ns
+        if bucket:
+            cpu.times[bucket] += ns
+        cpu.clock += ns
+
+    def _kernel_entry(self, c: int) -> float:
+        cpu = self.cpus[c]
+        t0 = cpu.times["busy"]
+        for v in self.kernel_vpns:
+            cpu.stamp += 1
+            self._translate(c, v, IFETCH, cpu.stamp)
+        ns = cpu.times["busy"] - t0
+        cpu.clock += ns
+        return ns
+
+    def _fault(self, c: int, kind: str, vpn: int) -> None:
+        cpu = self.cpus[c]
+        cpu.counters["pgfault"] += 1
+        self._charge(c, self.costs.fault, "fault")
+        cpu.times["fault"] += self._kernel_entry(c)
+        if kind == "missing":
+            nid = self._pick_node()
+            frame = self.free[nid].pop(0)
+            cpu.counters["numa_hit" if nid == 0 else "numa_miss"] += 1
+            write = self.vma_write.setdefault(vpn, True)
+            self.pt[vpn] = Pte(frame=frame, write=write)
+        elif kind == "wp":
+            pte = self.pt[vpn]
+            if not pte.write:
+                pte.write = pte.dirty = pte.young = True
+        else:
+            raise AssertionError(kind)
+
+    def _pick_node(self) -> int:
+        """Preferred node 0, then 1: above low, else above min, else anything free."""
+        for level in ("low", "min"):
+            for nid in (0, 1):
+                mark = getattr(self.nodes[nid].wmark, level)
+                if self.free[nid] and len(self.free[nid]) - 1 >= mark:
+                    return nid
+        return 0 if self.free[0] else 1
+
+    def _flush_local_or_remote(self, c: int, pages, new_gen: int, local: bool) -> None:
+        cpu = self.cpus[c]
+        if not local:
+            cpu.counters["nr_tlb_remote_flush_received"] += 1
+            cpu.counters["tlb_shootdown_irqs"] += 1
+            self._charge(c, self.costs.ipi_receive, "ipi")
+            cpu.times["ipi"] += self._kernel_entry(c)
+        if new_gen != 0 and new_gen <= cpu.gen:
+            return
+        if cpu.gen == self.mm_gen:
+            return
+        if pages is not None and new_gen == cpu.gen + 1 and new_gen == self.mm_gen:
+            for v in pages:
+                for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
+                    t.drop(v, v)
+            if local:
+                cpu.counters["nr_tlb_local_flush_one"] += len(pages)
+            self._charge(c, len(pages) * self.costs.flush_one, "ipi")
+            n = len(pages)
+        else:
+            keep = (lambda k: k in self.kernel_vpns) if not self.pti else (lambda k: False)
+            for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
+                t.drop_all(keep)
+            if local:
+                cpu.counters["nr_tlb_local_flush_all"] += 1
+            self._charge(c, self.costs.flush_full, "ipi")
+            n = 1
+        cpu.counters["itlb_flush"] += n * self.events_per_flush
+        cpu.counters["dtlb_flush"] += n
+        cpu.counters["stlb_flush"] += n
+        cpu.gen = self.mm_gen
+
+    def _flush(self, initiator: int, mask: list[bool], pages, new_gen: int) -> None:
+        others = [i for i, b in enumerate(mask) if b and i != initiator]
+        if others:
+            self.cpus[initiator].counters["nr_tlb_remote_flush"] += 1
+            ipis = 0
+            for i, b in enumerate(mask):
+                if not b or self.cpus[i].lazy:
+                    continue
+                if i == initiator:
+                    self._flush_local_or_remote(i, pages, new_gen, local=True)
+                else:
+                    ipis += 1
+                    self._flush_local_or_remote(i, pages, new_gen, local=False)
+            if ipis:
+                co = self.costs
+                self._charge(initiator, ipis * (co.ipi_send + co.vmexit) + co.ipi_wait, "ipi")
+        elif mask[initiator] and not self.cpus[initiator].lazy:
+            self._flush_local_or_remote(initiator, pages, new_gen, local=True)
+
+    def _flush_range(self, initiator: int, vpns) -> None:
+        self.mm_gen += 1
+        pages = None if vpns is None or len(vpns) > self.ceiling else list(vpns)
+        self._flush(initiator, self.mm_cpumask, pages, self.mm_gen)
+
+    def _apply(self, ev: Event) -> None:
+        if ev.kind == "range":
+            self._flush_range(ev.cpu, ev.vpns)
+        elif ev.kind == "full":
+            self._flush_range(ev.cpu, None)
+        elif ev.kind == "batch":
+            self._flush(ev.cpu, list(ev.mask), None, 0)
+        elif ev.kind == "wrprotect":
+            for v in ev.vpns:
+                if v in self.pt and self.pt[v].present:
+                    self.pt[v].write = False
+            self._flush_range(ev.cpu, ev.vpns)
+        elif ev.kind == "unmap":
+            freed = []
+            for v in ev.vpns:
+                pte = self.pt.get(v)
+                if pte is not None and pte.present:
+                    pte.present = False
+                    freed.append(pte.frame)
+            self._flush_range(ev.cpu, ev.vpns)
+            for f in freed:
+                self.free[self.node_of(f)].insert(0, f)
+        else:
+            raise AssertionError(ev.kind)
+
+    # ---- the replay --------------------------------------------------------------------
+    def run(self) -> dict:
+        quantum = float(self.cfg.replay.quantum)
+        q_end = quantum
+        ev = 0
+        while True:
+            for c, cpu in enumerate(self.cpus):
+                if not cpu.running:
+                    continue
+                stream = self.streams[c]
+                while cpu.clock < q_end:
+                    if self.pos[c] == len(stream):
+                        cpu.running = False
+                        break
+                    op, vpn = stream[self.pos[c]]
+                    fault = self._access(c, op, vpn)
+                    if fault is None:
+                        self.pos[c] += 1
+                        continue
+                    self._set_lazy()
+                    self._fault(c, fault, vpn)
+            if not any(cpu.running for cpu in self.cpus):
+                break
+            self._set_lazy()
+            while ev < len(self.events) and self.events[ev].t_ns <= q_end:
+                self._apply(self.events[ev])
+                ev += 1
+            q_end += quantum
+        return self.totals()
+
+    def _set_lazy(self) -> None:
+        for i, cpu in enumerate(self.cpus):
+            if i < len(self.streams) and not cpu.running:
+                cpu.lazy = True
+
+    def totals(self) -> dict:
+        out = {c: sum(cpu.counters[c] for cpu in self.cpus) for c in COUNTERS}
+        out["clocks"] = [cpu.clock for cpu in self.cpus]
+        return out

@@ -1,0 +1,284 @@
+"""The replay driver (model.md §5): runs the compiled loop and does the kernel's work between calls.
+
+The compiled loop replays accesses CPU by CPU inside quanta and returns whenever Python must
+act. Faults are handled at the faulting CPU's clock; kernel activities (tiering scans,
+kswapd, interval sampling, scheduled test events) run at quantum boundaries in time order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import Config
+from ..errors import ConfigError, TraceError
+from ..trace.native import TraceReader
+from . import kernel as K
+from .counters import C, COUNTERS, T, TIMES
+from .feeder import Buffers, Feeder
+from .flush import FlushMechanism
+from .machine import Machine
+from .memory import F_USED
+
+ProgressFn = Callable[[int, float], None]  # (accesses so far, modelled ns)
+
+
+@dataclass
+class RunResult:
+    """What one replay produced: totals, per-CPU counters and interval rows."""
+
+    engine: str
+    trace_path: str
+    config: Config
+    totals: dict[str, Any]
+    cpus: list[dict[str, Any]]
+    intervals: list[dict[str, Any]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(order=True)
+class _Event:
+    t_ns: float
+    seq: int
+    fn: Callable[["Replay"], None] = field(compare=False)
+
+
+class Replay:
+    """One run of one trace through one machine and engine."""
+
+    def __init__(self, cfg: Config, trace: "str | Path | TraceReader", engine=None,
+                 progress: ProgressFn | None = None):
+        self.cfg = cfg
+        self.reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
+        meta = self.reader.meta
+        threads = cfg.replay.threads or max(1, meta.threads)
+        if cfg.replay.threads and meta.threads > 1 and cfg.replay.threads != meta.threads:
+            raise ConfigError(f"config key 'replay.threads': {cfg.replay.threads} threads asked, but "
+                              f"the trace already has {meta.threads}; replay.threads only "
+                              f"multiplies a single-thread trace")
+        if threads > cfg.machine.ncpu:
+            raise ConfigError(f"config key 'machine.ncpu': the trace runs {threads} threads, "
+                              f"expected at least that many CPUs, got {cfg.machine.ncpu}")
+        if self.reader.num_rows == 0:
+            raise TraceError(self.reader.path, "the trace is empty")
+        self.threads = threads
+        self.machine = m = Machine(cfg, meta)
+        m.place_initial()
+        m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
+        self.flush = FlushMechanism(m)
+        self.buffers = Buffers(m.ncpu)
+        self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses)
+        self.running = np.zeros(m.ncpu, np.bool_)
+        self.running[:threads] = True
+        self.quantum = float(cfg.replay.quantum)
+        self.q_end = np.array([self.quantum], np.float64)
+        self.interval_ns = float(cfg.replay.interval)
+        self.intervals: list[dict[str, Any]] = []
+        self._last_totals = np.zeros(len(COUNTERS), np.int64)
+        self._last_times = np.zeros(len(TIMES), np.float64)
+        self._next_interval = self.interval_ns
+        self._events: list[_Event] = []
+        self._seq = 0
+        self.progress = progress
+        self.check = False
+        self.engine = engine
+        if engine is not None:
+            engine.attach(self)
+
+    # ---- scheduling --------------------------------------------------------------------
+    def at(self, t_ns: float, fn: Callable[["Replay"], None]) -> None:
+        """Run ``fn(replay)`` at the first quantum boundary at or after ``t_ns``."""
+        self._seq += 1
+        heapq.heappush(self._events, _Event(float(t_ns), self._seq, fn))
+
+    def now(self) -> float:
+        return float(self.q_end[0])
+
+    def _next_stop(self) -> float:
+        t = self._next_interval
+        if self._events:
+            t = min(t, self._events[0].t_ns)
+        return t
+
+    # ---- faults ------------------------------------------------------------------------
+    def _fault_missing(self, cpu: int, pid: int) -> None:
+        """First touch: allocate on the CPU's node, falling back down the zonelist."""
+        m = self.machine
+        m.counters[cpu, C["pgfault"]] += 1
+        m.charge(cpu, m.costs.fault, T["fault"])
+        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        frame, node = self.alloc_page(cpu, preferred=0)
+        m.pte_pfn[pid] = frame
+        fl = K.PTE_PRESENT
+        if m.page_flags[pid] & K.VMA_WRITE:
+            fl |= K.PTE_WRITE
+        m.pte_flags[pid] = fl
+        m.frame_state[frame] = F_USED
+        m.frame_pid[frame] = pid
+        m.frame_ver[frame] += 1  # zeroed page: new content
+        if self.engine is not None:
+            self.engine.on_page_allocated(cpu, pid, frame)
+
+    def alloc_page(self, cpu: int, preferred: int = 0) -> tuple[int, int]:
+        """get_page_from_freelist over the zonelist: the first node above its low watermark."""
+        m = self.machine
+        order = [preferred] + [n.nid for n in m.nodes if n.nid != preferred]
+        if self.engine is not None:
+            got = self.engine.alloc_page(cpu, order)
+            if got is not None:
+                return got
+        for mark in ("low", "min"):
+            for nid in order:
+                node = m.nodes[nid]
+                if node.nr_free and node.watermark_ok(getattr(node.wmark, mark)):
+                    return self._take(cpu, node, preferred)
+        for nid in order:
+            node = m.nodes[nid]
+            if node.nr_free:
+                return self._take(cpu, node, preferred)
+        raise ConfigError("out of memory: every node is full; give more 'memory.dram' or 'memory.cxl'")
+
+    def _take(self, cpu: int, node, preferred: int) -> tuple[int, int]:
+        m = self.machine
+        frame = int(node.free.pop(1)[0])
+        m.counters[cpu, C["numa_hit" if node.nid == preferred else "numa_miss"]] += 1
+        return frame, node.nid
+
+    def _fault_wp(self, cpu: int, pid: int) -> None:
+        """Write to a read-only translation: spurious, or do_wp_page (reuse: one exclusive mm)."""
+        m = self.machine
+        m.counters[cpu, C["pgfault"]] += 1
+        m.charge(cpu, m.costs.fault, T["fault"])
+        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        fl = m.pte_flags[pid]
+        if fl & K.PTE_WRITE:
+            return  # spurious: the CPU held an older read-only translation
+        if not m.page_flags[pid] & K.VMA_WRITE:
+            vpn = int(m.page_vpn[pid])
+            raise TraceError(self.reader.path, f"store to read-only page 0x{vpn << 12:x} "
+                             f"(a region marked not writable)")
+        if self.engine is not None:
+            self.engine.before_wp_fault(cpu, pid)
+        m.pte_flags[pid] = fl | K.PTE_WRITE | K.PTE_DIRTY | K.PTE_YOUNG
+
+    def _fault_hint(self, cpu: int, pid: int) -> None:
+        if self.engine is None:
+            raise AssertionError("PROT_NONE PTE without a tiering engine")
+        self.engine.hint_fault(cpu, pid)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        m = self.machine
+        wall0 = time.perf_counter()
+        self.feeder.prime()
+        tlb = m.tlb_args()
+        out = np.zeros(3, np.int64)
+        if self.engine is not None:
+            self.engine.start()
+        t_stop = self._next_stop()
+        while True:
+            reason = K.run_loop(
+                self.buffers.pid, self.buffers.op, self.buffers.head, self.buffers.tail,
+                self.feeder.stream_open, self.running, m.clock, self.q_end, self.quantum, t_stop,
+                *tlb, m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
+                m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
+                self.check, out)
+            self._update_lazy()
+            if reason == K.R_NEED_DATA:
+                self.feeder.refill(int(out[0]))
+                continue
+            if reason == K.R_FAULT_MISSING:
+                self._fault_missing(int(out[0]), int(out[1]))
+            elif reason == K.R_FAULT_WP:
+                self._fault_wp(int(out[0]), int(out[1]))
+            elif reason == K.R_FAULT_HINT:
+                self._fault_hint(int(out[0]), int(out[1]))
+            elif reason == K.R_STOP:
+                self._boundary()
+                t_stop = self._next_stop()
+                if self.progress is not None:
+                    self.progress(int(m.counters[:, C["accesses"]].sum()), self.now())
+            elif reason == K.R_ALL_DONE:
+                break
+        self._finish_intervals()
+        if self.engine is not None:
+            self.engine.finish()
+        return self._result(time.perf_counter() - wall0)
+
+    def _update_lazy(self) -> None:
+        """A CPU whose thread finished runs the idle task: lazy TLB, mm still loaded."""
+        m = self.machine
+        done = ~self.running[: self.threads]
+        if done.any():
+            m.lazy[: self.threads] |= done
+
+    def _boundary(self) -> None:
+        t = self.now()
+        while self._events and self._events[0].t_ns <= t:
+            ev = heapq.heappop(self._events)
+            ev.fn(self)
+        if t >= self._next_interval:
+            self._sample_interval(t)
+            while self._next_interval <= t:
+                self._next_interval += self.interval_ns
+
+    def _sample_interval(self, t_ns: float) -> None:
+        m = self.machine
+        totals = m.counters.sum(axis=0)
+        times = m.times.sum(axis=0)
+        row: dict[str, Any] = {"interval": len(self.intervals), "t_s": t_ns / 1e9}
+        delta = totals - self._last_totals
+        row.update({name: int(delta[i]) for i, name in enumerate(COUNTERS)})
+        tdelta = times - self._last_times
+        row.update({f"stall_{n}_s": float(tdelta[i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"})
+        row["cpu_time_s"] = float(tdelta[T["busy"]]) / 1e9
+        if self.engine is not None:
+            row.update(self.engine.interval_gauges())
+        self.intervals.append(row)
+        self._last_totals = totals
+        self._last_times = times
+
+    def _finish_intervals(self) -> None:
+        m = self.machine
+        end = float(m.clock[: self.threads].max())
+        if (m.counters.sum(axis=0) != self._last_totals).any() or not self.intervals:
+            self._sample_interval(max(end, self.now() if not self.intervals else end))
+
+    def _result(self, wall_s: float) -> RunResult:
+        m = self.machine
+        totals: dict[str, Any] = {name: int(v) for name, v in zip(COUNTERS, m.counters.sum(axis=0))}
+        tsum = m.times.sum(axis=0)
+        runtime_ns = float(m.clock[: self.threads].max())
+        totals.update({
+            "runtime_s": runtime_ns / 1e9,
+            "cpu_time_s": float(tsum[T["busy"]]) / 1e9,
+            **{f"stall_{n}_s": float(tsum[i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"},
+            "migrc_pending_pages_peak": 0,
+            "wall_s": wall_s,
+            "accesses_per_s": totals["accesses"] / wall_s if wall_s > 0 else 0.0,
+            "invariant_violations": 0,
+        })
+        if self.engine is not None:
+            totals.update(self.engine.run_figures())
+        cpus = []
+        for c in range(m.ncpu):
+            row: dict[str, Any] = {"cpu": c}
+            row.update({name: int(m.counters[c, i]) for i, name in enumerate(COUNTERS)})
+            row.update({f"stall_{n}_s": float(m.times[c, i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"})
+            row["cpu_time_s"] = float(m.times[c, T["busy"]]) / 1e9
+            cpus.append(row)
+        extra = {
+            "threads": self.threads,
+            "dram_pages": m.nodes[0].pages,
+            "cxl_pages": m.nodes[1].pages,
+            "footprint_bytes": self.reader.meta.footprint_bytes,
+            "time_scale": self.cfg.replay.time_scale,
+            "trace_rows": self.feeder.read_rows,
+        }
+        return RunResult(self.cfg.engine,
+                         str(self.reader.path), self.cfg, totals, cpus, self.intervals, extra)

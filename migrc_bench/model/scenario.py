@@ -1,0 +1,62 @@
+"""Scheduled kernel actions for tests and scenarios, applied to the fast model.
+
+The reference model applies the same ``Event`` records its own way; the hypothesis test
+feeds both and compares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernel as K
+from .reference import Event
+
+
+def _pids(replay, vpns) -> np.ndarray:
+    pids = replay.machine.pagemap.lookup(np.asarray(vpns, np.int64))
+    return pids
+
+
+def apply_event(replay, ev: Event) -> None:
+    m = replay.machine
+    fl = replay.flush
+    if ev.kind == "full":
+        fl.flush_mm_range(ev.cpu, None)
+        return
+    if ev.kind == "batch":
+        fl.flush_batch(ev.cpu, np.array(ev.mask, np.bool_))
+        return
+    pids = _pids(replay, ev.vpns)
+    known = pids[pids >= 0]
+    if ev.kind == "range":
+        fl.flush_mm_range(ev.cpu, pids_for_flush(replay, ev.vpns))
+    elif ev.kind == "wrprotect":
+        present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
+        m.pte_flags[present] &= ~K.PTE_WRITE
+        fl.flush_mm_range(ev.cpu, pids_for_flush(replay, ev.vpns))
+    elif ev.kind == "unmap":
+        present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
+        frames = m.pte_pfn[present].copy()
+        m.pte_flags[present] = 0
+        m.pte_pfn[present] = -1
+        fl.flush_mm_range(ev.cpu, pids_for_flush(replay, ev.vpns))
+        for f in frames:
+            m.frame_state[f] = 0
+            m.frame_pid[f] = -1
+            m.nodes[int(m.frame_node[f])].free.push_head(int(f))
+    else:
+        raise AssertionError(ev.kind)
+
+
+def pids_for_flush(replay, vpns) -> np.ndarray:
+    """Page ids for a range flush; pages never seen get ids too (their flush is a no-op)."""
+    m = replay.machine
+    first = m.pagemap.n
+    pids = m.pagemap.add_vpns(np.asarray(vpns, np.int64))
+    m.on_new_pages(first)
+    return pids
+
+
+def schedule(replay, events) -> None:
+    for ev in events:
+        replay.at(ev.t_ns, lambda r, ev=ev: apply_event(r, ev))

@@ -1,0 +1,63 @@
+"""The facade every command uses: resolve the trace, build the engine, replay, record.
+
+Like pycachesim's ``from_dict``: a config in, a result out; commands (run, compare, sweep)
+stay thin and run exactly the same path.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Callable
+
+from .config import Config
+from .errors import ConfigError, TraceError
+from .model.replay import Replay, RunResult
+from .results import append_run, file_sha256
+from .trace.native import TraceReader
+
+ProgressFactory = Callable[[int], Callable[[int, float], None]] | None
+
+
+def default_trace(cfg: Config, quiet: bool = False) -> Path:
+    """The config's trace.path, generated first from trace.generate when it is missing."""
+    path = cfg.resolve_path(cfg.trace.path)
+    if path.exists():
+        return path
+    if not cfg.trace.generate:
+        raise TraceError(path, "no such file (and the config's trace.generate is empty)")
+    argv = shlex.split(cfg.trace.generate)
+    if not argv or argv[0] != "xsbench":
+        raise ConfigError(f"config key 'trace.generate': expected generator arguments starting "
+                          f"with 'xsbench', got {cfg.trace.generate!r}")
+    from .trace.xsbench import generate_from_args
+
+    if not quiet:
+        import click
+
+        click.echo(f"generating {path} ({cfg.trace.generate}) ...", err=True)
+    generate_from_args(argv[1:], path)
+    return path
+
+
+def make_engine(cfg: Config):
+    """The migration engine plug-in, or None when the tiering policy is off."""
+    if not cfg.tiering.enabled:
+        return None
+    from .engines import create
+
+    return create(cfg)
+
+
+def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = None,
+              progress: ProgressFactory = None) -> tuple[RunResult, str | None]:
+    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
+    reader = TraceReader(trace_path)
+    total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
+    replay = Replay(cfg, reader, engine=make_engine(cfg),
+                    progress=progress(total) if progress is not None else None)
+    result = replay.run()
+    run_id = None
+    if out_dir is not None:
+        run_id = append_run(out_dir, result, file_sha256(trace_path))
+    return result, run_id
