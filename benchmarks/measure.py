@@ -16,7 +16,15 @@ def in_subprocess(code: str, timeout: float = 3600) -> dict:
     """
     wrapper = textwrap.dedent(code) + textwrap.dedent("""
         import resource as _r, json as _j
-        print(_j.dumps({"__peak_rss_mib": _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024}))
+        # ru_maxrss survives fork+exec on Linux: it would report the parent's peak if that
+        # is higher. VmHWM belongs to this process's own address space.
+        _kib = _r.getrusage(_r.RUSAGE_SELF).ru_maxrss
+        try:
+            with open("/proc/self/status") as _f:
+                _kib = next(int(_l.split()[1]) for _l in _f if _l.startswith("VmHWM:"))
+        except (OSError, StopIteration, ValueError):
+            pass
+        print(_j.dumps({"__peak_rss_mib": _kib / 1024}))
     """)
     out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True,
                          timeout=timeout)

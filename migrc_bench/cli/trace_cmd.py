@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import click
 
+from ..trace.convert import convert as convert_trace
+from ..trace.info import TraceInfo, trace_info
+from ..trace.native import OP_NAMES
+from ..trace.readers import FORMATS
+from .options import format_option, quiet_option
+from .output import emit_rows
 from .trace_gen import gen
 
 
@@ -13,3 +23,90 @@ def command() -> None:
 
 
 command.add_command(gen)
+
+
+@command.command("convert", short_help="Convert lackey/pinatrace/ChampSim to native.")
+@click.argument("src", metavar="IN", type=click.Path(path_type=str))
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=str),
+              help="Native trace to write (Parquet); replaced atomically.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Input format (default: detected from the content).")
+@quiet_option
+def convert(src: str, out: str, fmt: str | None, quiet: bool) -> None:
+    """Convert a lackey, pinatrace or ChampSim trace (optionally .gz/.xz/.zst) to a native trace."""
+    result = convert_trace(src, out, fmt)
+    if not quiet:
+        for note in result.notes:
+            click.echo(f"migrc-bench: note: {note}", err=True)
+        click.echo(f"migrc-bench: {result.summary()}", err=True)
+
+
+@command.command("info", short_help="Ops, threads, pages and footprint of a trace.")
+@click.argument("trace", type=click.Path(path_type=str))
+@format_option()
+@click.option("--input-format", "input_fmt", type=click.Choice(FORMATS), default=None,
+              help="Format of TRACE (default: detected; non-native inputs are parsed on the fly).")
+def info(trace: str, fmt: str, input_fmt: str | None) -> None:
+    """Records by op and thread, distinct pages (code/data, read/written), footprint, regions."""
+    ti = trace_info(trace, input_fmt)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(ti.to_dict(), indent=2) + "\n")
+    elif fmt == "csv":
+        emit_rows(_flat_rows(ti), "csv", columns=("section", "key", "value"))
+    else:
+        for title, rows, cols in _sections(ti):
+            if fmt == "markdown":
+                sys.stdout.write(f"\n### {title}\n\n" if title != "trace" else f"### {title}\n\n")
+            emit_rows(rows, fmt, title=title if fmt == "table" else None, columns=cols)
+
+
+def _share(n: int, total: int) -> str:
+    return f"{100 * n / total:.1f}%" if total else "-"
+
+
+def _sections(ti: TraceInfo) -> list[tuple[str, list[dict[str, Any]], tuple[str, ...]]]:
+    """The tables shown for --format table/markdown."""
+    d = ti.to_dict()
+    pages = d["pages"]
+    summary = [
+        ("trace", d["trace"]), ("format", d["format"]), ("source", d["source"]),
+        ("threads", d["threads"]), ("records", d["records"]),
+        ("pages (4 KiB)", pages["total"]), ("code pages", pages["code"]),
+        ("data pages", pages["data"]), ("data pages only read", pages["data_read_only"]),
+        ("data pages written", pages["data_written"]),
+        ("footprint", f"{d['footprint_bytes']:,} B ({d['footprint_bytes'] / 2**20:.1f} MiB, "
+                      f"from {d['footprint_from']})"),
+        ("generator", json.dumps(d["generator"], sort_keys=True) if d["generator"] else "-"),
+    ]
+    out: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = [
+        ("trace", [{"field": k, "value": str(v) if not isinstance(v, int) else f"{v:,}"}
+                   for k, v in summary], ("field", "value")),
+        ("records by op", [{"op": name, "records": n, "share": _share(n, ti.records)}
+                           for name, n in d["records_by_op"].items()], ("op", "records", "share")),
+        ("records by thread", [{"tid": t["tid"], "records": t["records"],
+                                "share": _share(t["records"], ti.records)}
+                               for t in d["records_by_thread"]], ("tid", "records", "share")),
+    ]
+    if d["regions"]:
+        out.append(("regions", [{"start": f"{r.start:#x}", "end": f"{r.end:#x}", "kind": r.kind,
+                                 "writable": r.writable, "exec": r.exec, "pages": r.pages,
+                                 "name": r.name} for r in ti.meta.regions],
+                    ("start", "end", "kind", "writable", "exec", "pages", "name")))
+    return out
+
+
+def _flat_rows(ti: TraceInfo) -> list[dict[str, Any]]:
+    """One (section, key, value) row per fact: the --format csv output."""
+    d = ti.to_dict()
+    rows = [{"section": "trace", "key": k, "value": d[k]}
+            for k in ("trace", "format", "source", "trace_version", "threads", "records",
+                      "footprint_bytes", "footprint_from")]
+    rows.append({"section": "trace", "key": "generator",
+                 "value": json.dumps(d["generator"], sort_keys=True) if d["generator"] else ""})
+    rows += [{"section": "op", "key": name, "value": d["records_by_op"][name]} for name in OP_NAMES]
+    rows += [{"section": "thread", "key": t["tid"], "value": t["records"]}
+             for t in d["records_by_thread"]]
+    rows += [{"section": "pages", "key": k, "value": v} for k, v in d["pages"].items()]
+    rows += [{"section": "region", "key": i, "value": json.dumps(r, sort_keys=True)}
+             for i, r in enumerate(d["regions"])]
+    return rows

@@ -1,0 +1,111 @@
+"""A set of distinct 4 KiB pages with the kinds of access each saw, for ``trace info``.
+
+An open-addressing hash table compiled with numba: one pass over each batch, memory
+proportional to the distinct pages (not to the trace), which fits traces with up to tens of
+millions of distinct pages. Merging ``numpy.unique`` results per batch would re-sort the
+growing set every batch instead.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .native import PAGE_SHIFT
+
+EMPTY = np.uint64(0xFFFF_FFFF_FFFF_FFFF)  # page numbers are < 2**52
+FETCH, READ, WRITE = 1, 2, 4
+OP_FLAGS = np.array([FETCH, READ, WRITE, READ | WRITE], np.uint8)  # ifetch, load, store, modify
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@nb.njit(cache=True, boundscheck=False)
+def _insert(keys, flags, count, limit, shift, op, addr, size, start):
+    """Add the pages of records ``start..`` ; stop early (returning the record to resume at)
+    when the table holds ``limit`` keys. Returns (count, next_record)."""
+    mask = keys.shape[0] - 1
+    last_page = EMPTY
+    last_flags = np.uint8(0)
+    n = op.shape[0]
+    for i in range(start, n):
+        f = OP_FLAGS[op[i]]
+        a = addr[i]
+        first = a >> np.uint64(PAGE_SHIFT)
+        s = np.uint64(size[i]) if size[i] > 0 else np.uint64(1)
+        end = a + s - np.uint64(1)
+        last = end >> np.uint64(PAGE_SHIFT) if end >= a else first
+        p = first
+        while True:
+            if not (p == last_page and (last_flags & f) == f):
+                slot = (p * _GOLDEN) >> np.uint64(shift)
+                while True:
+                    k = keys[slot]
+                    if k == p:
+                        flags[slot] |= f
+                        break
+                    if k == EMPTY:
+                        if count >= limit:
+                            return count, i
+                        keys[slot] = p
+                        flags[slot] = f
+                        count += 1
+                        break
+                    slot = (slot + np.uint64(1)) & np.uint64(mask)
+                last_page = p
+                last_flags = flags[slot]
+            if p == last:
+                break
+            p = last
+    return count, n
+
+
+@nb.njit(cache=True)
+def _rehash(keys, flags, new_keys, new_flags, shift):
+    mask = new_keys.shape[0] - 1
+    for j in range(keys.shape[0]):
+        p = keys[j]
+        if p != EMPTY:
+            slot = (p * _GOLDEN) >> np.uint64(shift)
+            while new_keys[slot] != EMPTY:
+                slot = (slot + np.uint64(1)) & np.uint64(mask)
+            new_keys[slot] = p
+            new_flags[slot] = flags[j]
+
+
+class PageSet:
+    """Distinct pages touched, each with FETCH/READ/WRITE bits OR-ed over all its accesses."""
+
+    def __init__(self, bits: int = 16):
+        self._alloc(bits)
+        self.count = 0
+
+    def _alloc(self, bits: int) -> None:
+        self.bits = bits
+        self.keys = np.full(1 << bits, EMPTY, np.uint64)
+        self.flags = np.zeros(1 << bits, np.uint8)
+
+    def add(self, op: np.ndarray, addr: np.ndarray, size: np.ndarray) -> None:
+        """Add every page touched by these records (an access over a page boundary touches two)."""
+        start = 0
+        n = len(op)
+        while start < n:
+            limit = (1 << self.bits) // 2  # load factor <= 1/2 keeps probes short
+            self.count, start = _insert(self.keys, self.flags, self.count, limit, 64 - self.bits,
+                                        op, addr, size, start)
+            if start < n:
+                self._grow()
+
+    def _grow(self) -> None:
+        keys, flags = self.keys, self.flags
+        self._alloc(self.bits + 1)
+        _rehash(keys, flags, self.keys, self.flags, 64 - self.bits)
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pages, flags), sorted by page."""
+        used = self.keys != EMPTY
+        pages, flags = self.keys[used], self.flags[used]
+        order = np.argsort(pages)
+        return pages[order], flags[order]
+
+    def __len__(self) -> int:
+        return self.count
