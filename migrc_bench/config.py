@@ -147,6 +147,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("cost.flush_full", "time", None, "full local TLB flush"),
     Key("cost.flush_one", "time", None, "one INVLPG"),
     Key("cost.fault", "time", None, "page-fault entry/exit and handling"),
+    Key("cost.migrate_page", "time", None, "per migrated page: rmap walk, unmap, remap, bookkeeping"),
+    Key("cost.pte_update", "time", None, "per PTE made PROT_NONE by the NUMA scanner"),
+    Key("cost.lru_scan", "time", None, "per folio kswapd isolates and checks"),
     Key("cost.copy_bandwidth_dram", "bandwidth", None, "page-copy bandwidth into node 0"),
     Key("cost.copy_bandwidth_cxl", "bandwidth", None, "page-copy bandwidth into node 1"),
 )

@@ -13,7 +13,17 @@ def register(cls: type) -> type:
     return cls
 
 
+def _load() -> None:
+    from . import baseline, nobatch  # noqa: F401  (modules register themselves)
+
+
+def names() -> list[str]:
+    _load()
+    return sorted(_REGISTRY)
+
+
 def create(cfg: Config):
+    _load()
     if cfg.engine not in _REGISTRY:
         raise ConfigError(f"config key 'engine': {cfg.engine!r} is not implemented yet "
                           f"(available: {', '.join(sorted(_REGISTRY)) or 'none'}); set "

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import TraceError
 from ..trace.native import Batch, TraceReader
+from .pagemap import group_by_thread
 
 BUFFER_ROWS = 1 << 16
 READ_ROWS = 1 << 18
@@ -98,13 +99,13 @@ class Feeder:
             raise TraceError(self.reader.path, f"thread id {int(b.tid.max())} but the trace "
                              f"declares {self.reader.meta.threads} threads")
         pid, tid, op = self._map(b)
-        order = np.argsort(tid, kind="stable")
-        counts = np.bincount(tid, minlength=self.threads)
-        bounds = np.concatenate(([0], np.cumsum(counts)))
+        g_pid = np.empty_like(pid)
+        g_op = np.empty_like(op)
+        bounds = np.zeros(self.threads + 1, np.int64)
+        group_by_thread(tid, pid, op, g_pid, g_op, bounds, np.zeros(self.threads, np.int64))
         for t in range(self.threads):
-            if counts[t]:
-                sel = order[bounds[t]:bounds[t + 1]]
-                self._pending[t].append((pid[sel], op[sel]))
+            if bounds[t + 1] > bounds[t]:
+                self._pending[t].append((g_pid[bounds[t]:bounds[t + 1]], g_op[bounds[t]:bounds[t + 1]]))
         return True
 
     def refill(self, cpu: int) -> None:

@@ -30,6 +30,7 @@ class FlushInfo:
 
     pids: np.ndarray | None  # None: TLB_FLUSH_ALL
     new_gen: int
+    npages: int = 0  # pages the range covers (the kernel counts the span, not the PTEs changed)
 
     @property
     def full(self) -> bool:
@@ -54,13 +55,19 @@ class FlushMechanism:
         return self.m.mm_gen
 
     # ---- entry points ------------------------------------------------------------------
-    def flush_mm_range(self, initiator: int, pids: np.ndarray | None) -> None:
-        """flush_tlb_mm_range on the mm's cpumask; ``pids`` None means the whole mm."""
+    def flush_mm_range(self, initiator: int, pids: np.ndarray | None, npages: int | None = None) -> None:
+        """flush_tlb_mm_range on the mm's cpumask; ``pids`` None means the whole mm.
+
+        ``npages`` is the length of the address range when it covers more than ``pids``
+        (the pages in between have nothing cached, but the kernel still invalidates them).
+        """
         m = self.m
         new_gen = self.inc_mm_gen()
-        if pids is not None and len(pids) > self.ceiling:
-            pids = None
-        info = FlushInfo(None if pids is None else np.asarray(pids, np.int32), new_gen)
+        if pids is not None:
+            npages = len(pids) if npages is None else npages
+            if npages > self.ceiling:
+                pids = None
+        info = FlushInfo(None if pids is None else np.asarray(pids, np.int32), new_gen, npages or 0)
         self._dispatch(initiator, m.mm_cpumask, info)
 
     def flush_batch(self, initiator: int, mask: np.ndarray) -> None:
@@ -124,8 +131,8 @@ class FlushMechanism:
             return
         partial = (not info.full) and info.new_gen == local_gen + 1 and info.new_gen == mm_gen
         if partial:
-            npages = len(info.pids)
-            self._invalidate(cpu, info.pids)
+            npages = info.npages
+            self._invalidate(cpu, info.pids, npages)
             if local:
                 m.counters[cpu, C["nr_tlb_local_flush_one"]] += npages
             m.charge(cpu, npages * m.costs.flush_one, T["ipi"])
@@ -136,7 +143,7 @@ class FlushMechanism:
             m.charge(cpu, m.costs.flush_full, T["ipi"])
         m.cpu_gen[cpu] = mm_gen
 
-    def _invalidate(self, cpu: int, pids: np.ndarray | None) -> None:
+    def _invalidate(self, cpu: int, pids: np.ndarray | None, npages: int = 1) -> None:
         """The hardware side: drop translations and count the perf flush events."""
         m = self.m
         if pids is None:
@@ -145,7 +152,7 @@ class FlushMechanism:
         else:
             for pid in pids:
                 K.invalidate_page(m.tlb_tag, m.tlb_geo, cpu, int(pid), int(m.page_vpn[pid]))
-            n = len(pids)
+            n = npages
         m.counters[cpu, C["itlb_flush"]] += n * self.events_per_flush
         m.counters[cpu, C["dtlb_flush"]] += n
         m.counters[cpu, C["stlb_flush"]] += n

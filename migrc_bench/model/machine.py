@@ -52,6 +52,9 @@ class Costs:
     flush_full: float
     flush_one: float
     fault: float
+    migrate_page: float
+    pte_update: float
+    lru_scan: float
     copy_bandwidth_dram: float
     copy_bandwidth_cxl: float
     cpu_freq_hz: float
@@ -190,13 +193,19 @@ class Machine:
         """Make every region page present, placed first-touch (DRAM to its low mark) or interleaved."""
         if not self.regions:
             return
-        vpn_lists = [np.arange(r.start >> 12, ((r.end - 1) >> 12) + 1, dtype=np.int64)
-                     for r in self.regions if r.end > r.start]
-        vpns = np.concatenate(vpn_lists)
         first_new = self.pagemap.n
-        pids = self.pagemap.add_vpns(vpns)
+        parts = []
+        for r in self.regions:
+            start, npages = r.start >> 12, r.pages
+            try:
+                base = self.pagemap.add_range(start, npages)
+                parts.append(np.arange(base, base + npages, dtype=np.int32))
+            except ValueError:  # overlapping regions: page by page, first region wins
+                parts.append(self.pagemap.add_vpns(np.arange(start, start + npages, dtype=np.int64)))
         self.on_new_pages(first_new)
+        pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         pids = pids[self.pte_pfn[pids] < 0]
+        pids = pids[np.sort(np.unique(pids, return_index=True)[1])] if len(pids) else pids
         n = len(pids)
         dram, cxl = self.nodes
         # first-touch allocations fall back to the next node below the low watermark (K§5.2)

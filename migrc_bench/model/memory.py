@@ -84,9 +84,9 @@ class Node:
     def free_for_watermark(self) -> int:
         return len(self.free) + self.pending
 
-    def watermark_ok(self, mark: int, nr_pages: int = 1) -> bool:
-        """__zone_watermark_ok for order-0: free after the allocation must stay above the mark."""
-        return self.free_for_watermark() - nr_pages >= mark
+    def watermark_ok(self, mark: int) -> bool:
+        """zone_watermark_ok for order 0: free pages (migrc-held counted as free) above the mark."""
+        return self.free_for_watermark() > mark
 
 
 def min_free_kbytes(total_pages: int) -> int:
@@ -103,3 +103,70 @@ def set_watermarks(nodes: list[Node], min_free_kb: int, watermark_scale_factor: 
         zmin = min_pages_total * n.pages // total
         gap = max(zmin // 4, n.pages * watermark_scale_factor // 10000)
         n.wmark = Watermarks(zmin, zmin + gap, zmin + 2 * gap, zmin + 3 * gap)
+
+
+class Lru:
+    """One LRU list per node as a doubly linked list over frame numbers (no Python objects).
+
+    New and migrated-in folios go to the head; kswapd scans from the tail and rotates
+    referenced folios back to the head (a second chance), as shrink_inactive_list does.
+    """
+
+    def __init__(self, nframes: int, nnodes: int):
+        self.prev = np.full(nframes, -1, np.int32)
+        self.next = np.full(nframes, -1, np.int32)
+        self.on = np.zeros(nframes, np.bool_)
+        self.head = [-1] * nnodes
+        self.tail = [-1] * nnodes
+        self.size = [0] * nnodes
+
+    def fill(self, nid: int, frames: np.ndarray) -> None:
+        """Initialise an empty list with ``frames`` from head to tail in one go."""
+        assert self.size[nid] == 0
+        if len(frames) == 0:
+            return
+        frames = np.asarray(frames, np.int32)
+        self.prev[frames[1:]] = frames[:-1]
+        self.prev[frames[0]] = -1
+        self.next[frames[:-1]] = frames[1:]
+        self.next[frames[-1]] = -1
+        self.on[frames] = True
+        self.head[nid], self.tail[nid] = int(frames[0]), int(frames[-1])
+        self.size[nid] = len(frames)
+
+    def add_head(self, nid: int, f: int) -> None:
+        assert not self.on[f]
+        h = self.head[nid]
+        self.prev[f] = -1
+        self.next[f] = h
+        if h >= 0:
+            self.prev[h] = f
+        else:
+            self.tail[nid] = f
+        self.head[nid] = f
+        self.on[f] = True
+        self.size[nid] += 1
+
+    def remove(self, nid: int, f: int) -> None:
+        assert self.on[f]
+        p, n = int(self.prev[f]), int(self.next[f])
+        if p >= 0:
+            self.next[p] = n
+        else:
+            self.head[nid] = n
+        if n >= 0:
+            self.prev[n] = p
+        else:
+            self.tail[nid] = p
+        self.prev[f] = self.next[f] = -1
+        self.on[f] = False
+        self.size[nid] -= 1
+
+    def take_tail(self, nid: int, n: int) -> list[int]:
+        """Isolate up to n folios from the tail (oldest first)."""
+        out = []
+        while len(out) < n and self.tail[nid] >= 0:
+            f = self.tail[nid]
+            self.remove(nid, f)
+            out.append(f)
+        return out

@@ -1,8 +1,9 @@
-"""Virtual page number → dense page id, and trace batches → per-access page ids.
+"""Virtual page number → dense page id, and trace batches → per-thread page-id streams.
 
 Addresses in a trace are sparse (code low, heap, stacks high); the model's arrays are dense.
-A compiled open-addressing hash table maps each vpn to an id assigned in order of first
-appearance (so ids are deterministic), and splits page-crossing accesses in two.
+Pages of the trace's regions get contiguous ids per region (a range lookup, no hashing);
+other pages go through a compiled open-addressing hash table in order of first appearance,
+so ids are deterministic. Page-crossing accesses are split in two.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import numpy as np
 from numba import njit
 
 PAGE_SHIFT = 12
-_EMPTY = np.int64(-1)
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
-@njit(cache=True)
+# The per-access functions run without NRT: passing arrays between compiled functions
+# otherwise costs reference-count traffic on every call (measured: 10x slower).
+@njit(cache=True, inline="always", _nrt=False)
 def _slot(keys, vpn):
     mask = keys.shape[0] - 1
     h = np.int64((np.uint64(vpn) * _MULT) >> np.uint64(33)) & mask
@@ -33,33 +35,102 @@ def _insert_all(keys, vals, old_keys, old_vals):
             vals[h] = old_vals[i]
 
 
-@njit(cache=True)
-def _map(addr, size, tid, op, keys, vals, n_pages, new_vpns, out_pid, out_tid, out_op):
-    """Fill out_* (len(addr) + crossings rows); returns the new page count."""
+@njit(cache=True, inline="always", _nrt=False)
+def _in_ranges(r_start, r_end, r_base, vpn, hint):
+    """Range index holding vpn (trying ``hint`` first), or -1."""
+    if hint >= 0 and r_start[hint] <= vpn < r_end[hint]:
+        return hint
+    lo, hi = 0, r_start.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if r_start[mid] <= vpn:
+            lo = mid + 1
+        else:
+            hi = mid
+    k = lo - 1
+    if k >= 0 and vpn < r_end[k]:
+        return k
+    return -1
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _page_id(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hints, which):
+    """(page id, new page count) for one vpn, registering it in the hash when new."""
+    k = _in_ranges(r_start, r_end, r_base, vpn, hints[which])
+    if k >= 0:
+        hints[which] = k
+        return r_base[k] + (vpn - r_start[k]), n_pages
+    h = _slot(keys, vpn)
+    if keys[h] == -1:
+        keys[h] = vpn
+        vals[h] = n_pages
+        new_vpns[n_pages] = vpn
+        n_pages += 1
+    return vals[h], n_pages
+
+
+@njit(cache=True, _nrt=False)
+def _count_rows(addr, size):
+    n = 0
+    for i in range(addr.shape[0]):
+        a = np.int64(addr[i])
+        n += 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT) - (a >> PAGE_SHIFT))
+    return n
+
+
+@njit(cache=True, _nrt=False)
+def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
+         out_pid, out_tid, out_op, hints):
+    """Fill out_* (one row per page touched); returns the new page count.
+
+    ``hints`` holds the last range hit per op kind (fetches, loads, stores, modifies).
+    """
     j = 0
     for i in range(addr.shape[0]):
         a = np.int64(addr[i])
         vpn = a >> PAGE_SHIFT
         last = (a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT
+        o = op[i]
         for v in range(vpn, last + 1):
-            h = _slot(keys, v)
-            if keys[h] == -1:
-                keys[h] = v
-                vals[h] = n_pages
-                new_vpns[n_pages] = v
-                n_pages += 1
-            out_pid[j] = vals[h]
+            pid, n_pages = _page_id(keys, vals, r_start, r_end, r_base, v, n_pages, new_vpns,
+                                    hints, o & 3)
+            out_pid[j] = pid
             out_tid[j] = tid[i]
-            out_op[j] = op[i]
+            out_op[j] = o
             j += 1
     return n_pages
 
 
-@njit(cache=True)
-def _lookup_many(keys, vals, vpns, out):
+@njit(cache=True, _nrt=False)
+def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
+    hint = -1
     for i in range(vpns.shape[0]):
+        k = _in_ranges(r_start, r_end, r_base, vpns[i], hint)
+        if k >= 0:
+            hint = k
+            out[i] = r_base[k] + (vpns[i] - r_start[k])
+            continue
         h = _slot(keys, vpns[i])
         out[i] = vals[h] if keys[h] == vpns[i] else -1
+
+
+@njit(cache=True, _nrt=False)
+def group_by_thread(tid, pid, op, out_pid, out_op, bounds, pos):
+    """Counting sort by thread id, stable: rows of thread t end up in [bounds[t], bounds[t+1]).
+
+    ``bounds`` (threads + 1, zeroed) and ``pos`` (threads) are scratch arrays from the caller.
+    """
+    threads = pos.shape[0]
+    for i in range(tid.shape[0]):
+        bounds[np.int64(tid[i]) + 1] += 1
+    for t in range(threads):
+        bounds[t + 1] += bounds[t]
+        pos[t] = bounds[t]
+    for i in range(tid.shape[0]):
+        t = np.int64(tid[i])
+        out_pid[pos[t]] = pid[i]
+        out_op[pos[t]] = op[i]
+        pos[t] += 1
 
 
 class PageMap:
@@ -71,11 +142,16 @@ class PageMap:
         self.vals = np.zeros(cap, np.int32)
         self.vpns = np.zeros(max(16, capacity), np.int64)
         self.n = 0
+        self.ranged = 0  # ids handed out by add_range (not in the hash table)
+        self.r_start = np.zeros(0, np.int64)
+        self.r_end = np.zeros(0, np.int64)
+        self.r_base = np.zeros(0, np.int64)
 
-    def _reserve(self, extra: int) -> None:
+    def _reserve(self, extra: int, hashed: bool = True) -> None:
         need = self.n + extra
-        if need * 2 > self.keys.shape[0]:
-            cap = 1 << int(need * 4 - 1).bit_length()
+        hash_need = self.n - self.ranged + (extra if hashed else 0)
+        if hash_need * 2 > self.keys.shape[0]:
+            cap = 1 << int(hash_need * 4 - 1).bit_length()
             keys = np.full(cap, -1, np.int64)
             vals = np.zeros(cap, np.int32)
             _insert_all(keys, vals, self.keys, self.vals)
@@ -84,6 +160,30 @@ class PageMap:
             vpns = np.zeros(max(need, 2 * self.vpns.shape[0]), np.int64)
             vpns[: self.n] = self.vpns[: self.n]
             self.vpns = vpns
+
+    def add_range(self, start_vpn: int, npages: int) -> int:
+        """Register npages contiguous pages at once (a trace region); returns the first id.
+
+        The range must not overlap a registered range or hashed page.
+        """
+        if npages <= 0:
+            return self.n
+        end = start_vpn + npages
+        k = np.searchsorted(self.r_start, start_vpn)
+        if (k > 0 and self.r_end[k - 1] > start_vpn) or (k < len(self.r_start) and self.r_start[k] < end):
+            raise ValueError("overlapping page ranges")
+        hashed = self.keys[self.keys >= 0]
+        if ((hashed >= start_vpn) & (hashed < end)).any():
+            raise ValueError("range overlaps pages already registered")
+        base = self.n
+        self._reserve(npages, hashed=False)
+        self.vpns[base:base + npages] = np.arange(start_vpn, end, dtype=np.int64)
+        self.n += npages
+        self.ranged += npages
+        self.r_start = np.insert(self.r_start, k, start_vpn)
+        self.r_end = np.insert(self.r_end, k, end)
+        self.r_base = np.insert(self.r_base, k, base)
+        return base
 
     def add_vpns(self, vpns: np.ndarray) -> np.ndarray:
         """Register pages in the given order (those already known keep their id); return ids."""
@@ -94,20 +194,20 @@ class PageMap:
 
     def lookup(self, vpns: np.ndarray) -> np.ndarray:
         out = np.empty(len(vpns), np.int32)
-        _lookup_many(self.keys, self.vals, np.asarray(vpns, np.int64), out)
+        _lookup_many(self.keys, self.vals, self.r_start, self.r_end, self.r_base,
+                     np.asarray(vpns, np.int64), out)
         return out
 
     def map_batch(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Page ids per access (crossing accesses split); returns (pid, tid, op, first new id)."""
-        a = addr.astype(np.int64, copy=False)
-        crossings = int(np.count_nonzero(((a & 4095) + np.maximum(size, 1).astype(np.int64)) > 4096))
-        rows = len(addr) + crossings
+        rows = int(_count_rows(addr, size))
         self._reserve(rows)
         out_pid = np.empty(rows, np.int32)
         out_tid = np.empty(rows, np.uint16)
         out_op = np.empty(rows, np.uint8)
         first_new = self.n
-        self.n = _map(a, size, tid, op, self.keys, self.vals, self.n, self.vpns, out_pid,
-                      out_tid, out_op)
+        self.n = _map(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
+                      self.r_base, self.n, self.vpns, out_pid, out_tid, out_op,
+                      np.full(4, -1, np.int64))
         return out_pid, out_tid, out_op, first_new

@@ -21,9 +21,9 @@ from ..trace.native import TraceReader
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
 from .feeder import Buffers, Feeder
+from .alloc import Allocator
 from .flush import FlushMechanism
 from .machine import Machine
-from .memory import F_USED
 
 ProgressFn = Callable[[int, float], None]  # (accesses so far, modelled ns)
 
@@ -86,9 +86,15 @@ class Replay:
         self._seq = 0
         self.progress = progress
         self.check = False
+        self.alloc = Allocator(self)
         self.engine = engine
+        self.tiering = None
+        self._vmas_cache: tuple[int, list] | None = None
         if engine is not None:
+            from .tiering import Tiering
+
             engine.attach(self)
+            self.tiering = Tiering(self, engine)
 
     # ---- scheduling --------------------------------------------------------------------
     def at(self, t_ns: float, fn: Callable[["Replay"], None]) -> None:
@@ -97,7 +103,44 @@ class Replay:
         heapq.heappush(self._events, _Event(float(t_ns), self._seq, fn))
 
     def now(self) -> float:
+        """The current quantum boundary: when kernel activities run."""
         return float(self.q_end[0])
+
+    def now_cpu(self, cpu: int) -> float:
+        return float(self.machine.clock[cpu])
+
+    def vmas(self) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(start, end, page ids, their vpns) of the data VMAs in address order, for the NUMA scanner.
+
+        Trace regions other than code; pages outside every region form one anonymous VMA
+        per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does.
+        """
+        m = self.machine
+        n = m.pagemap.n
+        if self._vmas_cache is not None and self._vmas_cache[0] == n:
+            return self._vmas_cache[1]
+        pids = np.arange(n, dtype=np.int32)
+        pids = pids[(m.page_flags[:n] & (K.VMA_KERNEL | K.VMA_EXEC)) == 0]
+        vpns = m.page_vpn[pids]
+        order = np.argsort(vpns, kind="stable")
+        pids, vpns = pids[order], vpns[order]
+        vmas: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        inside = np.zeros(len(pids), bool)
+        for r in m.regions:
+            if r.kind == "code" or r.exec:
+                continue
+            sel = (vpns >= r.start >> 12) & (vpns <= (r.end - 1) >> 12)
+            inside |= sel
+            if sel.any():
+                vmas.append((r.start, r.end, pids[sel], vpns[sel]))
+        rest_p, rest_v = pids[~inside], vpns[~inside]
+        if len(rest_p):
+            breaks = np.flatnonzero(np.diff(rest_v) > 512) + 1
+            for chunk_p, chunk_v in zip(np.split(rest_p, breaks), np.split(rest_v, breaks)):
+                vmas.append((int(chunk_v[0]) << 12, (int(chunk_v[-1]) + 1) << 12, chunk_p, chunk_v))
+        vmas.sort(key=lambda v: v[0])
+        self._vmas_cache = (n, vmas)
+        return vmas
 
     def _next_stop(self) -> float:
         t = self._next_interval
@@ -112,42 +155,16 @@ class Replay:
         m.counters[cpu, C["pgfault"]] += 1
         m.charge(cpu, m.costs.fault, T["fault"])
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
-        frame, node = self.alloc_page(cpu, preferred=0)
+        frame = self.alloc.alloc_user(cpu, preferred=0)
         m.pte_pfn[pid] = frame
         fl = K.PTE_PRESENT
         if m.page_flags[pid] & K.VMA_WRITE:
             fl |= K.PTE_WRITE
         m.pte_flags[pid] = fl
-        m.frame_state[frame] = F_USED
         m.frame_pid[frame] = pid
         m.frame_ver[frame] += 1  # zeroed page: new content
-        if self.engine is not None:
-            self.engine.on_page_allocated(cpu, pid, frame)
-
-    def alloc_page(self, cpu: int, preferred: int = 0) -> tuple[int, int]:
-        """get_page_from_freelist over the zonelist: the first node above its low watermark."""
-        m = self.machine
-        order = [preferred] + [n.nid for n in m.nodes if n.nid != preferred]
-        if self.engine is not None:
-            got = self.engine.alloc_page(cpu, order)
-            if got is not None:
-                return got
-        for mark in ("low", "min"):
-            for nid in order:
-                node = m.nodes[nid]
-                if node.nr_free and node.watermark_ok(getattr(node.wmark, mark)):
-                    return self._take(cpu, node, preferred)
-        for nid in order:
-            node = m.nodes[nid]
-            if node.nr_free:
-                return self._take(cpu, node, preferred)
-        raise ConfigError("out of memory: every node is full; give more 'memory.dram' or 'memory.cxl'")
-
-    def _take(self, cpu: int, node, preferred: int) -> tuple[int, int]:
-        m = self.machine
-        frame = int(node.free.pop(1)[0])
-        m.counters[cpu, C["numa_hit" if node.nid == preferred else "numa_miss"]] += 1
-        return frame, node.nid
+        if self.tiering is not None:
+            self.tiering.lru_add(frame)
 
     def _fault_wp(self, cpu: int, pid: int) -> None:
         """Write to a read-only translation: spurious, or do_wp_page (reuse: one exclusive mm)."""
@@ -167,9 +184,9 @@ class Replay:
         m.pte_flags[pid] = fl | K.PTE_WRITE | K.PTE_DIRTY | K.PTE_YOUNG
 
     def _fault_hint(self, cpu: int, pid: int) -> None:
-        if self.engine is None:
-            raise AssertionError("PROT_NONE PTE without a tiering engine")
-        self.engine.hint_fault(cpu, pid)
+        if self.tiering is None:
+            raise AssertionError("PROT_NONE PTE without the tiering policy")
+        self.tiering.hint_fault(cpu, pid)
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -180,6 +197,7 @@ class Replay:
         out = np.zeros(3, np.int64)
         if self.engine is not None:
             self.engine.start()
+            self.tiering.start()
         t_stop = self._next_stop()
         while True:
             reason = K.run_loop(
@@ -200,11 +218,11 @@ class Replay:
                 self._fault_hint(int(out[0]), int(out[1]))
             elif reason == K.R_STOP:
                 self._boundary()
-                t_stop = self._next_stop()
                 if self.progress is not None:
                     self.progress(int(m.counters[:, C["accesses"]].sum()), self.now())
             elif reason == K.R_ALL_DONE:
                 break
+            t_stop = self._next_stop()
         self._finish_intervals()
         if self.engine is not None:
             self.engine.finish()

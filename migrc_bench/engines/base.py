@@ -1,0 +1,190 @@
+"""migrate_pages() as v6.7 does it, with the few decisions engines differ on as methods.
+
+The shared core (K§1.1, K§1.2; mm/migrate.c migrate_pages_batch, mm/rmap.c
+try_to_migrate_one) splits a request into batches of at most ``migrate_batch`` pages; for
+each folio allocates the destination, unmaps the PTE (immediate single-page flush, or a
+deferred entry in the task's unmap batch; inaccessible PTEs need neither, commit
+4d4b6d66db), then flushes the batch once, copies, remaps from the migration entry and
+releases the source. Engines override:
+
+- ``defers_flush``: whether an unmap may join the batch (nobatch: never);
+- ``add_pending``: what joining the batch records (migrc: read-only entries apart);
+- ``flush_unmapped``: try_to_unmap_flush() for the batch;
+- ``release_source``: free the source (baseline), hold it (migrc) or tag it (LUF);
+- hooks on wp faults, watermark failures, allocation and the pause before reclaim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model import kernel as K
+from ..model.counters import C, T
+from ..model.memory import F_USED
+
+MR_DEMOTION = "demotion"
+MR_NUMA_MISPLACED = "numa_misplaced"
+
+
+@dataclass
+class UnmapBatch:
+    """struct tlbflush_unmap_batch: one cpumask, flush_required, writable (K§1.3)."""
+
+    mask: np.ndarray
+    flush_required: bool = False
+    writable: bool = False
+
+    def clear(self) -> None:
+        self.mask[:] = False
+        self.flush_required = False
+        self.writable = False
+
+
+@dataclass
+class Unmapped:
+    """A folio between unmap and remap: the migration entry's bits and both frames."""
+
+    src: int
+    dst: int
+    pid: int
+    writable: bool
+    young: bool
+    dirty: bool
+    accessible: bool
+    extra: dict = field(default_factory=dict)
+
+
+class Engine:
+    name = "base"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.migration_entry_ad = cfg.tiering.migration_entry_ad
+        self.batch_cap = cfg.tiering.migrate_batch
+
+    def attach(self, replay) -> None:
+        self.r = replay
+        self.m = replay.machine
+        self.flush = replay.flush
+        self.tlb_ubc = UnmapBatch(np.zeros(self.m.ncpu, np.bool_))
+
+    # ---- lifecycle and reporting ---------------------------------------------------------
+    def start(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def interval_gauges(self) -> dict:
+        return {}
+
+    def run_figures(self) -> dict:
+        return {}
+
+    # ---- hooks (v6.7 defaults: nothing to do) -------------------------------------------
+    def before_wp_fault(self, cpu: int, pid: int) -> None:
+        pass
+
+    def on_watermark_fail(self, node) -> bool:
+        """A zone failed its watermark check; True if the engine freed something worth a retry."""
+        return False
+
+    def pause_for_reclaim(self, cpu: int) -> bool:
+        return False
+
+    def on_frame_taken(self, cpu: int, frame: int) -> None:
+        pass
+
+    # ---- per-PTE and per-batch decisions ---------------------------------------------------
+    def defers_flush(self, initiator: int) -> bool:
+        """should_defer_flush: batching is on and another CPU may cache the mm."""
+        mask = self.m.mm_cpumask
+        return bool(mask.any() and (mask.sum() > 1 or not mask[initiator]))
+
+    def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
+        """set_tlb_ubc_flush_pending for an accessible PTE (arch_tlbbatch_add_pending)."""
+        self.tlb_ubc.mask |= self.m.mm_cpumask
+        self.flush.inc_mm_gen()
+        self.tlb_ubc.flush_required = True
+        if pte_flags & K.PTE_DIRTY:
+            self.tlb_ubc.writable = True
+
+    def flush_unmapped(self, initiator: int, batch: list[Unmapped]) -> None:
+        """try_to_unmap_flush(): one full flush on the batch's cpumask."""
+        if self.tlb_ubc.flush_required:
+            self.flush.flush_batch(initiator, self.tlb_ubc.mask)
+        self.tlb_ubc.clear()
+
+    def release_source(self, initiator: int, u: Unmapped, reason: str) -> None:
+        """The source goes straight back to the allocator (pcp: the head of the list)."""
+        self.r.alloc.free(u.src)
+
+    # ---- the shared core ------------------------------------------------------------------
+    def migrate_pages(self, initiator: int, frames: list[int], reason: str, target: int
+                      ) -> tuple[list[int], list[int]]:
+        """Migrate isolated folios to node ``target``; returns (destinations, failed sources)."""
+        done: list[int] = []
+        failed: list[int] = []
+        for i in range(0, len(frames), self.batch_cap):
+            d, f = self._migrate_batch(initiator, frames[i:i + self.batch_cap], reason, target)
+            done += d
+            failed += f
+        m = self.m
+        m.counters[initiator, C["pgmigrate_success"]] += len(done)
+        m.counters[initiator, C["pgmigrate_fail"]] += len(failed)
+        return done, failed
+
+    def _migrate_batch(self, initiator: int, frames: list[int], reason: str, target: int):
+        m = self.m
+        mark = "low" if reason == MR_NUMA_MISPLACED else "min"
+        batch: list[Unmapped] = []
+        failed: list[int] = []
+        for src in frames:
+            dst = self.r.alloc.alloc_on_node(initiator, target, mark)
+            if dst is None:
+                failed.append(src)
+                continue
+            batch.append(self.unmap(initiator, src, dst))
+        self.flush_unmapped(initiator, batch)
+        for u in batch:
+            self.move(initiator, u)
+            self.release_source(initiator, u, reason)
+        return [u.dst for u in batch], failed
+
+    def unmap(self, initiator: int, src: int, dst: int) -> Unmapped:
+        """try_to_migrate_one for the folio's one mapping."""
+        m = self.m
+        pid = int(m.frame_pid[src])
+        fl = int(m.pte_flags[pid])
+        accessible = bool(fl & K.PTE_PRESENT) and not (fl & K.PTE_PROTNONE)
+        u = Unmapped(src, dst, pid, bool(fl & K.PTE_WRITE), bool(fl & K.PTE_YOUNG),
+                     bool(fl & K.PTE_DIRTY), accessible)
+        m.pte_flags[pid] = 0  # migration entry: not present
+        m.charge(initiator, m.costs.migrate_page, T["copy"])
+        if accessible:
+            if self.defers_flush(initiator):
+                self.add_pending(initiator, u, fl)
+            else:
+                self.flush.flush_mm_range(initiator, np.array([pid], np.int32))
+        return u
+
+    def move(self, initiator: int, u: Unmapped) -> None:
+        """Copy, then remove_migration_ptes: the new PTE from the migration entry."""
+        m = self.m
+        m.frame_ver[u.dst] = m.frame_ver[u.src]
+        m.charge(initiator, m.costs.copy_ns(m.nodes[int(m.frame_node[u.dst])]), T["copy"])
+        fl = K.PTE_PRESENT
+        if u.writable:
+            fl |= K.PTE_WRITE
+        if self.migration_entry_ad:
+            if u.young:
+                fl |= K.PTE_YOUNG
+            if u.dirty:
+                fl |= K.PTE_DIRTY
+        m.pte_pfn[u.pid] = u.dst
+        m.pte_flags[u.pid] = fl
+        m.frame_state[u.dst] = F_USED
+        m.frame_pid[u.dst] = u.pid
+        self.r.tiering.lru_add(u.dst)

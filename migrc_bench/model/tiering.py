@@ -1,0 +1,279 @@
+"""The tiering policy of v6.7: NUMA-balancing promotion (mode 2) and kswapd demotion (K§5).
+
+Kernel periods, thresholds and windows are multiplied by ``replay.time_scale`` and the
+promotion rate limit is divided by it (model.md §1): a compressed run sees as many scans,
+threshold adjustments and rate-limit windows per modelled second as the real one does per
+real second times the scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engines.base import MR_DEMOTION, MR_NUMA_MISPLACED
+from . import kernel as K
+from .counters import C, T
+from .memory import F_USED, Lru
+
+NS_PER_MS = 1e6
+GIB_PAGES = (1 << 30) >> 12
+NUMA_MIGRATION_ADJUST_STEPS = 16
+DRAM, CXL = 0, 1
+
+
+class Tiering:
+    def __init__(self, replay, engine):
+        self.r = replay
+        self.m = m = replay.machine
+        self.engine = engine
+        cfg = replay.cfg
+        tc = cfg.tiering
+        ts = cfg.replay.time_scale
+        self.ts = ts
+        self.mode = tc.numa_balancing
+        self.demotion = tc.demotion_enabled
+        self.scan_delay = tc.scan_delay * ts
+        self.scan_period = tc.scan_delay * ts  # init_numa_balancing: period starts at scan_delay
+        self.scan_period_max = tc.scan_period_max * ts
+        self.scan_pages = tc.scan_size_mb << (20 - 12)
+        self.hot_threshold = tc.hot_threshold * ts
+        self.rate_limit = tc.promote_rate_limit_MBps * (1 << (20 - 12)) * ts  # pages per scaled second
+        self.rate_window = 1000 * NS_PER_MS * ts
+        self.reclaim_chunk = tc.reclaim_chunk
+        self.kswapd_cpu = cfg.machine.kswapd_cpu
+        if self.kswapd_cpu >= m.ncpu:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"config key 'machine.kswapd_cpu': expected a CPU in [0, {m.ncpu - 1}], "
+                              f"got {self.kswapd_cpu}")
+        # NUMA scanner state (mm->numa_scan_offset) and promotion state of node 0 (pgdat)
+        self.scan_offset = 0
+        self.scans = 0
+        self.nbp_threshold = 0.0
+        self.nbp_th_start = 0.0
+        self.nbp_th_nr_cand = 0
+        self.nbp_rl_start = 0.0
+        self.nbp_rl_nr_cand = 0
+        self.pgpromote_candidate = 0
+        self.kswapd_pending = False
+        self.kswapd_runs = 0
+        # LRU of every node; only node 0 is reclaimed (node 1 has no demotion target, no swap)
+        self.lru = Lru(len(m.frame_node), len(m.nodes))
+        used = np.flatnonzero(m.frame_state == F_USED)[::-1]  # first placed = oldest = tail
+        for node in m.nodes:
+            self.lru.fill(node.nid, used[m.frame_node[used] == node.nid])
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        if self.mode & 2:
+            self.r.at(self.scan_delay, lambda r: self.numa_scan())
+
+    def lru_add(self, frame: int) -> None:
+        self.lru.add_head(int(self.m.frame_node[frame]), frame)
+
+    # ---- NUMA scanner (task_numa_work + change_prot_numa) ---------------------------------
+    def _scan_cpu(self) -> int | None:
+        """The thread whose tick reaches task_numa_work first: round robin over running threads."""
+        r = self.r
+        running = np.flatnonzero(r.running[: r.threads])
+        if len(running) == 0:
+            return None
+        return int(running[self.scans % len(running)])
+
+    def numa_scan(self) -> None:
+        cpu = self._scan_cpu()
+        if cpu is None:
+            return
+        self.scans += 1
+        m = self.m
+        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        vmas = self.r.vmas()
+        now = self.r.now()
+        pages = self.scan_pages
+        virtpages = pages * 8
+        start = self.scan_offset
+        reached_end = True
+        for vstart, vend, pids, vpns in vmas:
+            if vend <= start:
+                continue
+            start = max(start, vstart)
+            while start < vend:
+                end = min(vend, _align_up(start + pages * 4096, 2 << 20))
+                updated = self._change_prot_numa(cpu, pids, vpns, start, end, now)
+                chunk = (end - start) >> 12
+                if updated:
+                    pages -= chunk
+                virtpages -= chunk
+                start = end
+                if pages <= 0 or virtpages <= 0:
+                    reached_end = False
+                    break
+            if not reached_end:
+                break
+        self.scan_offset = 0 if reached_end else start
+        self.r.at(now + self.scan_period, lambda r: self.numa_scan())
+
+    def _change_prot_numa(self, cpu: int, pids: np.ndarray, vpns: np.ndarray, start: int, end: int,
+                          now: float) -> int:
+        """PROT_NONE the slow-tier PTEs in [start, end), record the scan time, flush the range."""
+        m = self.m
+        lo, hi = np.searchsorted(vpns, [start >> 12, end >> 12])
+        sel = pids[lo:hi]
+        if len(sel) == 0:
+            return 0
+        fl = m.pte_flags[sel]
+        frames = m.pte_pfn[sel]
+        ok = ((fl & K.PTE_PRESENT) != 0) & ((fl & K.PTE_PROTNONE) == 0)
+        ok &= m.frame_node[np.maximum(frames, 0)] != DRAM  # mode 2: top-tier folios are skipped
+        hit = sel[ok]
+        if len(hit) == 0:
+            return 0
+        # pte_modify(PAGE_NONE): the write bit goes, dirty and young stay
+        m.pte_flags[hit] = (m.pte_flags[hit] & ~K.PTE_WRITE) | K.PTE_PROTNONE
+        m.scan_time[hit] = now
+        m.counters[cpu, C["numa_pte_updates"]] += len(hit)
+        m.charge(cpu, len(hit) * m.costs.pte_update, T["fault"])
+        hv = m.page_vpn[hit]
+        span = int(hv.max() - hv.min() + 1)  # mmu_gather flushes [first, last] changed address
+        self.r.flush.flush_mm_range(cpu, hit, npages=span)
+        return len(hit)
+
+    # ---- hint faults and promotion (do_numa_page, should_numa_migrate_memory) ------------
+    def hint_fault(self, cpu: int, pid: int) -> None:
+        m = self.m
+        r = self.r
+        m.counters[cpu, C["pgfault"]] += 1
+        m.counters[cpu, C["numa_hint_faults"]] += 1
+        m.charge(cpu, m.costs.fault, T["fault"])
+        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        frame = int(m.pte_pfn[pid])
+        nid = int(m.frame_node[frame])
+        if nid == DRAM:  # all CPUs are on node 0
+            m.counters[cpu, C["numa_hint_faults_local"]] += 1
+        if nid != DRAM and self._should_promote(cpu, pid, r.now_cpu(cpu)):
+            if self._promote(cpu, pid, frame):
+                return
+        # not migrated: the PTE is made accessible again in place (writable for anon exclusive)
+        fl = int(m.pte_flags[pid]) & ~K.PTE_PROTNONE
+        if m.page_flags[pid] & K.VMA_WRITE:
+            fl |= K.PTE_WRITE
+        m.pte_flags[pid] = fl | K.PTE_YOUNG
+
+    def _should_promote(self, cpu: int, pid: int, now: float) -> bool:
+        m = self.m
+        dram = m.nodes[DRAM]
+        enough = max(GIB_PAGES, dram.pages >> 4)
+        if dram.watermark_ok(dram.wmark.promo + enough):  # pgdat_free_space_enough
+            return True
+        self._adjust_threshold(now)
+        th = self.nbp_threshold or self.hot_threshold
+        latency = now - m.scan_time[pid]
+        if latency >= th:
+            return False
+        return not self._rate_limited(cpu, now, 1)
+
+    def _adjust_threshold(self, now: float) -> None:
+        """numa_promotion_adjust_threshold: once per scan_period_max toward the rate limit."""
+        if now - self.nbp_th_start <= self.scan_period_max:
+            return
+        self.nbp_th_start = now
+        ref_cand = self.rate_limit * (self.scan_period_max / (1000 * NS_PER_MS * self.ts))
+        diff = self.pgpromote_candidate - self.nbp_th_nr_cand
+        ref_th = self.hot_threshold
+        unit = ref_th * 2 / NUMA_MIGRATION_ADJUST_STEPS
+        th = self.nbp_threshold or ref_th
+        if diff > ref_cand * 11 / 10:
+            th = max(th - unit, unit)
+        elif diff < ref_cand * 9 / 10:
+            th = min(th + unit, ref_th * 2)
+        self.nbp_th_nr_cand = self.pgpromote_candidate
+        self.nbp_threshold = th
+
+    def _rate_limited(self, cpu: int, now: float, nr: int) -> bool:
+        """numa_promotion_rate_limit: candidates counted; refuse past the limit in a 1 s window."""
+        self.pgpromote_candidate += nr
+        self.m.counters[cpu, C["pgpromote_candidate"]] += nr
+        if now - self.nbp_rl_start > self.rate_window:
+            self.nbp_rl_start = now
+            self.nbp_rl_nr_cand = self.pgpromote_candidate
+        return self.pgpromote_candidate - self.nbp_rl_nr_cand >= self.rate_limit
+
+    def _promote(self, cpu: int, pid: int, frame: int) -> bool:
+        """migrate_misplaced_folio: refuse (and wake kswapd) unless DRAM stays above high."""
+        m = self.m
+        dram = m.nodes[DRAM]
+        if not dram.watermark_ok(dram.wmark.high + 1):  # migrate_balanced_pgdat
+            self.wake_kswapd(DRAM)
+            return False
+        self.lru.remove(CXL, frame)
+        done, failed = self.engine.migrate_pages(cpu, [frame], MR_NUMA_MISPLACED, DRAM)
+        if failed:
+            self.lru.add_head(CXL, frame)
+            return False
+        m.counters[cpu, C["numa_pages_migrated"]] += len(done)
+        m.counters[cpu, C["pgpromote_success"]] += len(done)
+        return True
+
+    # ---- kswapd (balance_pgdat on node 0 to the promo watermark) -------------------------
+    def wake_kswapd(self, nid: int) -> None:
+        if nid != DRAM or self.kswapd_pending or not self.demotion:
+            return
+        if self._balanced():
+            return
+        self.kswapd_pending = True
+        self.r.at(self.r.now(), lambda r: self.kswapd())
+
+    def _balanced(self) -> bool:
+        dram = self.m.nodes[DRAM]
+        mark = dram.wmark.promo if self.mode & 2 else dram.wmark.high
+        return dram.watermark_ok(mark)
+
+    def kswapd(self) -> None:
+        self.kswapd_pending = False
+        m = self.m
+        cpu = self.kswapd_cpu
+        self.kswapd_runs += 1
+        m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
+        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        scanned = 0
+        limit = self.lru.size[DRAM]
+        while not self._balanced() and scanned < limit:
+            n = self._shrink_chunk(cpu, "pgdemote_kswapd")
+            if n < 0:
+                break
+            scanned += self.reclaim_chunk
+        if self.r.running[cpu]:
+            self.r.flush.switch_back(cpu)
+
+    def direct_reclaim(self, cpu: int) -> None:
+        """A user allocation found every node below min: reclaim one chunk itself."""
+        self._shrink_chunk(cpu, "pgdemote_direct")
+
+    def _shrink_chunk(self, cpu: int, counter: str) -> int:
+        """Isolate ≤32 folios from the tail; referenced ones rotate, the rest are demoted."""
+        m = self.m
+        isolated = self.lru.take_tail(DRAM, self.reclaim_chunk)
+        if not isolated:
+            return -1
+        m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
+        demote = []
+        for f in isolated:
+            pid = int(m.frame_pid[f])
+            if m.pte_flags[pid] & K.PTE_YOUNG:
+                m.pte_flags[pid] &= ~K.PTE_YOUNG  # folio_referenced: young cleared, no flush on x86
+                self.lru.add_head(DRAM, f)
+            else:
+                demote.append(f)
+        if not demote or not self.demotion:
+            for f in demote:
+                self.lru.add_head(DRAM, f)
+            return 0
+        done, failed = self.engine.migrate_pages(cpu, demote, MR_DEMOTION, CXL)
+        for f in failed:
+            self.lru.add_head(DRAM, f)
+        m.counters[cpu, C[counter]] += len(done)
+        return len(done)
+
+
+def _align_up(x: int, a: int) -> int:
+    return (x + a - 1) // a * a

@@ -1,0 +1,99 @@
+"""Tiny machines for hand-worked scenario tests: build, arrange pages, schedule, run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from migrc_bench.config import load_config
+from migrc_bench.model import kernel as K
+from migrc_bench.model.memory import F_FREE, F_USED
+from migrc_bench.model.replay import Replay
+from migrc_bench.runner import make_engine
+from migrc_bench.trace.native import Region, TraceMeta, write_trace
+
+HEAP = 0x10000000
+DRAM_PAGE = 0x08000000  # a separate region the threads spin on (kept on DRAM)
+
+# 32 DRAM pages, 256 CXL pages; min_free_kbytes=8 and watermark_scale_factor=1000 give
+# node 0: min 0, low 3, high 6, promo 9; node 1: min 1, low 26, high 51, promo 76.
+BASE_SETS = [
+    'memory.dram="128KiB"', 'memory.cxl="1MiB"', "memory.min_free_kbytes=8",
+    "memory.watermark_scale_factor=1000", "tlb.kernel_text_pages=0", "replay.quantum=100",
+    "tiering.enabled=true", 'tiering.scan_delay="1000s"', 'trace.generate=""',
+    'cost.preset="bare-metal"',
+]
+
+
+def spin(threads: int, loads: int, extra: dict[int, list[tuple[float, int, int]]] | None = None):
+    """Per-thread records: ``loads`` loads of the thread's own DRAM page, with ``extra``
+    accesses (position, op, addr) spliced in at the given fraction of the run."""
+    out = []
+    for t in range(threads):
+        recs = [(1, DRAM_PAGE + t * 4096, 8)] * loads
+        for frac, op, addr in sorted((extra or {}).get(t, []), reverse=True):
+            recs.insert(int(frac * loads), (op, addr, 8))
+        out.append(recs)
+    return out
+
+
+def build(tmp: Path, threads_records, heap_pages: int, sets=(), engine: str = "baseline",
+          ncpu: int | None = None) -> Replay:
+    threads = len(threads_records)
+    regions = (Region(DRAM_PAGE, DRAM_PAGE + threads * 4096, "anon", True, False),
+               Region(HEAP, HEAP + heap_pages * 4096, "heap", True, False))
+    tid = np.concatenate([np.full(len(r), i, np.uint16) for i, r in enumerate(threads_records)])
+    rows = [x for r in threads_records for x in r]
+    path = tmp / "trace.parquet"
+    write_trace(path, TraceMeta("scenario", threads, regions), tid,
+                np.array([x[0] for x in rows], np.uint8), np.array([x[1] for x in rows], np.uint64),
+                np.array([x[2] for x in rows], np.uint8))
+    cfg = load_config(None, BASE_SETS + [f"machine.ncpu={ncpu or threads}", f'engine="{engine}"',
+                                         *sets])
+    return Replay(cfg, path, engine=make_engine(cfg))
+
+
+def place(replay: Replay, heap_page: int, nid: int) -> None:
+    """Move heap page ``heap_page`` onto node ``nid`` (set-up only, before the run)."""
+    m = replay.machine
+    pid = int(m.pagemap.lookup(np.array([(HEAP >> 12) + heap_page]))[0])
+    old = int(m.pte_pfn[pid])
+    if int(m.frame_node[old]) == nid:
+        return
+    lru = replay.tiering.lru
+    lru.remove(int(m.frame_node[old]), old)
+    m.frame_state[old] = F_FREE
+    m.frame_pid[old] = -1
+    m.nodes[int(m.frame_node[old])].free.push_head(old)
+    new = int(m.nodes[nid].free.pop(1)[0])
+    m.frame_state[new] = F_USED
+    m.frame_pid[new] = pid
+    m.pte_pfn[pid] = new
+    lru.add_head(nid, new)
+
+
+def heap_layout(replay: Replay, on_dram: range, on_cxl: range) -> None:
+    for p in on_cxl:
+        place(replay, p, 1)
+    for p in on_dram:
+        place(replay, p, 0)
+
+
+def node_of(replay: Replay, heap_page: int) -> int:
+    m = replay.machine
+    pid = int(m.pagemap.lookup(np.array([(HEAP >> 12) + heap_page]))[0])
+    return int(m.frame_node[m.pte_pfn[pid]])
+
+
+def pte(replay: Replay, heap_page: int) -> int:
+    m = replay.machine
+    pid = int(m.pagemap.lookup(np.array([(HEAP >> 12) + heap_page]))[0])
+    return int(m.pte_flags[pid])
+
+
+def heap_addr(page: int) -> int:
+    return HEAP + page * 4096
+
+
+__all__ = ["K", "build", "heap_layout", "node_of", "pte", "spin", "heap_addr", "HEAP"]
