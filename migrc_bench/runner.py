@@ -50,12 +50,14 @@ def make_engine(cfg: Config):
 
 
 def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = None,
-              progress: ProgressFactory = None) -> tuple[RunResult, str | None]:
+              progress: ProgressFactory = None, check_invariants: bool = False
+              ) -> tuple[RunResult, str | None]:
     """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
     reader = TraceReader(trace_path)
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
     replay = Replay(cfg, reader, engine=make_engine(cfg),
-                    progress=progress(total) if progress is not None else None)
+                    progress=progress(total) if progress is not None else None,
+                    check_invariants=check_invariants)
     result = replay.run()
     run_id = None
     if out_dir is not None:

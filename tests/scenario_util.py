@@ -8,6 +8,7 @@ import numpy as np
 
 from migrc_bench.config import load_config
 from migrc_bench.model import kernel as K
+from migrc_bench.model.counters import C
 from migrc_bench.model.memory import F_FREE, F_USED
 from migrc_bench.model.replay import Replay
 from migrc_bench.runner import make_engine
@@ -80,6 +81,24 @@ def heap_layout(replay: Replay, on_dram: range, on_cxl: range) -> None:
         place(replay, p, 0)
 
 
+def frame_of(replay: Replay, heap_page: int) -> int:
+    m = replay.machine
+    pid = int(m.pagemap.lookup(np.array([(HEAP >> 12) + heap_page]))[0])
+    return int(m.pte_pfn[pid])
+
+
+def demote(replay: Replay, cpu: int, pages) -> None:
+    """What kswapd does with one chunk: isolate the folios and migrate them to node 1."""
+    t = replay.tiering
+    frames = [frame_of(replay, p) for p in pages]
+    for f in frames:
+        t.lru.remove(0, f)
+    done, failed = replay.engine.migrate_pages(cpu, frames, "demotion", 1)
+    for f in failed:
+        t.lru.add_head(0, f)
+    replay.machine.counters[cpu, C["pgdemote_kswapd"]] += len(done)
+
+
 def node_of(replay: Replay, heap_page: int) -> int:
     m = replay.machine
     pid = int(m.pagemap.lookup(np.array([(HEAP >> 12) + heap_page]))[0])
@@ -96,4 +115,8 @@ def heap_addr(page: int) -> int:
     return HEAP + page * 4096
 
 
-__all__ = ["K", "build", "heap_layout", "node_of", "pte", "spin", "heap_addr", "HEAP"]
+ANON = 0x30000000  # outside every region: first touch allocates
+
+
+__all__ = ["K", "build", "heap_layout", "node_of", "pte", "spin", "heap_addr", "HEAP", "ANON",
+           "frame_of", "demote"]

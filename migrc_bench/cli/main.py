@@ -38,7 +38,9 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="migrc-bench", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="migrc-bench", standalone_mode=False)
+        if isinstance(rv, int):  # click returns Exit codes instead of raising when not standalone
+            return rv
     except UserError as exc:
         click.echo(f"migrc-bench: error: {exc}", err=True)
         return exc.exit_code

@@ -50,20 +50,29 @@ def summary_rows(result: RunResult) -> list[dict]:
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results directory (runs, intervals, cpus Parquet tables are appended).")
 @click.option("--no-save", is_flag=True, help="Do not write the results directory.")
+@click.option("--check-invariants", is_flag=True,
+              help="Check model.md §7 I1-I6 during the replay; exit 1 on a violation (slower).")
 @format_option()
 @quiet_option
-def command(trace, config_path, sets, engine, out_dir, no_save, fmt, quiet) -> None:
+def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants, fmt, quiet) -> None:
     """Replay TRACE (default: the config's trace.path) and print its counters."""
     extra = {"engine": engine} if engine else None
     cfg: Config = load_config(config_path, sets, extra)
     trace_path = Path(trace) if trace else default_trace(cfg, quiet=quiet)
     with replay_progress(quiet=quiet) as progress:
-        result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress)
+        result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress,
+                                   check_invariants=check_invariants)
     if fmt == "json":
         click.echo(json.dumps({"run_id": run_id, "engine": result.engine, "trace": str(trace_path),
                                "counters": result.totals, "extra": result.extra}, indent=2))
-        return
-    emit_rows(summary_rows(result), fmt, title=f"{result.engine} on {trace_path.name}")
-    if not quiet and run_id is not None:
-        click.echo(f"results: {out_dir} (run_id {run_id})", err=True)
+    else:
+        emit_rows(summary_rows(result), fmt, title=f"{result.engine} on {trace_path.name}")
+        if not quiet and run_id is not None:
+            click.echo(f"results: {out_dir} (run_id {run_id})", err=True)
     sys.stdout.flush()
+    violations = result.totals.get("invariant_violations", 0)
+    if violations:
+        click.echo(f"migrc-bench: {violations} invariant violation(s); first:", err=True)
+        for line in result.extra.get("violations", [])[:5]:
+            click.echo(f"  {line}", err=True)
+        raise click.exceptions.Exit(1)

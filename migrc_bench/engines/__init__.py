@@ -14,7 +14,7 @@ def register(cls: type) -> type:
 
 
 def _load() -> None:
-    from . import baseline, nobatch  # noqa: F401  (modules register themselves)
+    from . import baseline, luf, migrc, migrc_unsafe, nobatch  # noqa: F401  (they register)
 
 
 def names() -> list[str]:

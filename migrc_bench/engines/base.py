@@ -84,15 +84,18 @@ class Engine:
         return {}
 
     # ---- hooks (v6.7 defaults: nothing to do) -------------------------------------------
-    def before_wp_fault(self, cpu: int, pid: int) -> None:
-        pass
+    def before_pte_writable(self, cpu: int, pid: int, why: str) -> None:
+        """A fault handler is about to install a writable PTE (why: "wp" or "numa")."""
 
-    def on_watermark_fail(self, node) -> bool:
+    def on_watermark_fail(self, cpu: int, node) -> bool:
         """A zone failed its watermark check; True if the engine freed something worth a retry."""
         return False
 
-    def pause_for_reclaim(self, cpu: int) -> bool:
-        return False
+    def pause_begin(self, cpu: int) -> None:
+        """The allocator is about to reclaim directly (migrc pauses and flushes here)."""
+
+    def pause_end(self, cpu: int) -> None:
+        pass
 
     def on_frame_taken(self, cpu: int, frame: int) -> None:
         pass
@@ -110,6 +113,9 @@ class Engine:
         self.tlb_ubc.flush_required = True
         if pte_flags & K.PTE_DIRTY:
             self.tlb_ubc.writable = True
+
+    def folio_unmapped(self, initiator: int, u: Unmapped, reason: str) -> None:
+        """Every mapping of one folio is unmapped (migrc decides eligibility here)."""
 
     def flush_unmapped(self, initiator: int, batch: list[Unmapped]) -> None:
         """try_to_unmap_flush(): one full flush on the batch's cpumask."""
@@ -134,7 +140,13 @@ class Engine:
         m = self.m
         m.counters[initiator, C["pgmigrate_success"]] += len(done)
         m.counters[initiator, C["pgmigrate_fail"]] += len(failed)
+        if self.r.checker is not None:
+            self.r.checker.after_migrate(initiator)
         return done, failed
+
+    def allowed_stale_cpus(self) -> np.ndarray:
+        """CPUs allowed to cache translations to held or tagged frames (I4): none here."""
+        return np.zeros(self.m.ncpu, np.bool_)
 
     def _migrate_batch(self, initiator: int, frames: list[int], reason: str, target: int):
         m = self.m
@@ -146,7 +158,9 @@ class Engine:
             if dst is None:
                 failed.append(src)
                 continue
-            batch.append(self.unmap(initiator, src, dst))
+            u = self.unmap(initiator, src, dst)
+            self.folio_unmapped(initiator, u, reason)
+            batch.append(u)
         self.flush_unmapped(initiator, batch)
         for u in batch:
             self.move(initiator, u)
@@ -188,3 +202,5 @@ class Engine:
         m.frame_state[u.dst] = F_USED
         m.frame_pid[u.dst] = u.pid
         self.r.tiering.lru_add(u.dst)
+        if u.writable and self.r.checker is not None:
+            self.r.checker.on_writable(initiator, u.pid)

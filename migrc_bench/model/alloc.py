@@ -22,11 +22,11 @@ class Allocator:
     def engine(self):
         return self.r.engine
 
-    def _zone_ok(self, node, mark: int) -> bool:
+    def _zone_ok(self, cpu: int, node, mark: int) -> bool:
         """The watermark check with migrc's retry: a failing zone with held pages flushes them."""
         if node.nr_free and node.watermark_ok(mark):
             return True
-        if self.engine is not None and self.engine.on_watermark_fail(node):
+        if self.engine is not None and self.engine.on_watermark_fail(cpu, node):
             return node.nr_free > 0 and node.watermark_ok(mark)
         return False
 
@@ -35,6 +35,8 @@ class Allocator:
         frame = int(node.free.pop(1)[0])
         if self.engine is not None:
             self.engine.on_frame_taken(cpu, frame)
+        if self.r.checker is not None:
+            self.r.checker.on_alloc(cpu, frame)
         self.m.frame_state[frame] = F_USED
         return frame
 
@@ -44,27 +46,32 @@ class Allocator:
         order = [preferred] + [n.nid for n in m.nodes if n.nid != preferred]
         for nid in order:
             node = m.nodes[nid]
-            if self._zone_ok(node, node.wmark.low):
+            if self._zone_ok(cpu, node, node.wmark.low):
                 return self._count(cpu, self.take(cpu, node), preferred)
         # __alloc_pages_slowpath: wake kswapd on every node of the zonelist, retry at min
         if self.r.tiering is not None:
             self.r.tiering.wake_kswapd(0)
         for nid in order:
             node = m.nodes[nid]
-            if self._zone_ok(node, node.wmark.min):
+            if self._zone_ok(cpu, node, node.wmark.min):
                 return self._count(cpu, self.take(cpu, node), preferred)
-        # just before direct reclaim: migrc pauses and releases everything it holds
-        if self.engine is not None and self.engine.pause_for_reclaim(cpu):
+        # just before direct reclaim: migrc pauses (and releases what it holds) until we return
+        if self.engine is not None:
+            self.engine.pause_begin(cpu)
+        try:
             for nid in order:
                 node = m.nodes[nid]
-                if node.nr_free and node.watermark_ok(node.wmark.min):
+                if self._zone_ok(cpu, node, node.wmark.min):
                     return self._count(cpu, self.take(cpu, node), preferred)
-        if self.r.tiering is not None:
-            self.r.tiering.direct_reclaim(cpu)
-        for nid in order:
-            node = m.nodes[nid]
-            if node.nr_free:
-                return self._count(cpu, self.take(cpu, node), preferred)
+            if self.r.tiering is not None:
+                self.r.tiering.direct_reclaim(cpu)
+            for nid in order:
+                node = m.nodes[nid]
+                if node.nr_free:
+                    return self._count(cpu, self.take(cpu, node), preferred)
+        finally:
+            if self.engine is not None:
+                self.engine.pause_end(cpu)
         from ..errors import ConfigError
 
         raise ConfigError("out of memory: every node is full; give more 'memory.dram' or 'memory.cxl'")
@@ -77,7 +84,7 @@ class Allocator:
     def alloc_on_node(self, cpu: int, nid: int, mark: str) -> int | None:
         """__GFP_THISNODE without reclaim (migration targets): this node or nothing."""
         node = self.m.nodes[nid]
-        if self._zone_ok(node, getattr(node.wmark, mark)):
+        if self._zone_ok(cpu, node, getattr(node.wmark, mark)):
             return self.take(cpu, node)
         return None
 

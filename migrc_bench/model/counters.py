@@ -25,6 +25,7 @@ COUNTERS: tuple[str, ...] = (
     # migrc / LUF
     "migrc_deferred_pages", "migrc_released_pages", "migrc_flush_wp_fault", "migrc_flush_alloc",
     "migrc_flush_pause", "migrc_flush_race", "luf_tagged_pages", "luf_alloc_flushes",
+    "luf_cancel_flushes",
 )
 C = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)

@@ -13,6 +13,7 @@ initiator's ``nr_tlb_local_flush_*`` only when it really flushes; lazy CPUs get 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,6 +48,11 @@ class FlushMechanism:
         # Called after every batched flush with (initiator, flushed cpumask): migrc's hook.
         self.after_batch_flush: list[Callable[[int, np.ndarray], None]] = []
         self.before_batch_flush: list[Callable[[int, np.ndarray], None]] = []
+        # (start, end) of recent batched flushes on the initiator's clock: while one is in
+        # flight, migrc must not publish new pending CPUs (the migrc_flushing race rule).
+        self.batch_windows: deque[tuple[float, float]] = deque(maxlen=64)
+        # Called with the CPU after every full flush of the mm on it (LUF's ugen_done stamp).
+        self.after_full_flush: list[Callable[[int], None]] = []
 
     # ---- generations -------------------------------------------------------------------
     def inc_mm_gen(self) -> int:
@@ -75,10 +81,16 @@ class FlushMechanism:
         mask = mask.copy()
         for hook in self.before_batch_flush:
             hook(initiator, mask)
+        t0 = float(self.m.clock[initiator])
         if mask.any():
             self._dispatch(initiator, mask, FlushInfo(None, GEN_INVALID))
+        self.batch_windows.append((t0, float(self.m.clock[initiator])))
         for hook in self.after_batch_flush:
             hook(initiator, mask)
+
+    def batch_flush_in_flight(self, t: float) -> bool:
+        """Whether some batched flush's IPI round trip spans modelled time ``t``."""
+        return any(t0 <= t < t1 for t0, t1 in self.batch_windows)
 
     def switch_back(self, cpu: int) -> None:
         """A lazy CPU switches back to the mm: flush if its generation fell behind."""
@@ -148,6 +160,8 @@ class FlushMechanism:
         m = self.m
         if pids is None:
             K.invalidate_all(m.tlb_tag, cpu, m.page_flags, self.keep_kernel_text)
+            for hook in self.after_full_flush:
+                hook(cpu)
             n = 1
         else:
             for pid in pids:

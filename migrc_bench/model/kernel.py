@@ -120,9 +120,52 @@ def invalidate_all(tag, c, page_flags, keep_kernel):
             tag[c, i] = -1
 
 
+# invariant violation codes recorded by the checked loop (model.md §7 I1, I2)
+V_STALE_FRAME = 1    # a stale translation to a frame that is neither held nor tagged-free
+V_DIVERGED = 2       # a stale translation to a held/tagged frame whose content differs
+V_STALE_WRITE = 3    # a store through a stale writable translation
+V_WRITABLE_TLB = 4   # a store through a writable translation whose PTE is not writable
+N_VIOL_KEPT = 16
+
+
+@njit(cache=True, _nrt=False)
+def _record(viol, viol_n, code, c, pid, frame, pte_frame, t):
+    k = viol_n[0]
+    if k < viol.shape[0]:
+        viol[k, 0] = code
+        viol[k, 1] = c
+        viol[k, 2] = pid
+        viol[k, 3] = frame
+        viol[k, 4] = pte_frame
+        viol[k, 5] = np.int64(t)
+    viol_n[0] = k + 1
+
+
+@njit(cache=True, _nrt=False)
+def check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
+              viol, viol_n, t):
+    """I1/I2 on one use of a cached translation."""
+    p = pte_pfn[pid]
+    fl = pte_flags[pid]
+    current = p == frame and (fl & PTE_PRESENT) != 0 and (fl & PTE_PROTNONE) == 0
+    if current:
+        if kind == OP_STORE and writable and (fl & PTE_WRITE) == 0:
+            _record(viol, viol_n, V_WRITABLE_TLB, c, pid, frame, p, t)
+        return
+    if kind == OP_STORE:
+        if writable:
+            _record(viol, viol_n, V_STALE_WRITE, c, pid, frame, p, t)
+        return  # a read-only stale translation faults on a store: not a use
+    st = frame_state[frame]
+    if st != 2 and st != 3:  # F_HELD, F_TAGGED
+        _record(viol, viol_n, V_STALE_FRAME, c, pid, frame, p, t)
+    elif p < 0 or frame_ver[frame] != frame_ver[p]:
+        _record(viol, viol_n, V_DIVERGED, c, pid, frame, p, t)
+
+
 @njit(cache=True, inline="always", _nrt=False)
 def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pte_flags,
-              counters, times, cost):
+              counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
     """One TLB lookup (kind 0 ifetch, 1 load, 2 store). Returns frame >= 0, or -(reason)."""
     vpn = page_vpn[pid]
     l1 = G_ITLB if kind == OP_IFETCH else G_DTLB
@@ -134,6 +177,9 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
             counters[c, C_DTLB_HITS] += 1
         frame = pfn[c, i]
         writable = wr[c, i]
+        if check:
+            check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
+                      viol, viol_n, t)
     else:
         if kind == OP_IFETCH:
             counters[c, C_ITLB_L1_MISSES] += 1
@@ -144,6 +190,9 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
             counters[c, C_STLB_HITS] += 1
             frame = pfn[c, i2]
             writable = wr[c, i2]
+            if check:
+                check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state,
+                          frame_ver, viol, viol_n, t)
             _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
             times[c, T_BUSY] += cost[K_STLB_HIT_NS]
         else:
@@ -184,7 +233,7 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
 @njit(cache=True, _nrt=False)
 def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
-             frame_ver, node_lat, counters, times, cost, check, out):
+             frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out):
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
@@ -211,7 +260,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                 t0 = times[c, T_BUSY]
                 if op == OP_IFETCH:
                     f = translate(c, pid, OP_IFETCH, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
-                                  pte_flags, counters, times, cost)
+                                  pte_flags, counters, times, cost, check, frame_state,
+                                  frame_ver, viol, viol_n, clock[c])
                     if f < 0:
                         head[c] = h
                         clock[c] += times[c, T_BUSY] - t0
@@ -224,10 +274,12 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                 else:
                     kind = OP_STORE if op == OP_STORE else OP_LOAD
                     f = translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
-                                  pte_flags, counters, times, cost)
+                                  pte_flags, counters, times, cost, check, frame_state,
+                                  frame_ver, viol, viol_n, clock[c])
                     if f >= 0 and op == OP_MODIFY:
-                        f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
-                                      pte_flags, counters, times, cost)
+                        f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, stamp, page_vpn,
+                                      pte_pfn, pte_flags, counters, times, cost, check,
+                                      frame_state, frame_ver, viol, viol_n, clock[c])
                     if f < 0:
                         head[c] = h
                         clock[c] += times[c, T_BUSY] - t0
@@ -262,11 +314,46 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
 
 @njit(cache=True, _nrt=False)
 def kernel_text_fetch(c, kpids, tag, pfn, wr, lru, geo, stamps, page_vpn, pte_pfn, pte_flags, counters,
-                      times, cost):
+                      times, cost, frame_state, frame_ver, viol, viol_n):
     """A kernel entry on CPU c (fault, IPI, kswapd): fetch the kernel text pages via the iTLB."""
     t0 = times[c, T_BUSY]
     for i in range(kpids.shape[0]):
         stamps[c] += 1
         translate(c, kpids[i], OP_IFETCH, tag, pfn, wr, lru, geo, stamps[c], page_vpn, pte_pfn,
-                  pte_flags, counters, times, cost)
+                  pte_flags, counters, times, cost, False, frame_state, frame_ver, viol, viol_n,
+                  0.0)
     return times[c, T_BUSY] - t0
+
+
+@njit(cache=True, _nrt=False)
+def cpus_caching_frame(tag, pfn, frame, out):
+    """out[c] = True when CPU c holds any translation to ``frame`` (I3)."""
+    for c in range(tag.shape[0]):
+        out[c] = False
+        for i in range(tag.shape[1]):
+            if tag[c, i] >= 0 and pfn[c, i] == frame:
+                out[c] = True
+                break
+
+
+@njit(cache=True, _nrt=False)
+def cpus_aliasing_page(tag, pfn, geo, pid, vpn, frame, out):
+    """out[c] = True when CPU c caches page ``pid`` pointing somewhere other than ``frame``."""
+    for c in range(tag.shape[0]):
+        out[c] = False
+        for lvl in (G_ITLB, G_DTLB, G_STLB):
+            base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+            for i in range(base, base + geo[lvl + 2]):
+                if tag[c, i] == pid and pfn[c, i] != frame:
+                    out[c] = True
+
+
+@njit(cache=True, _nrt=False)
+def cpus_caching_state(tag, pfn, frame_state, state, out):
+    """out[c] = True when CPU c holds a translation to any frame in ``state`` (I4)."""
+    for c in range(tag.shape[0]):
+        out[c] = False
+        for i in range(tag.shape[1]):
+            if tag[c, i] >= 0 and frame_state[pfn[c, i]] == state:
+                out[c] = True
+                break

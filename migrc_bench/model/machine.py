@@ -107,6 +107,9 @@ class Machine:
         self.counters = np.zeros((self.ncpu, N_COUNTERS), np.int64)
         self.times = np.zeros((self.ncpu, N_TIMES), np.float64)
         self.clock = np.zeros(self.ncpu, np.float64)
+        # invariant violations found by the checked loop: (code, cpu, pid, frame, pte frame, t)
+        self.viol = np.zeros((K.N_VIOL_KEPT, 6), np.int64)
+        self.viol_n = np.zeros(1, np.int64)
         # mm: one process; per-CPU TLB generation and lazy flag (K§1.3)
         self.mm_gen = 1
         self.cpu_gen = np.ones(self.ncpu, np.int64)
@@ -243,8 +246,10 @@ class Machine:
         """Fetch the kernel text pages on ``cpu`` (fault, IPI, kthread); returns the ns spent."""
         if len(self.kernel_pids) == 0:
             return 0.0
-        ns = float(K.kernel_text_fetch(cpu, self.kernel_pids, *self.tlb_args(), self.stamps, self.page_vpn, self.pte_pfn, self.pte_flags,
-                                       self.counters, self.times, self.cost_vec))
+        ns = float(K.kernel_text_fetch(cpu, self.kernel_pids, *self.tlb_args(), self.stamps,
+                                       self.page_vpn, self.pte_pfn, self.pte_flags, self.counters,
+                                       self.times, self.cost_vec, self.frame_state, self.frame_ver,
+                                       self.viol, self.viol_n))
         self.clock[cpu] += ns
         return ns
 

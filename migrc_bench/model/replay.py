@@ -52,7 +52,7 @@ class Replay:
     """One run of one trace through one machine and engine."""
 
     def __init__(self, cfg: Config, trace: "str | Path | TraceReader", engine=None,
-                 progress: ProgressFn | None = None):
+                 progress: ProgressFn | None = None, check_invariants: bool = False):
         self.cfg = cfg
         self.reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
         meta = self.reader.meta
@@ -85,7 +85,12 @@ class Replay:
         self._events: list[_Event] = []
         self._seq = 0
         self.progress = progress
-        self.check = False
+        self.check = check_invariants
+        self.checker = None
+        if check_invariants:
+            from .invariants import Checker
+
+            self.checker = Checker(self)
         self.alloc = Allocator(self)
         self.engine = engine
         self.tiering = None
@@ -180,8 +185,10 @@ class Replay:
             raise TraceError(self.reader.path, f"store to read-only page 0x{vpn << 12:x} "
                              f"(a region marked not writable)")
         if self.engine is not None:
-            self.engine.before_wp_fault(cpu, pid)
+            self.engine.before_pte_writable(cpu, pid, "wp")
         m.pte_flags[pid] = fl | K.PTE_WRITE | K.PTE_DIRTY | K.PTE_YOUNG
+        if self.checker is not None:
+            self.checker.on_writable(cpu, pid)
 
     def _fault_hint(self, cpu: int, pid: int) -> None:
         if self.tiering is None:
@@ -205,7 +212,7 @@ class Replay:
                 self.feeder.stream_open, self.running, m.clock, self.q_end, self.quantum, t_stop,
                 *tlb, m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
                 m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
-                self.check, out)
+                self.check, m.frame_state, m.viol, m.viol_n, out)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
                 self.feeder.refill(int(out[0]))
@@ -226,6 +233,8 @@ class Replay:
         self._finish_intervals()
         if self.engine is not None:
             self.engine.finish()
+        if self.checker is not None:
+            self.checker.finish()
         return self._result(time.perf_counter() - wall0)
 
     def _update_lazy(self) -> None:
@@ -283,6 +292,8 @@ class Replay:
         })
         if self.engine is not None:
             totals.update(self.engine.run_figures())
+        if self.checker is not None:
+            totals["invariant_violations"] = self.checker.count
         cpus = []
         for c in range(m.ncpu):
             row: dict[str, Any] = {"cpu": c}
@@ -298,5 +309,7 @@ class Replay:
             "time_scale": self.cfg.replay.time_scale,
             "trace_rows": self.feeder.read_rows,
         }
+        if self.checker is not None:
+            extra["violations"] = [str(v) for v in self.checker.found]
         return RunResult(self.cfg.engine,
                          str(self.reader.path), self.cfg, totals, cpus, self.intervals, extra)

@@ -155,9 +155,13 @@ class Tiering:
                 return
         # not migrated: the PTE is made accessible again in place (writable for anon exclusive)
         fl = int(m.pte_flags[pid]) & ~K.PTE_PROTNONE
-        if m.page_flags[pid] & K.VMA_WRITE:
+        writable = bool(m.page_flags[pid] & K.VMA_WRITE)
+        if writable:
+            self.engine.before_pte_writable(cpu, pid, "numa")
             fl |= K.PTE_WRITE
         m.pte_flags[pid] = fl | K.PTE_YOUNG
+        if writable and r.checker is not None:
+            r.checker.on_writable(cpu, pid)
 
     def _should_promote(self, cpu: int, pid: int, now: float) -> bool:
         m = self.m
@@ -236,7 +240,7 @@ class Tiering:
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
         scanned = 0
-        limit = self.lru.size[DRAM]
+        limit = 2 * self.lru.size[DRAM]  # up to two passes: referenced folios get one second chance
         while not self._balanced() and scanned < limit:
             n = self._shrink_chunk(cpu, "pgdemote_kswapd")
             if n < 0:

@@ -1,0 +1,134 @@
+"""LUF RFC v12 (K§3.3): free read-only sources at once, tagged; flush when a tag is reused.
+
+- unmap: read-only, clean, accessible mappings go to a read-only batch as in migrc, for
+  any migration reason (LUF extends the idea to every unmap of read-only folios);
+- the sources are freed immediately (vmstat unchanged), each tagged with its batch's cpumask
+  and a generation ``ugen`` taken from the global ``luf_ugen``;
+- every full flush of the mm on a CPU stamps that CPU's ``ugen_done`` with the current
+  generation, so a CPU that has flushed since a tag was made owes nothing for it;
+- when a tagged page leaves the free lists, the CPUs of its mask not yet done are flushed
+  (``luf_alloc_flushes``); if all are done ("diet"), no flush at all;
+- cancel points: a fault that installs a writable PTE (write-protect fault, NUMA restore)
+  flushes every CPU still owing for this mm (``luf_cancel_flushes``).
+
+Simplifications (docs/modelling.md): one batch per migrate call instead of the 65536-entry
+``luf_batch`` hash (no key collisions to merge); tagged pages are freed to the tail of the
+free lists, standing in for v12's separate pending list that is used last.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.counters import C
+from ..model.memory import F_TAGGED
+from . import register
+from .base import Engine, UnmapBatch, Unmapped
+
+
+@register
+class Luf(Engine):
+    name = "luf"
+
+    def attach(self, replay) -> None:
+        super().attach(replay)
+        n = self.m.ncpu
+        self.tlb_ubc_ro = UnmapBatch(np.zeros(n, np.bool_))
+        self.luf_ugen = 0
+        self.ugen_done = np.zeros(n, np.int64)
+        self.tags: dict[int, tuple[np.ndarray, int]] = {}  # frame -> (cpumask, ugen)
+        self.tagged_peak = 0
+        self._pending = np.zeros(n, np.bool_)
+        self.flush.after_full_flush.append(self._stamp)
+
+    def _stamp(self, cpu: int) -> None:
+        self.ugen_done[cpu] = self.luf_ugen
+
+    def may_defer(self, u: Unmapped) -> bool:
+        return u.accessible and not u.writable and not u.dirty
+
+    def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
+        if u.writable or u.dirty:
+            super().add_pending(initiator, u, pte_flags)
+            return
+        self.tlb_ubc_ro.mask |= self.m.mm_cpumask
+        self.flush.inc_mm_gen()
+        self.tlb_ubc_ro.flush_required = True
+
+    def folio_unmapped(self, initiator: int, u: Unmapped, reason: str) -> None:
+        ro = self.tlb_ubc_ro
+        if ro.flush_required and self.may_defer(u):
+            u.extra["luf"] = True
+            self._pending |= ro.mask
+        elif ro.flush_required:
+            self.tlb_ubc.mask |= ro.mask
+            self.tlb_ubc.flush_required = True
+        ro.clear()
+
+    def flush_unmapped(self, initiator: int, batch: list[Unmapped]) -> None:
+        # the call's batch: a new generation; flushes from now on (this one included) count
+        self.luf_ugen += 1
+        self._call_tag = (self._pending.copy(), self.luf_ugen)
+        self._pending[:] = False
+        super().flush_unmapped(initiator, batch)
+
+    def release_source(self, initiator: int, u: Unmapped, reason: str) -> None:
+        if not u.extra.get("luf"):
+            super().release_source(initiator, u, reason)
+            return
+        mask, ugen = self._call_tag
+        if self.r.checker is not None:
+            self.r.checker.on_defer(initiator, u, reason, (reason,))
+        owing = mask & (self.ugen_done < ugen)
+        self.r.alloc.free(u.src, tail=True)
+        if owing.any():  # the batch's own flush may already have covered every CPU
+            self.m.frame_state[u.src] = F_TAGGED
+            self.tags[u.src] = (owing, ugen)
+            self.m.counters[initiator, C["luf_tagged_pages"]] += 1
+            self.tagged_peak = max(self.tagged_peak, len(self.tags))
+
+    def _owing(self, mask: np.ndarray, ugen: int) -> np.ndarray:
+        return mask & (self.ugen_done < ugen)
+
+    def on_frame_taken(self, cpu: int, frame: int) -> None:
+        tag = self.tags.pop(frame, None)
+        if tag is None:
+            return
+        need = self._owing(*tag)
+        if need.any():
+            self.m.counters[cpu, C["luf_alloc_flushes"]] += 1
+            self.luf_ugen += 1
+            self.flush.flush_batch(cpu, need)
+            self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
+
+    def before_pte_writable(self, cpu: int, pid: int, why: str) -> None:
+        if not self.tags:
+            return
+        need = np.zeros(self.m.ncpu, np.bool_)
+        for mask, ugen in self.tags.values():
+            need |= self._owing(mask, ugen)
+        if need.any():
+            self.m.counters[cpu, C["luf_cancel_flushes"]] += 1
+            self.luf_ugen += 1
+            self.flush.flush_batch(cpu, need)
+            self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
+        self._untag_done()
+
+    def _untag_done(self) -> None:
+        m = self.m
+        for f in [f for f, (mask, ugen) in self.tags.items() if not self._owing(mask, ugen).any()]:
+            del self.tags[f]
+            if m.frame_state[f] == F_TAGGED:
+                m.frame_state[f] = 0
+
+    def allowed_stale_cpus(self) -> np.ndarray:
+        need = np.zeros(self.m.ncpu, np.bool_)
+        for mask, ugen in self.tags.values():
+            need |= self._owing(mask, ugen)
+        return need
+
+    def interval_gauges(self) -> dict:
+        return {"luf_tagged_now": len(self.tags)}
+
+    def run_figures(self) -> dict:
+        return {"luf_tagged_pages_peak": self.tagged_peak}

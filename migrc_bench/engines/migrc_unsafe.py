@@ -1,0 +1,25 @@
+"""A deliberately unsafe migrc for tests only: it also defers writable or dirty folios.
+
+A writable source keeps stale writable translations on other CPUs after the destination
+is mapped writable: stores on either side diverge. It exists so a test can prove that
+``--check-invariants`` catches a real bug; never use it for measurements.
+"""
+
+from __future__ import annotations
+
+from . import register
+from .base import Unmapped
+from .migrc import Migrc
+
+
+@register
+class MigrcUnsafe(Migrc):
+    name = "migrc-unsafe"
+
+    def may_defer(self, u: Unmapped) -> bool:
+        return u.accessible
+
+    def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
+        self.tlb_ubc_ro.mask |= self.m.mm_cpumask
+        self.flush.inc_mm_gen()
+        self.tlb_ubc_ro.flush_required = True
