@@ -101,8 +101,10 @@ SCHEMA: tuple[Key, ...] = (
     Key("memory.placement", "choice", "first-touch",
         "initial placement of a trace that starts mid-run", choices=("first-touch", "interleave")),
     Key("memory.initial_pte", "choice", "writable-dirty",
-        "PTE state of pages present at the start (heap initialised by stores)",
-        choices=("writable-dirty", "writable-clean", "readonly-clean")),
+        "PTE state of pages present at the start: just initialised (writable-dirty), or the "
+        "steady state of a long tiering run (steady-state: DRAM pages promoted, so read-only and "
+        "clean; CXL pages demoted with a writable entry, so writable and clean)",
+        choices=("writable-dirty", "writable-clean", "readonly-clean", "steady-state")),
     Key("memory.min_free_kbytes", "int", 0, "vm.min_free_kbytes (0: kernel formula sqrt(16*lowmem_KB))",
         0, 1 << 40),
     Key("memory.watermark_scale_factor", "int", 10, "vm.watermark_scale_factor", 1, 3000),

@@ -23,7 +23,7 @@ BASE_SETS = [
     'memory.dram="128KiB"', 'memory.cxl="1MiB"', "memory.min_free_kbytes=8",
     "memory.watermark_scale_factor=1000", "tlb.kernel_text_pages=0", "replay.quantum=100",
     "tiering.enabled=true", 'tiering.scan_delay="1000s"', 'trace.generate=""',
-    'cost.preset="bare-metal"',
+    'cost.preset="bare-metal"', 'memory.initial_pte="writable-dirty"', 'replay.time_scale=1.0',
 ]
 
 

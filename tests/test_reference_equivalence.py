@@ -69,6 +69,7 @@ def scenarios(draw):
         f"replay.quantum={draw(st.sampled_from([30, 100, 400, 5000]))}",
         f'memory.dram="{draw(st.sampled_from([16, 24, 64]))}KiB"',
         'memory.cxl="256KiB"', "memory.min_free_kbytes=8",
+        f'memory.initial_pte="{draw(st.sampled_from(["writable-dirty", "writable-clean", "readonly-clean", "steady-state"]))}"',
         f'cost.preset="{draw(st.sampled_from(["bare-metal", "kvm-guest"]))}"',
     ]
     vpns = all_vpns()
@@ -122,7 +123,7 @@ def test_reference_counts_something():
     events = [Event(200.0, "wrprotect", 0, ((HEAP >> 12),)), Event(400.0, "full", 1),
               Event(600.0, "unmap", 0, ((ANON >> 12),))]
     sets = ["machine.ncpu=2", "replay.quantum=50", 'memory.dram="64KiB"', 'memory.cxl="256KiB"',
-            "memory.min_free_kbytes=8"]
+            "memory.min_free_kbytes=8", 'memory.initial_pte="writable-dirty"']
     with tempfile.TemporaryDirectory() as d:
         fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet")
     ref = run_reference(cfg, traces, events)

@@ -12,7 +12,7 @@ from ..errors import UserError
 EPILOG = """\b
 Examples:
   migrc-bench run                          # replay the bundled default trace and config
-  migrc-bench trace gen xsbench -s small -l 2000 -t 4 -o small.parquet
+  migrc-bench trace gen xsbench -s small -m event -l 20000 -t 4 -o small.parquet
   migrc-bench trace convert lackey.log -o app.parquet
   migrc-bench trace info app.parquet --format json
   migrc-bench config show --set machine.ncpu=4

@@ -84,6 +84,10 @@ class Engine:
         return {}
 
     # ---- hooks (v6.7 defaults: nothing to do) -------------------------------------------
+    def numa_restore_is_quiet(self) -> bool:
+        """True when before_pte_writable(..., "numa") would do nothing right now."""
+        return True
+
     def before_pte_writable(self, cpu: int, pid: int, why: str) -> None:
         """A fault handler is about to install a writable PTE (why: "wp" or "numa")."""
 

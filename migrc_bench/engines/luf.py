@@ -101,6 +101,9 @@ class Luf(Engine):
             self.flush.flush_batch(cpu, need)
             self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
 
+    def numa_restore_is_quiet(self) -> bool:
+        return not self.tags
+
     def before_pte_writable(self, cpu: int, pid: int, why: str) -> None:
         if not self.tags:
             return

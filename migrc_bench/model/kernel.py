@@ -53,7 +53,10 @@ C_DTLB_STORE_MISSES = _C["dtlb_store_misses"]
 C_ITLB_FLUSH = _C["itlb_flush"]
 C_DTLB_FLUSH = _C["dtlb_flush"]
 C_STLB_FLUSH = _C["stlb_flush"]
+C_PGFAULT = _C["pgfault"]
+C_HINT_FAULTS = _C["numa_hint_faults"]
 T_BUSY = _T["busy"]
+T_FAULT = _T["fault"]
 T_WALK = _T["walk"]
 T_MEM = _T["mem"]
 
@@ -230,10 +233,46 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
     return frame
 
 
+# hint-fault fast path parameters (tiering.py fills them; H_ENABLED 0 sends every fault to Python)
+H_ENABLED, H_THRESHOLD, H_FAULT_NS = 0, 1, 2
+N_HINT = 3
+
+
+@njit(cache=True, _nrt=False)
+def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags, frame_node,
+                    counters, times, kpids, tag, pfn, wr, lru, geo, stamps, page_vpn, cost,
+                    frame_state, frame_ver, viol, viol_n):
+    """do_numa_page for the common case, without leaving the loop: a slow-tier page whose
+    scan was longer ago than the hot threshold is not promoted; its PTE is made accessible
+    again in place (writable for a writable VMA, young). Anything else returns False and goes
+    to Python (tiering.Tiering.hint_fault), which does exactly the same for this case."""
+    if hint[H_ENABLED] == 0.0:
+        return False
+    f = pte_pfn[pid]
+    if frame_node[f] == 0 or clock[c] - scan_time[pid] < hint[H_THRESHOLD]:
+        return False
+    counters[c, C_PGFAULT] += 1
+    counters[c, C_HINT_FAULTS] += 1
+    ns = hint[H_FAULT_NS]
+    times[c, T_BUSY] += ns
+    times[c, T_FAULT] += ns
+    clock[c] += ns
+    ns = kernel_text_fetch(c, kpids, tag, pfn, wr, lru, geo, stamps, page_vpn, pte_pfn, pte_flags,
+                           counters, times, cost, frame_state, frame_ver, viol, viol_n)
+    clock[c] += ns
+    times[c, T_FAULT] += ns
+    fl = pte_flags[pid] & ~PTE_PROTNONE
+    if page_flags[pid] & VMA_WRITE:
+        fl |= PTE_WRITE
+    pte_flags[pid] = fl | PTE_YOUNG
+    return True
+
+
 @njit(cache=True, _nrt=False)
 def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
-             frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out):
+             frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out,
+             hint, scan_time, kpids):
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
@@ -263,8 +302,13 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                                   pte_flags, counters, times, cost, check, frame_state,
                                   frame_ver, viol, viol_n, clock[c])
                     if f < 0:
-                        head[c] = h
                         clock[c] += times[c, T_BUSY] - t0
+                        if f == -R_FAULT_HINT and cold_hint_fault(
+                                c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
+                                frame_node, counters, times, kpids, tag, pfn, wr, lru, geo, stamps,
+                                page_vpn, cost, frame_state, frame_ver, viol, viol_n):
+                            continue
+                        head[c] = h
                         out[0] = c
                         out[1] = pid
                         out[2] = op
@@ -281,8 +325,13 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                                       pte_pfn, pte_flags, counters, times, cost, check,
                                       frame_state, frame_ver, viol, viol_n, clock[c])
                     if f < 0:
-                        head[c] = h
                         clock[c] += times[c, T_BUSY] - t0
+                        if f == -R_FAULT_HINT and cold_hint_fault(
+                                c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
+                                frame_node, counters, times, kpids, tag, pfn, wr, lru, geo, stamps,
+                                page_vpn, cost, frame_state, frame_ver, viol, viol_n):
+                            continue
+                        head[c] = h
                         out[0] = c
                         out[1] = pid
                         out[2] = op

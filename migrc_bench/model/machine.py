@@ -229,9 +229,15 @@ class Machine:
         frames = np.empty(n, np.int32)
         frames[to0] = dram.free.pop(int(to0.sum()))
         frames[~to0] = cxl.free.pop(int((~to0).sum()))
-        pte = {"writable-dirty": K.PTE_PRESENT | K.PTE_WRITE | K.PTE_DIRTY,
-               "writable-clean": K.PTE_PRESENT | K.PTE_WRITE,
-               "readonly-clean": K.PTE_PRESENT}[self.cfg.memory.initial_pte]
+        rw_dirty = K.PTE_PRESENT | K.PTE_WRITE | K.PTE_DIRTY
+        rw_clean = K.PTE_PRESENT | K.PTE_WRITE
+        ro_clean = K.PTE_PRESENT
+        mode = self.cfg.memory.initial_pte
+        if mode == "steady-state":  # promoted pages are read-only; demoted ones kept write access
+            pte = np.where(to0, ro_clean, rw_clean)
+        else:
+            pte = np.full(n, {"writable-dirty": rw_dirty, "writable-clean": rw_clean,
+                              "readonly-clean": ro_clean}[mode])
         writable = (self.page_flags[pids] & K.VMA_WRITE) != 0
         self.pte_pfn[pids] = frames
         self.pte_flags[pids] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)

@@ -143,10 +143,15 @@ class ReferenceModel:
         for i, v in enumerate(self.kernel_vpns):
             self.pt[v] = Pte(frame=n0 + n1 + i)
         room0 = max(0, n0 - self.nodes[0].wmark.low)
+        mode = cfg.memory.initial_pte
         for i, (vpn, writable) in enumerate(regions_pages):
             node = 0 if i < room0 else 1
             frame = self.free[node].pop(0)
-            self.pt[vpn] = Pte(frame=frame, write=writable, dirty=writable)
+            if mode == "steady-state":
+                write, dirty = node == 1, False
+            else:
+                write, dirty = mode != "readonly-clean", mode == "writable-dirty"
+            self.pt[vpn] = Pte(frame=frame, write=writable and write, dirty=writable and dirty)
             self.vma_write[vpn] = writable
 
     @staticmethod

@@ -202,6 +202,7 @@ class Replay:
         self.feeder.prime()
         tlb = m.tlb_args()
         out = np.zeros(3, np.int64)
+        hint = self.tiering.hint if self.tiering is not None else np.zeros(K.N_HINT, np.float64)
         if self.engine is not None:
             self.engine.start()
             self.tiering.start()
@@ -212,7 +213,8 @@ class Replay:
                 self.feeder.stream_open, self.running, m.clock, self.q_end, self.quantum, t_stop,
                 *tlb, m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
                 m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
-                self.check, m.frame_state, m.viol, m.viol_n, out)
+                self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
+                m.kernel_pids)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
                 self.feeder.refill(int(out[0]))
@@ -229,6 +231,8 @@ class Replay:
                     self.progress(int(m.counters[:, C["accesses"]].sum()), self.now())
             elif reason == K.R_ALL_DONE:
                 break
+            if self.tiering is not None:
+                self.tiering.refresh_hint()
             t_stop = self._next_stop()
         self._finish_intervals()
         if self.engine is not None:
@@ -246,6 +250,8 @@ class Replay:
 
     def _boundary(self) -> None:
         t = self.now()
+        if self.tiering is not None:
+            self.tiering.on_boundary(t)
         while self._events and self._events[0].t_ns <= t:
             ev = heapq.heappop(self._events)
             ev.fn(self)

@@ -57,6 +57,9 @@ class Tiering:
         self.pgpromote_candidate = 0
         self.kswapd_pending = False
         self.kswapd_runs = 0
+        # parameters of the compiled loop's hint-fault fast path (kernel.cold_hint_fault)
+        self.fast_hints = True
+        self.hint = np.zeros(K.N_HINT, np.float64)
         # LRU of every node; only node 0 is reclaimed (node 1 has no demotion target, no swap)
         self.lru = Lru(len(m.frame_node), len(m.nodes))
         used = np.flatnonzero(m.frame_state == F_USED)[::-1]  # first placed = oldest = tail
@@ -67,6 +70,24 @@ class Tiering:
     def start(self) -> None:
         if self.mode & 2:
             self.r.at(self.scan_delay, lambda r: self.numa_scan())
+        self.refresh_hint()
+
+    def on_boundary(self, now: float) -> None:
+        """Kernel housekeeping that only needs quantum resolution."""
+        self._adjust_threshold(now)
+
+    def refresh_hint(self) -> None:
+        """Let the compiled loop settle cold hint faults itself while nothing else can happen:
+        DRAM is not 'free enough' (which promotes regardless of hotness), no checker is
+        watching, and the engine has nothing to do when a PTE becomes writable again."""
+        m = self.m
+        dram = m.nodes[DRAM]
+        enough = dram.watermark_ok(dram.wmark.promo + max(GIB_PAGES, dram.pages >> 4))
+        quiet = self.engine.numa_restore_is_quiet()
+        on = self.fast_hints and bool(self.mode & 2) and not enough and quiet and self.r.checker is None
+        self.hint[K.H_ENABLED] = 1.0 if on else 0.0
+        self.hint[K.H_THRESHOLD] = self.nbp_threshold or self.hot_threshold
+        self.hint[K.H_FAULT_NS] = m.costs.fault
 
     def lru_add(self, frame: int) -> None:
         self.lru.add_head(int(self.m.frame_node[frame]), frame)
@@ -150,7 +171,7 @@ class Tiering:
         nid = int(m.frame_node[frame])
         if nid == DRAM:  # all CPUs are on node 0
             m.counters[cpu, C["numa_hint_faults_local"]] += 1
-        if nid != DRAM and self._should_promote(cpu, pid, r.now_cpu(cpu)):
+        if nid != DRAM and self._should_promote(cpu, pid, float(m.clock[cpu])):
             if self._promote(cpu, pid, frame):
                 return
         # not migrated: the PTE is made accessible again in place (writable for anon exclusive)
@@ -169,7 +190,7 @@ class Tiering:
         enough = max(GIB_PAGES, dram.pages >> 4)
         if dram.watermark_ok(dram.wmark.promo + enough):  # pgdat_free_space_enough
             return True
-        self._adjust_threshold(now)
+        # (numa_promotion_adjust_threshold runs at quantum boundaries: on_boundary)
         th = self.nbp_threshold or self.hot_threshold
         latency = now - m.scan_time[pid]
         if latency >= th:

@@ -238,10 +238,16 @@ class TraceWriter:
             self._flush(ROW_GROUP_ROWS)
 
     def _flush(self, rows: int) -> None:
-        cols = {c: np.concatenate([getattr(b, c) for b in self._pending]) for c in COLUMNS}
-        head = {c: v[:rows] for c, v in cols.items()}
+        if len(self._pending) == 1:
+            cols = {c: getattr(self._pending[0], c) for c in COLUMNS}
+        else:
+            cols = {c: np.concatenate([getattr(b, c) for b in self._pending]) for c in COLUMNS}
+        head = {c: np.ascontiguousarray(v[:rows]) for c, v in cols.items()}
         tail = {c: v[rows:] for c, v in cols.items()}
-        table = pa.Table.from_arrays([pa.array(head[c]) for c in COLUMNS], schema=SCHEMA)
+        # from_buffers: zero-copy, and no pandas import that pa.array() would pay for
+        arrays = [pa.Array.from_buffers(f.type, len(head[f.name]), [None, pa.py_buffer(head[f.name])])
+                  for f in SCHEMA]
+        table = pa.Table.from_arrays(arrays, schema=SCHEMA)
         assert self._writer is not None
         self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.rows += len(head["tid"])

@@ -1,0 +1,76 @@
+"""Replay speed: accesses per second end to end (trace reading included) and peak memory.
+
+The standard cases of the replay-core and tiering issues: a 16-CPU XSBench-large trace
+(~51 M records, the bundled default) with the tiering policy off and on, per engine, with
+--check-invariants, and 10 M vs 100 M accesses to show memory does not grow with length.
+Each case runs in a fresh interpreter (measure.in_subprocess) after a warm-up that fills the
+numba cache, so compile time is not in the figures and peak RSS is the case's own.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import in_subprocess  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+TRACES = {
+    "51M": "xsbench -s large -G unionized -m history -t 16 -p 1600 --seed 1",
+    "10M": "xsbench -s large -G unionized -m history -t 16 -p 320 --seed 1",
+    "100M": "xsbench -s large -G unionized -m history -t 16 -p 3200 --seed 1",
+}
+
+_RUN = """
+import json, time
+from migrc_bench.config import load_config
+from migrc_bench.runner import run_trace
+cfg = load_config(None, {sets!r})
+t = time.perf_counter()
+res, _ = run_trace(cfg, {trace!r}, check_invariants={check!r})
+dt = time.perf_counter() - t
+print(json.dumps({{"items": res.totals["accesses"], "seconds": dt,
+                  "violations": res.totals["invariant_violations"],
+                  "remote": res.totals["nr_tlb_remote_flush"]}}))
+"""
+
+
+def trace(name: str) -> str:
+    import shlex
+
+    from migrc_bench.trace.xsbench import generate_from_args
+
+    path = CACHE / f"xsbench-{name}.parquet"
+    if not path.exists():
+        generate_from_args(shlex.split(TRACES[name])[1:], path)
+    return str(path)
+
+
+def case(label: str, name: str, sets: list[str], check: bool = False) -> dict:
+    r = in_subprocess(_RUN.format(sets=sets, trace=trace(name), check=check))
+    return {"case": label, "items": r["items"], "unit": "accesses", "seconds": round(r["seconds"], 2),
+            "rate_per_s": round(r["items"] / r["seconds"]), "peak_rss_mib": r["peak_rss_mib"],
+            "remote_flushes": r["remote"], "violations": r["violations"]}
+
+
+def run() -> list[dict]:
+    off = ["tiering.enabled=false"]
+    case("warm-up (numba cache)", "10M", off)
+    rows = [
+        case("16 CPUs, tiering off", "51M", off),
+        case("16 CPUs, tiering on, baseline", "51M", ['engine="baseline"']),
+        case("16 CPUs, tiering on, nobatch", "51M", ['engine="nobatch"']),
+        case("16 CPUs, tiering on, migrc", "51M", ['engine="migrc"']),
+        case("16 CPUs, tiering on, luf", "51M", ['engine="luf"']),
+        case("16 CPUs, migrc, --check-invariants", "51M", ['engine="migrc"'], check=True),
+        case("memory: 10 M accesses, tiering off", "10M", off),
+        case("memory: 100 M accesses, tiering off", "100M", off),
+    ]
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
