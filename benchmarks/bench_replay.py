@@ -19,8 +19,8 @@ from measure import in_subprocess  # noqa: E402
 CACHE = Path(__file__).resolve().parent / ".cache"
 TRACES = {
     "51M": "xsbench -s large -G unionized -m history -t 16 -p 1600 --seed 1",
-    "10M": "xsbench -s large -G unionized -m history -t 16 -p 320 --seed 1",
-    "100M": "xsbench -s large -G unionized -m history -t 16 -p 3200 --seed 1",
+    "10M": "xsbench -s large -G unionized -m history -t 16 -p 1600 -l 7 --seed 1",
+    "100M": "xsbench -s large -G unionized -m history -t 16 -p 1600 -l 68 --seed 1",
 }
 
 _RUN = """

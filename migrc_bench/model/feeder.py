@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import TraceError
 from ..trace.native import Batch, TraceReader
-from .pagemap import group_by_thread
 
 BUFFER_ROWS = 1 << 16
 READ_ROWS = 1 << 18
@@ -98,11 +97,10 @@ class Feeder:
         if len(b) and int(b.tid.max()) >= self.threads:
             raise TraceError(self.reader.path, f"thread id {int(b.tid.max())} but the trace "
                              f"declares {self.reader.meta.threads} threads")
-        pid, tid, op = self._map(b)
-        g_pid = np.empty_like(pid)
-        g_op = np.empty_like(op)
-        bounds = np.zeros(self.threads + 1, np.int64)
-        group_by_thread(tid, pid, op, g_pid, g_op, bounds, np.zeros(self.threads, np.int64))
+        g_pid, g_op, bounds, first_new = self.m.pagemap.map_grouped(b.addr, b.size, b.tid, b.op,
+                                                                     self.threads)
+        self.m.on_new_pages(first_new)
+        self.read_rows += len(b)
         for t in range(self.threads):
             if bounds[t + 1] > bounds[t]:
                 self._pending[t].append((g_pid[bounds[t]:bounds[t + 1]], g_op[bounds[t]:bounds[t + 1]]))

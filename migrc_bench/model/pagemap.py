@@ -102,6 +102,35 @@ def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_v
 
 
 @njit(cache=True, _nrt=False)
+def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
+                 out_pid, out_op, bounds, pos, hints):
+    """Page ids grouped by thread in two passes over the batch: rows of thread
+    t (page-crossing accesses split) land in [bounds[t], bounds[t+1]) in program order."""
+    threads = pos.shape[0]
+    for i in range(addr.shape[0]):
+        a = np.int64(addr[i])
+        n = 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT) - (a >> PAGE_SHIFT))
+        bounds[np.int64(tid[i]) + 1] += n
+    for t in range(threads):
+        bounds[t + 1] += bounds[t]
+        pos[t] = bounds[t]
+    for i in range(addr.shape[0]):
+        a = np.int64(addr[i])
+        vpn = a >> PAGE_SHIFT
+        last = (a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT
+        o = op[i]
+        t = np.int64(tid[i])
+        for v in range(vpn, last + 1):
+            pid, n_pages = _page_id(keys, vals, r_start, r_end, r_base, v, n_pages, new_vpns,
+                                    hints, o & 3)
+            j = pos[t]
+            out_pid[j] = pid
+            out_op[j] = o
+            pos[t] = j + 1
+    return n_pages
+
+
+@njit(cache=True, _nrt=False)
 def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
     hint = -1
     for i in range(vpns.shape[0]):
@@ -114,30 +143,12 @@ def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
         out[i] = vals[h] if keys[h] == vpns[i] else -1
 
 
-@njit(cache=True, _nrt=False)
-def group_by_thread(tid, pid, op, out_pid, out_op, bounds, pos):
-    """Counting sort by thread id, stable: rows of thread t end up in [bounds[t], bounds[t+1]).
-
-    ``bounds`` (threads + 1, zeroed) and ``pos`` (threads) are scratch arrays from the caller.
-    """
-    threads = pos.shape[0]
-    for i in range(tid.shape[0]):
-        bounds[np.int64(tid[i]) + 1] += 1
-    for t in range(threads):
-        bounds[t + 1] += bounds[t]
-        pos[t] = bounds[t]
-    for i in range(tid.shape[0]):
-        t = np.int64(tid[i])
-        out_pid[pos[t]] = pid[i]
-        out_op[pos[t]] = op[i]
-        pos[t] += 1
-
-
 class PageMap:
     """Grows as new pages appear; ``vpns[:n]`` lists the vpn of each id."""
 
     def __init__(self, capacity: int = 1 << 16):
-        cap = 1 << max(4, int(capacity * 2 - 1).bit_length())
+        """``capacity``: pages expected in all (ranges included); the hash starts small."""
+        cap = 1 << 17
         self.keys = np.full(cap, -1, np.int64)
         self.vals = np.zeros(cap, np.int32)
         self.vpns = np.zeros(max(16, capacity), np.int64)
@@ -197,6 +208,20 @@ class PageMap:
         _lookup_many(self.keys, self.vals, self.r_start, self.r_end, self.r_base,
                      np.asarray(vpns, np.int64), out)
         return out
+
+    def map_grouped(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
+                    threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Page ids and ops grouped by thread; returns (pid, op, bounds, first new id)."""
+        rows = int(_count_rows(addr, size))
+        self._reserve(rows)
+        out_pid = np.empty(rows, np.int32)
+        out_op = np.empty(rows, np.uint8)
+        bounds = np.zeros(threads + 1, np.int64)
+        first_new = self.n
+        self.n = _map_grouped(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
+                              self.r_base, self.n, self.vpns, out_pid, out_op, bounds,
+                              np.zeros(threads, np.int64), np.full(4, -1, np.int64))
+        return out_pid, out_op, bounds, first_new
 
     def map_batch(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

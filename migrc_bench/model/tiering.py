@@ -31,6 +31,12 @@ class Tiering:
         ts = cfg.replay.time_scale
         self.ts = ts
         self.mode = tc.numa_balancing
+        if self.mode not in (0, 2):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"config key 'tiering.numa_balancing': expected 0 (off) or 2 (memory "
+                              f"tiering), got {self.mode} (modes 1 and 3 balance between CPU "
+                              f"nodes; the model has one)")
         self.demotion = tc.demotion_enabled
         self.scan_delay = tc.scan_delay * ts
         self.scan_period = tc.scan_delay * ts  # init_numa_balancing: period starts at scan_delay
