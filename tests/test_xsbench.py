@@ -170,7 +170,10 @@ def test_chunks_of_100_go_round_robin_to_threads(small_history):
     lookups, _ = decode(path, result.params)
     tids = [lk.tid for lk in lookups]
     runs = [(t, len(list(g))) for t, g in itertools.groupby(tids)]
-    assert runs == [(0, 200), (1, 200), (0, 100)]               # 100 particles x 2 lookups
+    # chunks 0 and 2 (100 + 50 particles, 2 lookups each) on thread 0, chunk 1 on thread 1;
+    # the file interleaves a round's threads one particle at a time
+    assert runs == [(0, 2), (1, 2)] * 100 + [(0, 100)]
+    assert tids.count(0) == 300 and tids.count(1) == 200
 
 
 def test_event_mode_chunks_lookups(tmp_path):
@@ -179,7 +182,8 @@ def test_event_mode_chunks_lookups(tmp_path):
     lookups, _ = decode(path, result.params)
     assert len(lookups) == 450 == result.lookups
     tids = [lk.tid for lk in lookups]
-    assert tids == [(i // 100) % 3 for i in range(450)]
+    # chunks 0-4 (100, 100, 100, 100, 50 lookups) on threads 0,1,2,0,1; interleaved per round
+    assert tids == [0, 1, 2] * 100 + [0, 1] * 50 + [0] * 50
     assert site_counts(path, result.params)["lcg_seed"] == 2 * 450   # energy + material each
 
 

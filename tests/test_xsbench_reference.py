@@ -227,9 +227,15 @@ def test_lookups_and_checksum_match_the_port(tmp_path, ports, grid, mode):
     if mode == "event":
         want_ver, want = port.event(600)
         kw = dict(lookups=600)
+        per_iter, n_iter = 1, 600
     else:
         want_ver, want = port.history(120, 5)
         kw = dict(particles=120, lookups=5)
+        per_iter, n_iter = 5, 120
+    # the file interleaves the 3 threads' chunks of 100 iterations one iteration at a time
+    order = [(c * 3 + k % 3) * 100 + k // 3 for c in range(-(-n_iter // 300)) for k in range(300)]
+    order = [it for it in order if it < n_iter]
+    want = [want[it * per_iter + j] for it in order for j in range(per_iter)]
     path = tmp_path / "t.parquet"
     result = generate_xsbench(path, size="small", gridpoints=N_GRID, grid=grid, mode=mode,
                               hash_bins=7, threads=3, **kw)

@@ -31,7 +31,7 @@ from .xsbench_data import XSBenchData, build_data
 from .xsbench_kernel import (C_CONCS, C_GRID, C_HASH_BINS, C_INDEX_GRID, C_ITERS, C_LOOKUPS,
                              C_MATS, C_MAX_NUCS, C_MAX_RECORDS, C_MODE, C_N_GRID, C_N_ISO,
                              C_N_POINTS, C_NUCLIDE_GRID, C_NUM_NUCS, C_THREADS, C_UEG, N_CFG,
-                             U_SEED, U_START, fill)
+                             U_SEED, U_START, fill, sequence_length)
 from .xsbench_layout import ArraySpan, XSBenchLayout, build_layout
 from .xsbench_params import (DEFAULT_HASH_BINS, GRID_IDS, MATERIAL_CDF, MODE_IDS, STARTING_SEED,
                              XSBenchParams, click_params, material_lists, resolve_params)
@@ -118,7 +118,7 @@ class _Lookups:
 
     @property
     def done(self) -> bool:
-        return int(self.ist[0]) >= self.p.iterations
+        return int(self.ist[0]) >= sequence_length(self.p.iterations, self.p.threads)
 
     @property
     def verification(self) -> int:
@@ -126,7 +126,10 @@ class _Lookups:
 
     @property
     def lookups_done(self) -> int:
-        return int(self.ist[0]) * self.p.lookups_per_iteration + int(self.ist[1])
+        """Approximate (for progress): the share of the interleaved sequence walked so far."""
+        p = self.p
+        n_seq = sequence_length(p.iterations, p.threads)
+        return min(p.total_lookups, int(self.ist[0]) * p.total_lookups // max(1, n_seq))
 
     def run(self, tid: np.ndarray, op: np.ndarray, addr: np.ndarray, size: np.ndarray,
             record: bool = True) -> int:

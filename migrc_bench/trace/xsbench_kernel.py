@@ -199,6 +199,30 @@ def _sample(out, pos, rec, tid, sites, seed_slot, seed, cdf):
     return pos, seed, e, mat
 
 
+@nb.njit(cache=True, inline="always", _nrt=False)
+def iteration_of(seq, threads):
+    """The loop iteration written at position ``seq`` of the trace.
+
+    Chunk c of CHUNK iterations runs on thread c mod T. The file interleaves the threads one
+    iteration at a time inside each round of T chunks, so every thread's rows advance together
+    and a streaming replay never has to read far ahead (each thread's rows stay in program
+    order). Iterations are independent (each derives its seed from its index), so the order
+    changes nothing but the interleaving.
+    """
+    round_size = CHUNK * threads
+    r = seq // round_size
+    k = seq - r * round_size
+    t = k % threads
+    return (r * threads + t) * CHUNK + k // threads
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def sequence_length(n_iter, threads):
+    """Positions to walk so every iteration < n_iter is visited (rounds are padded)."""
+    round_size = CHUNK * threads
+    return -(-n_iter // round_size) * round_size
+
+
 # _nrt=False: without it numba reference-counts every array passed to the inlined helpers
 # (two atomic calls per array per use, ~100x the cost of the lookup's own work). The kernel never
 # allocates: its work arrays come from the caller.
@@ -221,7 +245,8 @@ def fill(cfg, ist, ust, fst, energy, flat, order, jlo, jhi, ueg, origin, counts,
     n_iter = cfg[C_ITERS]
     lookups = cfg[C_LOOKUPS]
     threads = cfg[C_THREADS]
-    it = ist[I_ITER]
+    seq = ist[I_ITER]
+    n_seq = sequence_length(n_iter, threads)
     li = ist[I_LOOKUP]
     mat = ist[I_MAT]
     verification = ist[I_VERIFY]
@@ -229,7 +254,11 @@ def fill(cfg, ist, ust, fst, energy, flat, order, jlo, jhi, ueg, origin, counts,
     start = ust[U_START]
     e = fst[0]
     pos = 0
-    while it < n_iter:
+    while seq < n_seq:
+        it = iteration_of(seq, threads)
+        if it >= n_iter:  # padding of the last round
+            seq += 1
+            continue
         if rec and pos + cfg[C_MAX_RECORDS] > cap:
             break
         tid = (it // CHUNK) % threads
@@ -245,7 +274,7 @@ def fill(cfg, ist, ust, fst, energy, flat, order, jlo, jhi, ueg, origin, counts,
         verification += _verify(macro)
         if not history:
             pos = _emit(out, pos, rec, tid, sites, S_EVENT_VERIFY, slots[tid, 1])
-            it += 1
+            seq += 1
             continue
         pos = _emit(out, pos, rec, tid, sites, S_HISTORY_VERIFY, slots[tid, 1])
         n_forward = 0
@@ -258,8 +287,8 @@ def fill(cfg, ist, ust, fst, energy, flat, order, jlo, jhi, ueg, origin, counts,
         li += 1
         if li == lookups:
             li = 0
-            it += 1
-    ist[I_ITER] = it
+            seq += 1
+    ist[I_ITER] = seq
     ist[I_LOOKUP] = li
     ist[I_MAT] = mat
     ist[I_VERIFY] = verification
