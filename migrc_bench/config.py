@@ -80,7 +80,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("machine.ncpu", "int", 16, "CPUs on node 0 (the seed: 16-vCPU KVM guest)", 1, 1024),
     Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset", choices=TLB_PRESETS),
     Key("machine.cpu_freq", "freq", "2.1GHz", "core clock; converts cycle costs to ns", 1e8, 1e10),
-    Key("machine.kswapd_cpu", "int", 0, "node-0 CPU that kswapd runs on", 0, 1023),
+    Key("machine.kswapd_cpu", "int", -1, "node-0 CPU kswapd runs on; -1: the CPU that woke it "
+        "(wake-affine placement when every CPU is busy)", -1, 1023),
     # tlb
     Key("tlb.itlb_entries", "int", 0, "L1 iTLB 4K entries (0: from preset)", 0, 1 << 20),
     Key("tlb.itlb_ways", "int", 0, "L1 iTLB ways (0: from preset)", 0, 1 << 20),
@@ -94,7 +95,10 @@ SCHEMA: tuple[Key, ...] = (
     Key("tlb.itlb_flush_events_per_flush", "int", 2,
         "itlb.itlb_flush events per full flush (PTI's user + kernel PCIDs, K§1.6)", 1, 8),
     Key("tlb.kernel_text_pages", "int", 12,
-        "distinct 4K kernel text pages fetched on each kernel entry (fault, IPI, kswapd)", 0, 4096),
+        "kernel text pages fetched on each kernel entry (fault, IPI, kswapd, scan)", 0, 4096),
+    Key("tlb.kernel_text_pool", "int", 512,
+        "kernel text working set the entries rotate through (0: just kernel_text_pages); larger "
+        "than the iTLB, so kernel entries walk even without flushes", 0, 1 << 20),
     # memory
     Key("memory.dram", "size_or_fraction", "18%", "node 0 (DRAM) capacity: bytes or share of footprint"),
     Key("memory.cxl", "size_or_fraction", "8GiB", "node 1 (CPU-less lower tier) capacity"),
@@ -115,7 +119,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("tiering.scan_delay", "time", "1000ms", "numa_balancing_scan_delay_ms"),
     Key("tiering.scan_period_min", "time", "1000ms", "numa_balancing_scan_period_min_ms"),
     Key("tiering.scan_period_max", "time", "60000ms", "numa_balancing_scan_period_max_ms"),
-    Key("tiering.scan_size_mb", "int", 256, "numa_balancing_scan_size_mb", 1, 1 << 20),
+    Key("tiering.scan_size_mb", "float", 256, "numa_balancing_scan_size_mb (fractions allowed for "
+        "configs scaled down in space)", 0.004, 1 << 20),
     Key("tiering.hot_threshold", "time", "1000ms", "numa_balancing_hot_threshold_ms"),
     Key("tiering.promote_rate_limit_MBps", "int", 65536,
         "numa_balancing_promote_rate_limit_MBps", 1, 1 << 40),

@@ -22,7 +22,7 @@ DRAM_PAGE = 0x08000000  # a separate region the threads spin on (kept on DRAM)
 BASE_SETS = [
     'memory.dram="128KiB"', 'memory.cxl="1MiB"', "memory.min_free_kbytes=8",
     "memory.watermark_scale_factor=1000", "tlb.kernel_text_pages=0", "replay.quantum=100",
-    "tiering.enabled=true", 'tiering.scan_delay="1000s"', 'trace.generate=""',
+    "tiering.enabled=true", 'tiering.scan_delay="1000s"', 'trace.generate=""', "machine.kswapd_cpu=0",
     'cost.preset="bare-metal"', 'memory.initial_pte="writable-dirty"', 'replay.time_scale=1.0',
 ]
 

@@ -65,6 +65,7 @@ def scenarios(draw):
         f"tlb.stlb_entries={stlb[0]}", f"tlb.stlb_ways={stlb[1]}",
         f"tlb.pti={'true' if draw(st.booleans()) else 'false'}",
         f"tlb.kernel_text_pages={draw(st.integers(0, 2))}",
+        f"tlb.kernel_text_pool={draw(st.sampled_from([0, 3, 5]))}",
         f"tlb.single_page_flush_ceiling={draw(st.sampled_from([0, 1, 2, 33]))}",
         f"replay.quantum={draw(st.sampled_from([30, 100, 400, 5000]))}",
         f'memory.dram="{draw(st.sampled_from([16, 24, 64]))}KiB"',

@@ -50,7 +50,7 @@ class Allocator:
                 return self._count(cpu, self.take(cpu, node), preferred)
         # __alloc_pages_slowpath: wake kswapd on every node of the zonelist, retry at min
         if self.r.tiering is not None:
-            self.r.tiering.wake_kswapd(0)
+            self.r.tiering.wake_kswapd(0, cpu)
         for nid in order:
             node = m.nodes[nid]
             if self._zone_ok(cpu, node, node.wmark.min):

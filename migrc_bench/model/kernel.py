@@ -240,8 +240,8 @@ N_HINT = 3
 
 @njit(cache=True, _nrt=False)
 def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags, frame_node,
-                    counters, times, kpids, tag, pfn, wr, lru, geo, stamps, page_vpn, cost,
-                    frame_state, frame_ver, viol, viol_n):
+                    counters, times, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, page_vpn,
+                    cost, frame_state, frame_ver, viol, viol_n):
     """do_numa_page for the common case, without leaving the loop: a slow-tier page whose
     scan was longer ago than the hot threshold is not promoted; its PTE is made accessible
     again in place (writable for a writable VMA, young). Anything else returns False and goes
@@ -257,8 +257,9 @@ def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_fla
     times[c, T_BUSY] += ns
     times[c, T_FAULT] += ns
     clock[c] += ns
-    ns = kernel_text_fetch(c, kpids, tag, pfn, wr, lru, geo, stamps, page_vpn, pte_pfn, pte_flags,
-                           counters, times, cost, frame_state, frame_ver, viol, viol_n)
+    ns = kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, page_vpn,
+                           pte_pfn, pte_flags, counters, times, cost, frame_state, frame_ver, viol,
+                           viol_n)
     clock[c] += ns
     times[c, T_FAULT] += ns
     fl = pte_flags[pid] & ~PTE_PROTNONE
@@ -272,7 +273,7 @@ def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_fla
 def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
              frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out,
-             hint, scan_time, kpids):
+             hint, scan_time, kpids, kpos, kcount):
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
@@ -305,8 +306,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         clock[c] += times[c, T_BUSY] - t0
                         if f == -R_FAULT_HINT and cold_hint_fault(
                                 c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
-                                frame_node, counters, times, kpids, tag, pfn, wr, lru, geo, stamps,
-                                page_vpn, cost, frame_state, frame_ver, viol, viol_n):
+                                frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
+                                geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
                             continue
                         head[c] = h
                         out[0] = c
@@ -328,8 +329,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         clock[c] += times[c, T_BUSY] - t0
                         if f == -R_FAULT_HINT and cold_hint_fault(
                                 c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
-                                frame_node, counters, times, kpids, tag, pfn, wr, lru, geo, stamps,
-                                page_vpn, cost, frame_state, frame_ver, viol, viol_n):
+                                frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
+                                geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
                             continue
                         head[c] = h
                         out[0] = c
@@ -362,11 +363,17 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
 
 
 @njit(cache=True, _nrt=False)
-def kernel_text_fetch(c, kpids, tag, pfn, wr, lru, geo, stamps, page_vpn, pte_pfn, pte_flags, counters,
-                      times, cost, frame_state, frame_ver, viol, viol_n):
-    """A kernel entry on CPU c (fault, IPI, kswapd): fetch the kernel text pages via the iTLB."""
+def kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, page_vpn, pte_pfn,
+                      pte_flags, counters, times, cost, frame_state, frame_ver, viol, viol_n):
+    """A kernel entry on CPU c (fault, IPI, kswapd, scan): fetch ``kcount`` kernel text pages
+    via the iTLB, continuing CPU c's round through the pool ``kpids``."""
     t0 = times[c, T_BUSY]
-    for i in range(kpids.shape[0]):
+    n = kpids.shape[0]
+    if n == 0:
+        return 0.0
+    for _ in range(kcount):
+        i = kpos[c]
+        kpos[c] = i + 1 if i + 1 < n else 0
         stamps[c] += 1
         translate(c, kpids[i], OP_IFETCH, tag, pfn, wr, lru, geo, stamps[c], page_vpn, pte_pfn,
                   pte_flags, counters, times, cost, False, frame_state, frame_ver, viol, viol_n,

@@ -136,7 +136,8 @@ class Machine:
                       Node(1, n0, n1, c.cxl_latency, c.copy_bandwidth_cxl, False)]
         mfk = cfg.memory.min_free_kbytes or min_free_kbytes(n0 + n1)
         set_watermarks(self.nodes, mfk, cfg.memory.watermark_scale_factor)
-        nk = cfg.tlb.kernel_text_pages
+        self.kernel_per_entry = cfg.tlb.kernel_text_pages
+        nk = max(cfg.tlb.kernel_text_pool, self.kernel_per_entry) if self.kernel_per_entry else 0
         nframes = n0 + n1 + nk
         self.frame_node = np.zeros(nframes, np.int8)
         self.frame_node[n0:n0 + n1] = 1
@@ -145,8 +146,10 @@ class Machine:
         self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: one mm, one vpn per frame
         self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
         # kernel text: present, global unless PTI, on reserved frames
-        kvpns = KERNEL_TEXT_VPN + np.arange(nk, dtype=np.int64)
-        self.kernel_pids = self.pagemap.add_vpns(kvpns)
+        # each CPU walks the kernel text pool round-robin, kernel_text_pages per entry
+        self.kernel_pos = np.zeros(self.ncpu, np.int64)
+        self.kernel_pids = np.arange(self.pagemap.add_range(KERNEL_TEXT_VPN, nk),
+                                     self.pagemap.n, dtype=np.int32) if nk else np.zeros(0, np.int32)
         self._grow(self.pagemap.n)
         kframes = np.arange(n0 + n1, nframes, dtype=np.int32)
         self.page_flags[self.kernel_pids] = K.VMA_EXEC | K.VMA_KERNEL
@@ -198,13 +201,19 @@ class Machine:
             return
         first_new = self.pagemap.n
         parts = []
-        for r in self.regions:
+        # first-touch order: code and stacks first (touched at start-up and hot ever after, so
+        # they stay in DRAM in a long run), then the other regions in address order
+        order = sorted(self.regions, key=lambda r: (r.kind not in ("code", "stack"), r.start))
+        stack_parts = []
+        for r in order:
             start, npages = r.start >> 12, r.pages
             try:
                 base = self.pagemap.add_range(start, npages)
                 parts.append(np.arange(base, base + npages, dtype=np.int32))
             except ValueError:  # overlapping regions: page by page, first region wins
                 parts.append(self.pagemap.add_vpns(np.arange(start, start + npages, dtype=np.int64)))
+            if r.kind == "stack":
+                stack_parts.append(parts[-1])
         self.on_new_pages(first_new)
         pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         pids = pids[self.pte_pfn[pids] < 0]
@@ -235,6 +244,8 @@ class Machine:
         mode = self.cfg.memory.initial_pte
         if mode == "steady-state":  # promoted pages are read-only; demoted ones kept write access
             pte = np.where(to0, ro_clean, rw_clean)
+            if stack_parts:  # stacks are written all the time and never migrate
+                pte[np.isin(pids, np.concatenate(stack_parts))] = rw_dirty
         else:
             pte = np.full(n, {"writable-dirty": rw_dirty, "writable-clean": rw_clean,
                               "readonly-clean": ro_clean}[mode])
@@ -252,7 +263,8 @@ class Machine:
         """Fetch the kernel text pages on ``cpu`` (fault, IPI, kthread); returns the ns spent."""
         if len(self.kernel_pids) == 0:
             return 0.0
-        ns = float(K.kernel_text_fetch(cpu, self.kernel_pids, *self.tlb_args(), self.stamps,
+        ns = float(K.kernel_text_fetch(cpu, self.kernel_pids, self.kernel_pos, self.kernel_per_entry,
+                                       *self.tlb_args(), self.stamps,
                                        self.page_vpn, self.pte_pfn, self.pte_flags, self.counters,
                                        self.times, self.cost_vec, self.frame_state, self.frame_ver,
                                        self.viol, self.viol_n))

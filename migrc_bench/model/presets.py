@@ -64,10 +64,10 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "cache_miss_rate": 0.3,
         "dram_latency": 90.0,
         "cxl_latency": 140.0,        # the seed's "CXL" node was plain host DRAM behind a CPU-less node
-        "ipi_send": 150.0,
-        "ipi_wait": 2500.0,          # guest IPI round trip: sender exit, host injection, receiver ack
-        "ipi_receive": 900.0,        # injected interrupt + EOI in the guest
-        "vmexit": 1500.0,            # ICR write traps to the host on the sender (no posted IPIs)
+        "ipi_send": 300.0,           # per target: the host kicks each receiving vCPU
+        "ipi_wait": 3000.0,          # round trip to the slowest ack through two VM transitions
+        "ipi_receive": 3000.0,       # receiver: kicked out of guest mode, injection, handler, EOI exit
+        "vmexit": 1500.0,            # sender: one exit per flush call (PV send-IPI hypercall)
         "flush_full": 150.0,
         "flush_one": 100.0,
         "fault": 1500.0,             # guest fault plus occasional EPT violation

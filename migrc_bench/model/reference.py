@@ -94,6 +94,7 @@ class Cpu:
     clock: float = 0.0
     stamp: int = 0
     gen: int = 1
+    kernel_next: int = 0  # position in the kernel text pool
     lazy: bool = False
     running: bool = True
     counters: dict = field(default_factory=lambda: {c: 0 for c in COUNTERS})
@@ -139,7 +140,10 @@ class ReferenceModel:
         self.node_of = lambda f: 0 if f < n0 else 1
         self.pt: dict[int, Pte] = {}
         self.vma_write: dict[int, bool] = {}
-        self.kernel_vpns = [KERNEL_TEXT_VPN + i for i in range(cfg.tlb.kernel_text_pages)]
+        per_entry = cfg.tlb.kernel_text_pages
+        pool = max(cfg.tlb.kernel_text_pool, per_entry) if per_entry else 0
+        self.kernel_vpns = [KERNEL_TEXT_VPN + i for i in range(pool)]
+        self.kernel_per_entry = per_entry
         for i, v in enumerate(self.kernel_vpns):
             self.pt[v] = Pte(frame=n0 + n1 + i)
         room0 = max(0, n0 - self.nodes[0].wmark.low)
@@ -147,7 +151,7 @@ class ReferenceModel:
         for i, (vpn, writable) in enumerate(regions_pages):
             node = 0 if i < room0 else 1
             frame = self.free[node].pop(0)
-            if mode == "steady-state":
+            if mode == "steady-state":  # (the test traces have no stack regions)
                 write, dirty = node == 1, False
             else:
                 write, dirty = mode != "readonly-clean", mode == "writable-dirty"
@@ -246,7 +250,9 @@ class ReferenceModel:
     def _kernel_entry(self, c: int) -> float:
         cpu = self.cpus[c]
         t0 = cpu.times["busy"]
-        for v in self.kernel_vpns:
+        for _ in range(self.kernel_per_entry):
+            v = self.kernel_vpns[cpu.kernel_next]
+            cpu.kernel_next = (cpu.kernel_next + 1) % len(self.kernel_vpns)
             cpu.stamp += 1
             self._translate(c, v, IFETCH, cpu.stamp)
         ns = cpu.times["busy"] - t0

@@ -214,7 +214,7 @@ class Replay:
                 *tlb, m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
                 m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
                 self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
-                m.kernel_pids)
+                m.kernel_pids, m.kernel_pos, m.kernel_per_entry)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
                 self.feeder.refill(int(out[0]))

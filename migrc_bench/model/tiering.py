@@ -41,12 +41,13 @@ class Tiering:
         self.scan_delay = tc.scan_delay * ts
         self.scan_period = tc.scan_delay * ts  # init_numa_balancing: period starts at scan_delay
         self.scan_period_max = tc.scan_period_max * ts
-        self.scan_pages = tc.scan_size_mb << (20 - 12)
+        self.scan_pages = max(1, int(tc.scan_size_mb * (1 << (20 - 12))))
         self.hot_threshold = tc.hot_threshold * ts
         self.rate_limit = tc.promote_rate_limit_MBps * (1 << (20 - 12)) * ts  # pages per scaled second
         self.rate_window = 1000 * NS_PER_MS * ts
         self.reclaim_chunk = tc.reclaim_chunk
         self.kswapd_cpu = cfg.machine.kswapd_cpu
+        self.kswapd_waker = 0
         if self.kswapd_cpu >= m.ncpu:
             from ..errors import ConfigError
 
@@ -234,7 +235,7 @@ class Tiering:
         m = self.m
         dram = m.nodes[DRAM]
         if not dram.watermark_ok(dram.wmark.high + 1):  # migrate_balanced_pgdat
-            self.wake_kswapd(DRAM)
+            self.wake_kswapd(DRAM, cpu)
             return False
         self.lru.remove(CXL, frame)
         done, failed = self.engine.migrate_pages(cpu, [frame], MR_NUMA_MISPLACED, DRAM)
@@ -246,9 +247,10 @@ class Tiering:
         return True
 
     # ---- kswapd (balance_pgdat on node 0 to the promo watermark) -------------------------
-    def wake_kswapd(self, nid: int) -> None:
+    def wake_kswapd(self, nid: int, cpu: int = 0) -> None:
         if nid != DRAM or self.kswapd_pending or not self.demotion:
             return
+        self.kswapd_waker = cpu
         if self._balanced():
             return
         self.kswapd_pending = True
@@ -262,7 +264,7 @@ class Tiering:
     def kswapd(self) -> None:
         self.kswapd_pending = False
         m = self.m
-        cpu = self.kswapd_cpu
+        cpu = self.kswapd_cpu if self.kswapd_cpu >= 0 else self.kswapd_waker
         self.kswapd_runs += 1
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
