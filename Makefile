@@ -4,7 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow bench install clean ci-run ci-check ci-baseline plot reproduce
+
+# The harness gates itself: configs/ci.toml (a small generated XSBench trace, 4 CPUs) replayed
+# with four engines, checked against the committed baseline with configs/ci-thresholds.toml.
+CI_CONFIG     := configs/ci.toml
+CI_ENGINES    := baseline,migrc,luf,nobatch
+CI_OUT        := results/ci
+CI_BASELINE   := benchmarks/ci-baseline.json
+CI_THRESHOLDS := configs/ci-thresholds.toml
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +23,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/migrc-bench run
+	$(BIN)/migrc-bench compare --out results/demo
+	$(BIN)/migrc-bench plot results/demo -o results/demo/compare.png
+	@echo "plot: results/demo/compare.png"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -25,6 +35,27 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+ci-run: $(STAMP)
+	$(BIN)/migrc-bench compare --config $(CI_CONFIG) --engines $(CI_ENGINES) --out $(CI_OUT) \
+	    --only-changed --counters 'nr_tlb_*,itlb_*,dtlb_*_misses,pg*,runtime_s,migrc_*,luf_*'
+
+# exit 1 on a regression, or (--strict) when the baseline no longer matches the config/trace
+ci-check: ci-run
+	$(BIN)/migrc-bench check $(CI_OUT) --baseline $(CI_BASELINE) --thresholds $(CI_THRESHOLDS) \
+	    --engines $(CI_ENGINES) --strict
+
+# after a deliberate change of the model, config or trace: record a new baseline, commit it
+ci-baseline: ci-run
+	$(BIN)/migrc-bench check $(CI_OUT) --engines $(CI_ENGINES) --write-baseline $(CI_BASELINE)
+
+# timelines and the key deltas of the last CI run (made first if missing)
+plot: $(STAMP)
+	test -f $(CI_OUT)/runs.parquet || $(MAKE) ci-run
+	$(BIN)/migrc-bench plot $(CI_OUT) -o $(CI_OUT)/compare.png --engines $(CI_ENGINES)
+
+reproduce: $(STAMP)
+	$(BIN)/python -m migrc_bench.reproduce --out results
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,16 +1,25 @@
 """The results directory (model.md §8): runs, intervals and cpus tables, appended run by run.
 
-Each file is replaced atomically. ``intervals`` and ``cpus`` are written before ``runs``:
-a run exists once its row is in runs.parquet, so a crash in between leaves at most rows
-that the next run with the same ``run_id`` replaces. Readers ignore unknown columns.
+An append writes all three new tables to temp files beside the old ones first (the slow
+part), then renames them over the old ones, ``intervals`` and ``cpus`` before ``runs``: an
+error or Ctrl-C while writing leaves the directory exactly as it was, and a run exists once
+its row is in runs.parquet (a kill between two renames leaves at most rows of a run that is
+not in runs.parquet: readers drop them, and the next run with that ``run_id`` replaces them).
+Appends from several processes are serialised by an flock on ``.lock`` in the directory.
+Readers ignore unknown columns and tolerate missing ones (older or newer writers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import hashlib
+import math
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -27,6 +36,9 @@ RUNS, INTERVALS, CPUS = "runs.parquet", "intervals.parquet", "cpus.parquet"
 RUN_KEYS = ("run_id", "engine", "trace", "trace_sha256", "config_sha256", "config_toml",
             "tool_version", "started_at")
 RUN_COLUMNS = RUN_KEYS + COUNTERS + RUN_FIGURES
+# Run context written after the counters (RunResult.extra): numbers, but not counters.
+CONTEXT_COLUMNS = ("threads", "dram_pages", "cxl_pages", "footprint_bytes", "time_scale",
+                   "trace_rows")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -55,13 +67,15 @@ def run_row(result: RunResult, trace_sha256: str, started_at: str | None = None)
         "started_at": started_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     row.update({k: result.totals.get(k, 0) for k in COUNTERS + RUN_FIGURES})
+    for k, v in result.totals.items():  # an engine's own figures (e.g. luf_tagged_pages_peak)
+        row.setdefault(k, v)
     for k, v in result.extra.items():
         row.setdefault(k, v)
     return row
 
 
-def _write_table(path: Path, new: pd.DataFrame, run_id: str) -> None:
-    """Replace ``path`` with its old rows (other run ids) plus ``new``, atomically."""
+def _merged(path: Path, new: pd.DataFrame, run_id: str) -> pa.Table:
+    """The old rows of ``path`` (other run ids) plus ``new``, as the table to write."""
     if path.exists():
         old = read_table(path)
         old = old[old["run_id"] != run_id]
@@ -69,32 +83,57 @@ def _write_table(path: Path, new: pd.DataFrame, run_id: str) -> None:
     else:
         frame = new
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({b"migrc_bench.results_version": str(RESULTS_VERSION).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+    return table.replace_schema_metadata(
+        {b"migrc_bench.results_version": str(RESULTS_VERSION).encode()})
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Serialise appends to one results directory (a read-modify-write of three files)."""
+    with open(out / ".lock", "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def append_run(out_dir: str | Path, result: RunResult, trace_sha256: str) -> str:
-    """Add one run to a results directory; returns its run_id."""
+    """Add one run to a results directory; returns its run_id.
+
+    A run with the same run_id (same trace, config and engine) replaces the stored one.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: results path exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the results directory ({exc.strerror})") from None
     row = run_row(result, trace_sha256)
     rid = row["run_id"]
     intervals = pd.DataFrame(result.intervals)
     intervals.insert(0, "run_id", rid)
     cpus = pd.DataFrame(result.cpus)
     cpus.insert(0, "run_id", rid)
-    _write_table(out / INTERVALS, intervals, rid)
-    _write_table(out / CPUS, cpus, rid)
-    _write_table(out / RUNS, pd.DataFrame([row]), rid)
+    with _locked(out):
+        tables = [(out / RUNS, _merged(out / RUNS, pd.DataFrame([row]), rid)),
+                  (out / CPUS, _merged(out / CPUS, cpus, rid)),
+                  (out / INTERVALS, _merged(out / INTERVALS, intervals, rid))]
+        # Every temp file is written inside the stack; on a clean exit the stack renames them
+        # in reverse order of entry (intervals, cpus, then runs); on any error it removes them.
+        with contextlib.ExitStack() as stack:
+            for path, table in tables:
+                tmp = stack.enter_context(atomic_path(path))
+                pq.write_table(table, tmp, compression="zstd")
     return rid
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read one results table; unknown columns are kept but never required."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a results table")
     try:
         table = pq.read_table(path)
     except FileNotFoundError:
@@ -109,10 +148,152 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     return frame
 
 
+def runs_path(path: str | Path) -> Path:
+    """runs.parquet of a results directory, or the file itself."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such results directory or file")
+    return p / RUNS if p.is_dir() else p
+
+
 def read_runs(results_dir: str | Path) -> pd.DataFrame:
-    d = Path(results_dir)
-    if not d.exists():
-        raise UserError(f"{d}: no such results directory")
-    if d.is_file():
-        return read_table(d)
-    return read_table(d / RUNS)
+    """The runs table of a results directory (or a runs.parquet file)."""
+    return read_table(runs_path(results_dir))
+
+
+def read_intervals(results: str | Path, run_ids: list[str] | None = None) -> pd.DataFrame:
+    """intervals.parquet beside ``results`` (a directory or its runs.parquet).
+
+    Rows of runs that are not in runs.parquet (an interrupted append) are dropped.
+    """
+    rp = runs_path(results)
+    path = rp.parent / INTERVALS
+    if not path.exists():
+        raise UserError(f"{path}: no such results file (plots need intervals.parquet)")
+    frame = read_table(path)
+    known = set(read_table(rp, ["run_id"])["run_id"])
+    keep = known if run_ids is None else known & set(run_ids)
+    frame = frame[frame["run_id"].isin(keep)]
+    if "interval" in frame.columns:
+        frame = frame.sort_values(["run_id", "interval"], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+# ---- stored runs, as compare/check/plot see them ------------------------------------------
+@dataclass
+class StoredRun:
+    """One row of runs.parquet (or of a baseline file): identity, config and counters."""
+
+    run_id: str
+    engine: str
+    trace: str = ""
+    trace_sha256: str = ""
+    config_sha256: str = ""
+    config_toml: str = ""
+    tool_version: str = ""
+    started_at: str = ""
+    source: str = ""  # where it was read from
+    counters: dict[str, float | int] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def config_values(self) -> dict[str, Any]:
+        """The run's effective config as a flat {section.key: value} (empty when unknown)."""
+        return flat_config(self.config_toml)
+
+
+def flat_config(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+    flat: dict[str, Any] = {}
+
+    def walk(d: dict, prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v
+
+    walk(doc, "")
+    return flat
+
+
+def config_differences(a: StoredRun, b: StoredRun, ignore: tuple[str, ...] = ("engine",)) -> list[str]:
+    """Config keys whose values differ between two runs (``ignore`` left out)."""
+    ca, cb = a.config_values(), b.config_values()
+    keys = sorted(set(ca) | set(cb))
+    return [k for k in keys if k not in ignore and ca.get(k) != cb.get(k)]
+
+
+def _int_column(frame: pd.DataFrame, name: str) -> bool:
+    """Whether a numeric column holds counts (ints), even if NaNs made pandas widen it."""
+    col = frame[name]
+    if pd.api.types.is_integer_dtype(col):
+        return True
+    if name in COUNTERS:
+        return True
+    if name.endswith("_s") or name in RUN_FIGURES or name == "time_scale":
+        return False
+    vals = col.dropna()
+    return len(vals) > 0 and bool((vals == vals.round()).all())
+
+
+def stored_runs_from_frame(frame: pd.DataFrame, source: str = "") -> list[StoredRun]:
+    """Every row as a StoredRun: known key columns, numeric columns as counters or context.
+
+    Columns this version does not know are kept (as counters when numeric); a value missing
+    in a row (a column its writer did not have) is left out of that run's counters.
+    """
+    numeric = [c for c in frame.columns
+               if c not in RUN_KEYS and pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    ints = {c for c in numeric if _int_column(frame, c)}
+    runs = []
+    for rec in frame.to_dict("records"):
+        keys = {k: _text(rec.get(k)) for k in RUN_KEYS if k != "run_id"}
+        counters: dict[str, float | int] = {}
+        context: dict[str, Any] = {}
+        for c in numeric:
+            v = rec.get(c)
+            if v is None or isinstance(v, float) and math.isnan(v):
+                continue
+            v = int(v) if c in ints else float(v)
+            (context if c in CONTEXT_COLUMNS else counters)[c] = v
+        runs.append(StoredRun(run_id=str(rec["run_id"]), source=source, counters=counters,
+                              context=context, **keys))
+    return runs
+
+
+def _text(v: Any) -> str:
+    if v is None or isinstance(v, float) and math.isnan(v):
+        return ""
+    return str(v)
+
+
+def read_stored_runs(path: str | Path) -> list[StoredRun]:
+    """The runs of a results directory or runs.parquet file, in append order."""
+    rp = runs_path(path)
+    frame = read_table(rp)
+    if "engine" not in frame.columns:
+        raise UserError(f"{rp}: not a migrc-bench runs table (no engine column)")
+    return stored_runs_from_frame(frame, str(path))
+
+
+# Default column order when no engine list is given: the v6.7 reference first.
+ENGINE_ORDER = ("baseline", "migrc", "luf", "nobatch", "migrc-unsafe")
+
+
+def latest_per_engine(runs: list[StoredRun], engines: list[str] | None = None) -> list[StoredRun]:
+    """The last-appended run of each engine, in the order of ``engines`` when given, else
+    ``ENGINE_ORDER`` and then other engines in the order they were stored."""
+    last: dict[str, StoredRun] = {}
+    for r in runs:
+        last[r.engine] = r
+    if engines is None:
+        rank = {e: i for i, e in enumerate(ENGINE_ORDER)}
+        order = sorted(last, key=lambda e: (rank.get(e, len(rank)), list(last).index(e)))
+        return [last[e] for e in order]
+    return [last[e] for e in engines if e in last]

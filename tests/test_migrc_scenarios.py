@@ -95,8 +95,9 @@ def test_pause_flushes_and_disables_migrc_until_it_ends(tmp_path):
 
 
 def test_race_rule_folds_pending_into_the_normal_batch(tmp_path):
-    r = build(tmp_path, spin(4, 3000, {3: [(0.1, 2, ANON)]}), heap_pages=10, sets=RO,
-              engine="migrc")
+    # a quick unmap (0.5 us of rmap work) so CPU 1 can publish inside CPU 0's flush window
+    r = build(tmp_path, spin(4, 3000, {3: [(0.1, 2, ANON)]}), heap_pages=10,
+              sets=RO + ["cost.migrate_page=500"], engine="migrc")
 
     def race(rr):
         m = rr.machine
@@ -105,7 +106,7 @@ def test_race_rule_folds_pending_into_the_normal_batch(tmp_path):
         rr.tiering.lru.remove(0, f)
         rr.engine.migrate_pages(0, [f], "demotion", 1)  # a batched flush from CPU 0
         t0, t1 = rr.flush.batch_windows[-1]
-        # CPU 1 unmaps one folio (1.5 us of rmap work) and publishes inside that window
+        # CPU 1 unmaps one folio and publishes inside that window
         m.clock[1] = t0 + 100
         assert m.clock[1] + m.costs.migrate_page < t1
         demote(rr, 1, range(0, 1))

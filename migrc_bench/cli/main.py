@@ -12,6 +12,9 @@ from ..errors import UserError
 EPILOG = """\b
 Examples:
   migrc-bench run                          # replay the bundled default trace and config
+  migrc-bench compare app.parquet --engines baseline,migrc --out results/
+  migrc-bench check results/ --baseline benchmarks/ci-baseline.json
+  migrc-bench plot results/ -o compare.png
   migrc-bench trace gen xsbench -s small -m event -l 20000 -t 4 -o small.parquet
   migrc-bench trace convert lackey.log -o app.parquet
   migrc-bench trace info app.parquet --format json
@@ -26,10 +29,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import config_cmd, run_cmd, trace_cmd
+    from . import check_cmd, compare_cmd, config_cmd, plot_cmd, run_cmd, trace_cmd
 
-    for module in (run_cmd, trace_cmd, config_cmd):
+    for module in (run_cmd, compare_cmd, check_cmd, plot_cmd, trace_cmd, config_cmd):
         cli.add_command(module.command)
+    from . import sweep_cmd
+
+    cli.add_command(sweep_cmd.command)
 
 
 _register()

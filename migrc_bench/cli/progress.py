@@ -37,3 +37,41 @@ def replay_progress(quiet: bool = False, label: str = "replay"
             return update
 
         yield factory
+
+
+class EngineBars:
+    """One bar per engine (compare): ``update(engine, done, total, modelled_ns)``."""
+
+    def __init__(self, bar: Progress, labels: list[str]):
+        self.bar = bar
+        width = max((len(x) for x in labels), default=0)
+        self.tasks = {label: bar.add_task(label.ljust(width), total=0, start=False, rate="",
+                                          tmod="starting") for label in labels}
+        self.started: set[str] = set()
+
+    def start(self, label: str) -> None:
+        if label not in self.started:
+            self.started.add(label)
+            self.bar.start_task(self.tasks[label])
+            self.bar.update(self.tasks[label], tmod="")
+
+    def update(self, label: str, done: int, total: int, modelled_ns: float) -> None:
+        self.start(label)
+        task = self.tasks[label]
+        self.bar.update(task, completed=done, total=total, tmod=f"{modelled_ns / 1e9:.3f}s")
+        speed = self.bar.tasks[task].speed
+        self.bar.update(task, rate=f"{speed / 1e6:.1f} M/s" if speed else "")
+
+
+@contextlib.contextmanager
+def engines_progress(labels: list[str], quiet: bool = False) -> Iterator[EngineBars | None]:
+    """Bars for several replays at once on stderr, or None when disabled (not a tty, --quiet)."""
+    if not _enabled(quiet):
+        yield None
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,.0f}/{task.total:,.0f} accesses"),
+               TextColumn("{task.fields[rate]}"), TextColumn("t={task.fields[tmod]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+        yield EngineBars(bar, labels)

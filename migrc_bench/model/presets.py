@@ -50,9 +50,9 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "flush_full": 150.0,         # CR3 write / INVPCID single-context
         "flush_one": 100.0,          # one INVLPG (arch/x86/mm/tlb.c ceiling comment: ~100 ns)
         "fault": 1000.0,             # minor fault entry, handling and return
-        "migrate_page": 1500.0,      # per page: isolate, rmap walk, unmap, remap, free (no copy)
+        "migrate_page": 2500.0,      # per page: isolate, rmap walk, unmap, remap, free (no copy)
         "pte_update": 20.0,          # change_prot_numa per PTE
-        "lru_scan": 100.0,           # kswapd per folio isolated and checked (folio_referenced)
+        "lru_scan": 500.0,           # kswapd per folio: isolate + folio_referenced rmap walk
         "copy_bandwidth_dram": 10e9, # single-thread 4 KiB copy into DRAM
         "copy_bandwidth_cxl": 5e9,   # into the CXL node
     },
@@ -71,9 +71,9 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "flush_full": 150.0,
         "flush_one": 100.0,
         "fault": 1500.0,             # guest fault plus occasional EPT violation
-        "migrate_page": 1500.0,
+        "migrate_page": 2500.0,
         "pte_update": 20.0,
-        "lru_scan": 100.0,
+        "lru_scan": 500.0,
         "copy_bandwidth_dram": 10e9,
         "copy_bandwidth_cxl": 5e9,
     },

@@ -64,6 +64,7 @@ class Tiering:
         self.pgpromote_candidate = 0
         self.kswapd_pending = False
         self.kswapd_runs = 0
+        self._kswapd_run: dict | None = None
         # parameters of the compiled loop's hint-fault fast path (kernel.cold_hint_fault)
         self.fast_hints = True
         self.hint = np.zeros(K.N_HINT, np.float64)
@@ -248,11 +249,12 @@ class Tiering:
 
     # ---- kswapd (balance_pgdat on node 0 to the promo watermark) -------------------------
     def wake_kswapd(self, nid: int, cpu: int = 0) -> None:
+        """wakeup_kswapd: a no-op while kswapd is already running or the node is balanced."""
         if nid != DRAM or self.kswapd_pending or not self.demotion:
             return
-        self.kswapd_waker = cpu
         if self._balanced():
             return
+        self.kswapd_waker = cpu
         self.kswapd_pending = True
         self.r.at(self.r.now(), lambda r: self.kswapd())
 
@@ -262,21 +264,39 @@ class Tiering:
         return dram.watermark_ok(mark)
 
     def kswapd(self) -> None:
-        self.kswapd_pending = False
+        """One time slice of kswapd (balance_pgdat): chunks until node 0 is balanced, two passes
+        over the LRU are done, or it has used a quantum of CPU time; then it yields to the
+        user thread and goes on at the next boundary. So reclaim takes the CPU time it costs,
+        and promotions keep being refused while it works, as with a real kswapd thread."""
         m = self.m
-        cpu = self.kswapd_cpu if self.kswapd_cpu >= 0 else self.kswapd_waker
-        self.kswapd_runs += 1
+        if self._kswapd_run is None:
+            self.kswapd_runs += 1
+            self._kswapd_run = {"scanned": 0, "limit": 2 * self.lru.size[DRAM],
+                                "cpu": self.kswapd_cpu if self.kswapd_cpu >= 0 else self.kswapd_waker}
+        run = self._kswapd_run
+        cpu = run["cpu"]
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
-        scanned = 0
-        limit = 2 * self.lru.size[DRAM]  # up to two passes: referenced folios get one second chance
-        while not self._balanced() and scanned < limit:
-            n = self._shrink_chunk(cpu, "pgdemote_kswapd")
-            if n < 0:
+        t0 = float(m.clock[cpu])
+        done = False
+        while True:
+            if self._balanced() or run["scanned"] >= run["limit"]:
+                done = True
                 break
-            scanned += self.reclaim_chunk
+            if self._shrink_chunk(cpu, "pgdemote_kswapd") < 0:
+                done = True
+                break
+            run["scanned"] += self.reclaim_chunk
+            if m.clock[cpu] - t0 >= self.r.quantum:
+                break
         if self.r.running[cpu]:
             self.r.flush.switch_back(cpu)
+        if done:
+            self._kswapd_run = None
+            self.kswapd_pending = False
+        else:
+            self.kswapd_pending = True
+            self.r.at(self.r.now() + self.r.quantum, lambda r: self.kswapd())
 
     def direct_reclaim(self, cpu: int) -> None:
         """A user allocation found every node below min: reclaim one chunk itself."""

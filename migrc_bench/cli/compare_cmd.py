@@ -1,0 +1,202 @@
+"""``migrc-bench compare [TRACE | RESULT [RESULT_B]]``: engines side by side, Δ against the first."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .. import compare as C
+from ..config import load_config
+from ..errors import UserError
+from ..runner import default_trace
+from .options import config_options, format_option, quiet_option
+from .output import emit_rows, markdown_table
+from .progress import engines_progress
+
+DEFAULT_ENGINES = "baseline,migrc"
+
+EPILOG = """\b
+Examples:
+  migrc-bench compare                                  # baseline vs migrc on the default trace
+  migrc-bench compare app.parquet --engines nobatch,baseline,migrc --out results/
+  migrc-bench compare app.parquet --set machine.ncpu=4 --only-changed --format markdown
+  migrc-bench compare results/                         # stored runs: last run of each engine
+  migrc-bench compare old/ new/ --engines migrc        # migrc in old/ vs migrc in new/
+  migrc-bench compare results/ --counters 'nr_tlb_*,itlb_misses,runtime_s' --format json
+
+\b
+Δ and Δ% are against the first column. Colours: green better, red worse; counters whose
+direction is neither (migrations, hits, input counts) are not coloured. JSON schema and
+directions: docs/results.md.
+"""
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    return items
+
+
+@click.command("compare", epilog=EPILOG, short_help="Engines side by side: replay a trace, or stored runs.")
+@click.argument("inputs", nargs=-1, metavar="[TRACE | RESULT [RESULT_B]]")
+@click.option("--engines", default=None, metavar="A,B,...",
+              help=f"Engines to replay (default {DEFAULT_ENGINES}) or to pick from stored results "
+                   f"(default: every engine found).")
+@config_options
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Append the runs this command makes to this results directory.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=False,
+              help="Worker processes for the replays (default: one per engine, at most the "
+                   "CPU count; 1 = in this process).")
+@click.option("--counters", default=None, metavar="A,B,...",
+              help="Only these counters (names or globs such as 'nr_tlb_*').")
+@click.option("--only-changed", is_flag=True, help="Hide counters equal in every column.")
+@format_option()
+@quiet_option
+def command(inputs, engines, config_path, sets, out_dir, workers, counters, only_changed, fmt,
+            quiet) -> None:
+    """Compare engines: replay TRACE (default: the config's trace.path) with each engine,
+    or compare runs stored in results directories, runs.parquet or baseline files."""
+    engine_list = _split_list(engines)
+    counter_list = _split_list(counters)
+    if counters is not None and not counter_list:
+        raise UserError("--counters: no counter named")
+    if len(inputs) > 2:
+        raise UserError(f"compare takes a trace, or one or two results; got {len(inputs)} arguments")
+    kinds = [C.source_kind(p) for p in inputs]
+    if inputs and all(k != "trace" for k in kinds):
+        given = [n for n, v in (("--config", config_path), ("--set", sets), ("--out", out_dir),
+                                ("--workers", workers)) if v]
+        if given:
+            raise UserError(f"{', '.join(given)}: only for replaying a trace; "
+                            f"{' and '.join(inputs)} hold stored runs")
+        columns = C.stored_columns(list(inputs), engine_list)
+    else:
+        if len(inputs) == 2:
+            bad = [p for p, k in zip(inputs, kinds) if k == "trace"]
+            raise UserError(f"compare A B compares two results (directories, runs.parquet or "
+                            f"baseline files); {bad[0]} is not one (to replay a trace: compare TRACE)")
+        engine_list = engine_list if engine_list is not None else _split_list(DEFAULT_ENGINES)
+        C.check_engines(engine_list)
+        cfg = load_config(config_path, sets)
+        trace = Path(inputs[0]) if inputs else default_trace(cfg, quiet=quiet)
+        with engines_progress(engine_list, quiet=quiet) as bars:
+            columns = C.replay_columns(
+                config_path, tuple(sets), engine_list, trace, workers=workers, out_dir=out_dir,
+                on_progress=bars.update if bars else None, on_start=bars.start if bars else None)
+        if out_dir is not None and not quiet:
+            ids = ", ".join(f"{c.id} {c.run.run_id}" for c in columns)
+            click.echo(f"results: {out_dir} ({ids})", err=True)
+    rows = C.build_rows(columns, counter_list, only_changed)
+    notes = C.notes_for(columns)
+    emit_compare(columns, rows, notes, fmt, quiet)
+
+
+def emit_compare(columns: list[C.Column], rows: list[C.Row], notes: list[str], fmt: str,
+                 quiet: bool = False) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(C.to_json(columns, rows, notes), indent=2, allow_nan=False) + "\n")
+        return
+    if fmt == "csv":
+        flat = C.flat_rows(columns, rows)
+        cols = ["group", "counter", "better"] + [c.id for c in columns] + \
+            [f"{p}_{c.id}" for c in columns[1:] for p in ("delta", "delta_pct")]
+        emit_rows(flat, "csv", columns=cols)
+        return
+    if fmt == "markdown":
+        sys.stdout.write(markdown_table(_text_rows(columns, rows), _text_columns(columns)))
+        for n in notes:
+            sys.stdout.write(f"\n> note: {n}\n")
+        return
+    _rich_table(columns, rows)
+    if not quiet:
+        for n in notes:
+            click.echo(f"migrc-bench: note: {n}", err=True)
+
+
+def fmt_value(v: Any, counter: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if v == 0:
+        return "0"
+    return f"{v:.6g}"
+
+
+def fmt_delta(d: Any) -> str:
+    if d is None:
+        return "-"
+    if isinstance(d, int):
+        return f"{d:+,}" if d else "0"
+    return f"{d:+.4g}" if d else "0"
+
+
+def fmt_pct(p: float | None, d: Any) -> str:
+    if p is None:
+        return "-" if d is None else "new"
+    return f"{p:+.1f}%" if abs(p) >= 0.05 or p == 0 else f"{p:+.2g}%"
+
+
+def _text_columns(columns: list[C.Column]) -> list[str]:
+    cols = ["group", "counter", "better"] + [c.id for c in columns]
+    for c in columns[1:]:
+        cols += [f"Δ {c.id}", f"Δ% {c.id}"]
+    return cols
+
+
+def _text_rows(columns: list[C.Column], rows: list[C.Row]) -> list[dict[str, str]]:
+    out = []
+    for r in rows:
+        d = {"group": r.group, "counter": r.counter,
+             "better": {"lower": "lower", "higher": "higher", "neutral": "-"}[r.better]}
+        for c, v in zip(columns, r.values):
+            d[c.id] = fmt_value(v, r.counter)
+        for c, dv, p in zip(columns[1:], r.deltas[1:], r.pcts[1:]):
+            d[f"Δ {c.id}"] = fmt_delta(dv)
+            d[f"Δ% {c.id}"] = fmt_pct(p, dv)
+        out.append(d)
+    return out
+
+
+STYLE = {"better": "green", "worse": "bold red", "changed": "", "same": "dim", "n/a": "dim"}
+
+
+def _rich_table(columns: list[C.Column], rows: list[C.Row]) -> None:
+    ref = columns[0]
+    title = f"{' vs '.join(c.id for c in columns)}"
+    traces = {Path(c.run.trace).name for c in columns if c.run.trace}
+    if len(traces) == 1:
+        title += f" on {traces.pop()}"
+    table = Table(title=title, caption=f"Δ against {ref.id}: green better, red worse, plain neither",
+                  caption_justify="left")
+    table.add_column("counter", no_wrap=True)
+    for c in columns:
+        table.add_column(c.id, justify="right")
+    for c in columns[1:]:
+        table.add_column(f"Δ {c.id}" if len(columns) > 2 else "Δ", justify="right")
+        table.add_column(f"Δ% {c.id}" if len(columns) > 2 else "Δ%", justify="right")
+    group = None
+    for r in rows:
+        if r.group != group:
+            if group is not None:
+                table.add_section()
+            table.add_row(Text(r.group, style="bold cyan"))
+            group = r.group
+        cells: list[Any] = [f"  {r.counter}"]
+        cells += [fmt_value(v, r.counter) for v in r.values]
+        for dv, p, v in zip(r.deltas[1:], r.pcts[1:], r.verdicts[1:]):
+            style = STYLE.get(v, "")
+            cells += [Text(fmt_delta(dv), style=style), Text(fmt_pct(p, dv), style=style)]
+        table.add_row(*cells)
+    # Piped output is not cut to 80 columns: the table keeps its natural width.
+    width = None if sys.stdout.isatty() else 400
+    Console(file=sys.stdout, soft_wrap=False, width=width).print(table)

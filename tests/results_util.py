@@ -1,0 +1,60 @@
+"""Tiny traces and results directories for the results/compare/check/plot tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from migrc_bench.config import load_config
+from migrc_bench.runner import run_trace
+from migrc_bench.trace.native import Region, TraceMeta, write_trace
+
+CODE = 0x400000
+HEAP = 0x10000000
+HEAP_PAGES = 256  # 1 MiB of heap against 256 KiB of DRAM: promotion and demotion both busy
+
+# Two CPUs, DRAM smaller than the hot set, kernel periods scaled so the scanner runs every
+# 10 us of modelled time, intervals short enough for timelines.
+SETS = ("machine.ncpu=2", 'memory.dram="256KiB"', 'memory.cxl="64MiB"', "tiering.enabled=true",
+        "replay.time_scale=1e-5", 'replay.interval="20us"', 'trace.generate=""')
+
+
+def make_trace(path: Path, n: int = 30000, seed: int = 1) -> Path:
+    """Two threads: code fetches, and loads/stores over a skewed (zipf) set of heap pages."""
+    rng = np.random.default_rng(seed)
+    tid = np.repeat(np.arange(2, dtype=np.uint16), n // 2)
+    op = rng.choice(np.array([0, 1, 1, 1, 2], np.uint8), size=n)
+    page = rng.zipf(1.3, size=n) % HEAP_PAGES
+    addr = np.where(op == 0, CODE + rng.integers(0, 4, size=n) * 4096,
+                    HEAP + page * 4096 + rng.integers(0, 512, size=n) * 8).astype(np.uint64)
+    size = np.where(op == 0, 4, 8).astype(np.uint8)
+    meta = TraceMeta(source="test", threads=2,
+                     regions=(Region(CODE, CODE + 4 * 4096, "code", False, True),
+                              Region(HEAP, HEAP + HEAP_PAGES * 4096, "heap", True, False)))
+    write_trace(path, meta, tid, op, addr, size)
+    return path
+
+
+def config(engine: str = "baseline", *extra: str):
+    return load_config(None, list(SETS) + [f'engine="{engine}"', *extra])
+
+
+def run_into(out: Path | None, trace: Path, engine: str = "baseline", *extra: str):
+    """Replay ``trace`` with ``engine``; append to ``out`` when given. Returns (result, run_id)."""
+    return run_trace(config(engine, *extra), trace, out)
+
+
+def copy_results(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the CLI in-process; (exit status, stdout, stderr)."""
+    from migrc_bench.cli.main import main
+
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
