@@ -58,6 +58,8 @@ class Unmapped:
 
 class Engine:
     name = "base"
+    # migrc and LUF: read-only, clean PTEs go to a second batch, tlb_ubc_ro (migrc v6 3/7)
+    splits_readonly = False
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -69,6 +71,7 @@ class Engine:
         self.m = replay.machine
         self.flush = replay.flush
         self.tlb_ubc = UnmapBatch(np.zeros(self.m.ncpu, np.bool_))
+        self.tlb_ubc_ro = UnmapBatch(np.zeros(self.m.ncpu, np.bool_))
 
     # ---- lifecycle and reporting ---------------------------------------------------------
     def start(self) -> None:
@@ -111,12 +114,32 @@ class Engine:
         return bool(mask.any() and (mask.sum() > 1 or not mask[initiator]))
 
     def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
-        """set_tlb_ubc_flush_pending for an accessible PTE (arch_tlbbatch_add_pending)."""
-        self.tlb_ubc.mask |= self.m.mm_cpumask
+        """set_tlb_ubc_flush_pending for an accessible PTE (arch_tlbbatch_add_pending): into the
+        read-only batch when the engine splits it off and the PTE is neither writable nor dirty."""
+        ro = self.splits_readonly and not (pte_flags & (K.PTE_WRITE | K.PTE_DIRTY))
+        batch = self.tlb_ubc_ro if ro else self.tlb_ubc
+        batch.mask |= self.m.mm_cpumask
         self.flush.inc_mm_gen()
-        self.tlb_ubc.flush_required = True
+        batch.flush_required = True
         if pte_flags & K.PTE_DIRTY:
-            self.tlb_ubc.writable = True
+            batch.writable = True
+
+    def may_defer(self, u: Unmapped) -> bool:
+        """can_migrc: no mapping was writable or dirty, and one accessible PTE was recorded."""
+        return u.accessible and not u.writable and not u.dirty
+
+    def take_readonly(self, u: Unmapped, eligible: bool) -> np.ndarray | None:
+        """After a folio's unmap: its read-only pending CPUs if it is ``eligible`` and had some;
+        otherwise they join the normal batch (fold_ubc) and None is returned."""
+        ro = self.tlb_ubc_ro
+        mask = None
+        if ro.flush_required and eligible and self.may_defer(u):
+            mask = ro.mask.copy()
+        elif ro.flush_required:
+            self.tlb_ubc.mask |= ro.mask
+            self.tlb_ubc.flush_required = True
+        ro.clear()
+        return mask
 
     def folio_unmapped(self, initiator: int, u: Unmapped, reason: str) -> None:
         """Every mapping of one folio is unmapped (migrc decides eligibility here)."""

@@ -23,17 +23,17 @@ import numpy as np
 from ..model.counters import C
 from ..model.memory import F_TAGGED
 from . import register
-from .base import Engine, UnmapBatch, Unmapped
+from .base import Engine, Unmapped
 
 
 @register
 class Luf(Engine):
     name = "luf"
+    splits_readonly = True
 
     def attach(self, replay) -> None:
         super().attach(replay)
         n = self.m.ncpu
-        self.tlb_ubc_ro = UnmapBatch(np.zeros(n, np.bool_))
         self.luf_ugen = 0
         self.ugen_done = np.zeros(n, np.int64)
         self.tags: dict[int, tuple[np.ndarray, int]] = {}  # frame -> (cpumask, ugen)
@@ -44,26 +44,11 @@ class Luf(Engine):
     def _stamp(self, cpu: int) -> None:
         self.ugen_done[cpu] = self.luf_ugen
 
-    def may_defer(self, u: Unmapped) -> bool:
-        return u.accessible and not u.writable and not u.dirty
-
-    def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
-        if u.writable or u.dirty:
-            super().add_pending(initiator, u, pte_flags)
-            return
-        self.tlb_ubc_ro.mask |= self.m.mm_cpumask
-        self.flush.inc_mm_gen()
-        self.tlb_ubc_ro.flush_required = True
-
     def folio_unmapped(self, initiator: int, u: Unmapped, reason: str) -> None:
-        ro = self.tlb_ubc_ro
-        if ro.flush_required and self.may_defer(u):
+        mask = self.take_readonly(u, True)  # LUF: any unmap of a read-only folio
+        if mask is not None:
             u.extra["luf"] = True
-            self._pending |= ro.mask
-        elif ro.flush_required:
-            self.tlb_ubc.mask |= ro.mask
-            self.tlb_ubc.flush_required = True
-        ro.clear()
+            self._pending |= mask
 
     def flush_unmapped(self, initiator: int, batch: list[Unmapped]) -> None:
         # the call's batch: a new generation; flushes from now on (this one included) count

@@ -23,7 +23,7 @@ import numpy as np
 from ..model.counters import C
 from ..model.memory import F_HELD
 from . import register
-from .base import MR_DEMOTION, MR_NUMA_MISPLACED, Engine, UnmapBatch, Unmapped
+from .base import MR_DEMOTION, MR_NUMA_MISPLACED, Engine, Unmapped
 
 MIGRC_REASONS = (MR_DEMOTION, MR_NUMA_MISPLACED)
 
@@ -31,11 +31,11 @@ MIGRC_REASONS = (MR_DEMOTION, MR_NUMA_MISPLACED)
 @register
 class Migrc(Engine):
     name = "migrc"
+    splits_readonly = True
 
     def attach(self, replay) -> None:
         super().attach(replay)
         n = self.m.ncpu
-        self.tlb_ubc_ro = UnmapBatch(np.zeros(n, np.bool_))
         self.migrc_ubc = np.zeros(n, np.bool_)
         self.migrc_folios: list[int] = []
         self.pause_cnt = 0
@@ -44,28 +44,12 @@ class Migrc(Engine):
         self.flush.after_batch_flush.append(self._after_batch_flush)
 
     # ---- eligibility ---------------------------------------------------------------------
-    def may_defer(self, u: Unmapped) -> bool:
-        """can_migrc: no mapping was writable or dirty, and one accessible PTE was recorded."""
-        return u.accessible and not u.writable and not u.dirty
-
-    def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
-        if u.writable or u.dirty:
-            super().add_pending(initiator, u, pte_flags)
-            return
-        self.tlb_ubc_ro.mask |= self.m.mm_cpumask
-        self.flush.inc_mm_gen()
-        self.tlb_ubc_ro.flush_required = True
-
     def folio_unmapped(self, initiator: int, u: Unmapped, reason: str) -> None:
         call = self._call_state(reason)
-        ro = self.tlb_ubc_ro
-        if call["use"] and ro.flush_required and self.may_defer(u):
+        mask = self.take_readonly(u, call["use"])
+        if mask is not None:
             u.extra["migrc"] = True
-            call["pending"] |= ro.mask
-        elif ro.flush_required:  # fold_ubc(tlb_ubc, tlb_ubc_ro)
-            self.tlb_ubc.mask |= ro.mask
-            self.tlb_ubc.flush_required = True
-        ro.clear()
+            call["pending"] |= mask
 
     def _call_state(self, reason: str) -> dict:
         if self._call is None:

@@ -7,6 +7,7 @@ is mapped writable: stores on either side diverge. It exists so a test can prove
 
 from __future__ import annotations
 
+from ..model import kernel as K
 from . import register
 from .base import Unmapped
 from .migrc import Migrc
@@ -20,6 +21,4 @@ class MigrcUnsafe(Migrc):
         return u.accessible
 
     def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
-        self.tlb_ubc_ro.mask |= self.m.mm_cpumask
-        self.flush.inc_mm_gen()
-        self.tlb_ubc_ro.flush_required = True
+        super().add_pending(initiator, u, pte_flags & ~(K.PTE_WRITE | K.PTE_DIRTY))

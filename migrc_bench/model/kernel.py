@@ -298,45 +298,30 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                 stamps[c] += 1
                 stamp = stamps[c]
                 t0 = times[c, T_BUSY]
-                if op == OP_IFETCH:
-                    f = translate(c, pid, OP_IFETCH, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
-                                  pte_flags, counters, times, cost, check, frame_state,
+                kind = OP_IFETCH if op == OP_IFETCH else (OP_STORE if op == OP_STORE else OP_LOAD)
+                f = translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
+                              pte_flags, counters, times, cost, check, frame_state, frame_ver,
+                              viol, viol_n, clock[c])
+                if f >= 0 and op == OP_MODIFY:  # lackey's M: the load, then the store
+                    f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, stamp, page_vpn,
+                                  pte_pfn, pte_flags, counters, times, cost, check, frame_state,
                                   frame_ver, viol, viol_n, clock[c])
-                    if f < 0:
-                        clock[c] += times[c, T_BUSY] - t0
-                        if f == -R_FAULT_HINT and cold_hint_fault(
-                                c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
-                                frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
-                                geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
-                            continue
-                        head[c] = h
-                        out[0] = c
-                        out[1] = pid
-                        out[2] = op
-                        return -f
+                if f < 0:
+                    clock[c] += times[c, T_BUSY] - t0
+                    if f == -R_FAULT_HINT and cold_hint_fault(
+                            c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
+                            frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
+                            geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
+                        continue  # settled here: retry the access
+                    head[c] = h
+                    out[0] = c
+                    out[1] = pid
+                    out[2] = op
+                    return -f
+                if op == OP_IFETCH:
                     counters[c, C_INSTR] += 1
                     times[c, T_BUSY] += cost[K_CPI_NS]
                 else:
-                    kind = OP_STORE if op == OP_STORE else OP_LOAD
-                    f = translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
-                                  pte_flags, counters, times, cost, check, frame_state,
-                                  frame_ver, viol, viol_n, clock[c])
-                    if f >= 0 and op == OP_MODIFY:
-                        f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, stamp, page_vpn,
-                                      pte_pfn, pte_flags, counters, times, cost, check,
-                                      frame_state, frame_ver, viol, viol_n, clock[c])
-                    if f < 0:
-                        clock[c] += times[c, T_BUSY] - t0
-                        if f == -R_FAULT_HINT and cold_hint_fault(
-                                c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
-                                frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
-                                geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
-                            continue
-                        head[c] = h
-                        out[0] = c
-                        out[1] = pid
-                        out[2] = op
-                        return -f
                     if op == OP_LOAD:
                         counters[c, C_LOADS] += 1
                     else:
