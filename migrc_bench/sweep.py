@@ -318,13 +318,17 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
     hashes = hashes or TraceHashes()
     points: list[Point] = []
     seen: set[str] = set()
+    checked: set[tuple[Path, str]] = set()
     traces: list[Path | None] = list(grid.traces) if grid.traces is not None else [None]
     for trace in traces:
         for values in _combinations(grid):
             for engine in grid.engines:
                 cfg = _point_config(grid, values, engine)
-                path = trace if trace is not None else default_trace(cfg, quiet=quiet)
-                path = Path(path).resolve()
+                if trace is None:
+                    path = Path(default_trace(cfg, quiet=quiet)).resolve()
+                    _check_generated(cfg, path, checked)
+                else:
+                    path = Path(trace).resolve()
                 tsha = hashes(path)
                 rid = make_run_id(tsha, cfg.sha256, cfg.engine)
                 if rid in seen:
@@ -335,6 +339,31 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
                                     base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
                                     trace_sha256=tsha, run_id=rid))
     return points
+
+
+def _check_generated(cfg: Config, path: Path, checked: set[tuple[Path, str]]) -> None:
+    """A trace.path that exists must be what trace.generate makes (not a stale older trace).
+
+    The generator records its arguments in the trace (``migrc_bench.generator``); a trace
+    made with other arguments (e.g. before the config's trace.generate changed) would be
+    replayed silently otherwise, since generation only happens when the file is missing.
+    """
+    gen = cfg.trace.generate
+    if not gen or (path, gen) in checked:
+        return
+    checked.add((path, gen))
+    from .trace.native import TraceReader
+    from .trace.xsbench import parse_args
+
+    want = json.loads(json.dumps(parse_args(gen).to_json()))
+    have = TraceReader(path).meta.generator
+    if not have or have.get("generator") != "xsbench":
+        return  # not made by the generator (a converted or hand-made trace): nothing to check
+    differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if differ:
+        detail = ", ".join(f"{k} {have.get(k)!r} vs {want.get(k)!r}" for k in differ[:3])
+        raise UserError(f"{path}: generated with other arguments than trace.generate "
+                        f"{gen!r} ({detail}); delete it to regenerate it")
 
 
 # ---- the task (runs on a worker) -------------------------------------------------------------

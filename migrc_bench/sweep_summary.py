@@ -68,15 +68,16 @@ def parse_where(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def summarize(results_dir: str | Path, key: str, counter: str,
-              where: dict[str, Any] | None = None, engines: list[str] | None = None
-              ) -> pd.DataFrame:
+              where: dict[str, Any] | None = None, engines: list[str] | None = None,
+              latest: bool = False) -> pd.DataFrame:
     """Counter ``counter`` of the runs in ``results_dir`` against config key ``key``.
 
     Index: the key's values (numbers ascending; otherwise in order of first appearance),
     named ``key``. Columns: engines (``engines`` in that order, else in order of first
     appearance). A missing (key value, engine) pair is NaN. ``where`` keeps only runs whose
     config has those values (``"trace"`` matches the trace's file name). Several runs in one
-    cell (runs that differ in another key) are an error naming the keys that differ.
+    cell (runs that differ in another key) are an error naming the keys that differ, unless
+    ``latest``: then the last-appended run of the cell counts.
     """
     if key not in SCHEMA_BY_PATH:
         close = difflib.get_close_matches(key, list(SCHEMA_BY_PATH), n=1)
@@ -116,6 +117,10 @@ def summarize(results_dir: str | Path, key: str, counter: str,
     values = [c[key] for c in configs]
     frame = pd.DataFrame({"value": values, "engine": runs["engine"].astype(str).tolist(),
                           "counter": runs[counter].tolist(), "trace": runs["trace"].tolist()})
+    if latest:
+        last = ~frame.duplicated(["value", "engine"], keep="last")
+        frame = frame[last.to_numpy()].reset_index(drop=True)
+        configs = [c for c, ok in zip(configs, last) if ok]
     _check_cells(frame, configs, key, results_dir)
     order_engines = engines or _engine_order(frame["engine"])
     order_values = list(dict.fromkeys(frame["value"]))
@@ -157,8 +162,8 @@ def _check_cells(frame: pd.DataFrame, configs: list[dict], key: str, results_dir
         if len({str(frame["trace"].iloc[i]) for i in idx}) > 1:
             differ = ["trace"] + differ
         detail = (f"they differ in {', '.join(differ[:4])}{' …' if len(differ) > 4 else ''}; "
-                  f"pick one with --where {differ[0]}=VALUE") if differ else \
-            "they have the same config (runs of another tool version?)"
+                  f"pick one with --where {differ[0]}=VALUE, or --latest") if differ else \
+            "they have the same config (runs of another tool version?): use --latest"
         raise UserError(f"{results_dir}: {len(idx)} runs of engine {engine} at {key}={value}: "
                         f"{detail}")
 

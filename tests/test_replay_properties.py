@@ -68,7 +68,9 @@ def test_single_thread_trace_replayed_as_threads(tmp_path):
     path = tmp_path / "one.parquet"
     write_trace(path, TraceMeta("test", 1, (Region(0x10000000, 0x10000000 + 64 * 4096, "heap", True, False),)),
                 np.zeros(n, np.uint16), np.ones(n, np.uint8), addr, np.full(n, 8, np.uint8))
-    res = replay(path, ["tiering.enabled=false", "replay.threads=4", 'memory.dram="1MiB"'])
+    res = replay(path, ["tiering.enabled=false", "replay.threads=4", 'memory.dram="1MiB"',
+                        'memory.cxl="8GiB"', "memory.min_free_kbytes=0",
+                        "memory.watermark_scale_factor=10"])
     per_cpu = [c["accesses"] for c in res.cpus]
     assert per_cpu == [n, n, n, n]                # each thread replays the whole stream
     assert res.totals["accesses"] == 4 * n

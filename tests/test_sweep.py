@@ -4,7 +4,6 @@ processes, resuming after a SIGKILL, failing points recorded, the summary table 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 
 from migrc_bench.cli.main import main
+from migrc_bench.errors import UserError
 from migrc_bench.results import CPUS, INTERVALS, RUNS, make_run_id, read_runs, read_table
 from migrc_bench.sweep import (ERRORS, TraceHashes, append_point, expand, load_grid, read_errors,
                                record_error, run_point, run_sweep)
@@ -105,6 +105,7 @@ def test_sigkill_midway_then_rerun_finishes_only_the_missing_points(tmp_path, tr
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = read_runs(out)                        # readable: no half-written file
+    print("points done before the kill:", len(before))
     assert 1 <= len(before) < 8, "the sweep finished before the kill: make the points slower"
     assert before["run_id"].is_unique
 
@@ -194,6 +195,11 @@ engines = ["migrc"]
     # Stored relative to the base config's directory (configs/), pointing at the same file.
     base_dir = Path(points[0].base_dir)
     assert (base_dir / points[0].config["trace.path"]).resolve() == Path(points[0].trace)
+    # A trace made with other arguments than its trace.generate is refused, not replayed.
+    generate_xsbench(tmp_path / "traces" / "t4.parquet", size="small", mode="event",
+                     lookups=200, threads=4)
+    with pytest.raises(UserError, match="generated with other arguments than trace.generate"):
+        expand(load_grid(grid))
 
 
 BAD_GRIDS = {
@@ -262,6 +268,11 @@ def test_summarize_pivots_a_counter_against_a_key(swept):
             want = [r for _, r in runs.iterrows() if r["engine"] == engine
                     and f"ncpu = {ncpu}\n" in r["config_toml"] and '"30%"' in r["config_toml"]]
             assert len(want) == 1 and df.at[ncpu, engine] == want[0]["nr_tlb_remote_flush"]
+    # --latest: the last-appended run of each cell (here: memory.dram = 60%, run second).
+    pd.testing.assert_frame_equal(
+        summarize(swept, "machine.ncpu", "nr_tlb_remote_flush", latest=True),
+        summarize(swept, "machine.ncpu", "nr_tlb_remote_flush", where={"memory.dram": "60%"}),
+        check_like=True, check_flags=False)
     by_dram = summarize(swept, "memory.dram", "pgmigrate_success", where={"machine.ncpu": 4})
     assert list(by_dram.index) == ["30%", "60%"]
 
@@ -294,3 +305,20 @@ def test_plot_summary_writes_png(swept, tmp_path):
     assert out.stat().st_size > 10_000
     with pytest.raises(Exception, match="PNG"):
         plot_summary(df, "memory.dram", "runtime_s", tmp_path / "p.txt")
+
+
+@pytest.mark.slow
+def test_ncpu_sweep_shows_migrc_benefit_growing_with_cpus(tmp_path):
+    """configs/sweep-ncpu.toml (4, 8, 16 CPUs on XSBench large; ~20 s plus trace generation):
+    migrc saves a larger share of remote flushes and flush IPIs as CPUs are added."""
+    from migrc_bench.config import CONFIG_DIR
+    from migrc_bench.sweep_summary import deltas
+
+    report = run_sweep(load_grid(CONFIG_DIR / "sweep-ncpu.toml"), tmp_path / "out", workers=1)
+    assert report.count("ran") == 6
+    for counter in ("nr_tlb_remote_flush_received", "itlb_flush"):
+        d = deltas(summarize(tmp_path / "out", "machine.ncpu", counter))["migrc"]
+        assert list(d.index) == [4, 8, 16]
+        assert d[4] < 0 and d[8] < d[4] and d[16] < d[8], (counter, d.to_dict())
+    d = deltas(summarize(tmp_path / "out", "machine.ncpu", "nr_tlb_remote_flush"))["migrc"]
+    assert d[4] < 0 and d[16] < d[4], d.to_dict()

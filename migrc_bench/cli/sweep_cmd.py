@@ -67,7 +67,8 @@ Examples:
 \b
 One row per value of KEY (read from each run's config_toml), one column per engine, then
 each engine's Δ% against the first engine. Several runs in one cell (another key varies
-too) are an error: pick a slice with --where KEY=VALUE.
+too) are an error: pick a slice with --where KEY=VALUE, or take the last appended with
+--latest (after re-running a sweep with a newer migrc-bench, whose runs are new points).
 """
 
 
@@ -231,19 +232,24 @@ def run_command(grid, config_path, sets, out_dir, workers, scheduler, force, dry
                    "trace's file name).")
 @click.option("--engines", default=None, metavar="A,B,...",
               help="Engines to show, the first is the Δ% reference (default: all, in order stored).")
+@click.option("--latest", is_flag=True,
+              help="Several runs for one value and engine: take the last appended (e.g. after "
+                   "re-running a sweep with a newer migrc-bench) instead of failing.")
 @click.option("-o", "--out", "out_png", default=None, type=click.Path(dir_okay=False),
               help="Also write a plot (.png; .svg and .pdf also work).")
 @click.option("--title", default=None, help="Plot title.")
 @format_option()
 @quiet_option
-def summary_command(results, key, counter, where, engines, out_png, title, fmt, quiet) -> None:
+def summary_command(results, key, counter, where, engines, latest, out_png, title, fmt,
+                    quiet) -> None:
     """Show COUNTER against a swept config KEY, one column per engine, from RESULTS."""
     from ..sweep_summary import parse_where, plot_summary, summarize, summary_rows
 
     engine_list = [e.strip() for e in engines.split(",") if e.strip()] if engines else None
     if engines is not None and not engine_list:
         raise UserError("--engines: no engine named")
-    df = summarize(results, key, counter, where=parse_where(where), engines=engine_list)
+    df = summarize(results, key, counter, where=parse_where(where), engines=engine_list,
+                   latest=latest)
     emit_rows(summary_rows(df), fmt, title=f"{counter} against {key} ({results})")
     if out_png:
         path = plot_summary(df, key, counter, out_png, title=title)

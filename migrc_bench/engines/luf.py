@@ -4,12 +4,15 @@
   any migration reason (LUF extends the idea to every unmap of read-only folios);
 - the sources are freed immediately (vmstat unchanged), each tagged with its batch's cpumask
   and a generation ``ugen`` taken from the global ``luf_ugen``;
-- every full flush of the mm on a CPU stamps that CPU's ``ugen_done`` with the current
-  generation, so a CPU that has flushed since a tag was made owes nothing for it;
+- every full flush of the mm stamps the ``ugen_done`` of the CPUs it was sent to with the
+  current generation (a lazy CPU skipped by the IPI flushes before it runs the mm again), so
+  a CPU that has flushed since a tag was made owes nothing for it;
 - when a tagged page leaves the free lists, the CPUs of its mask not yet done are flushed
   (``luf_alloc_flushes``); if all are done ("diet"), no flush at all;
-- cancel points: a fault that installs a writable PTE (write-protect fault, NUMA restore)
-  flushes every CPU still owing for this mm (``luf_cancel_flushes``).
+- cancel points: a write-protect fault (a fault that makes a PTE writable) flushes every CPU
+  still owing for this mm (``luf_cancel_flushes``). A NUMA hint fault that restores a PTE
+  writable is not one: the scan that made it PROT_NONE flushed every CPU's translation of
+  that page, so nothing stale can alias it (the checker's I2 verifies this at each restore).
 
 Simplifications (docs/modelling.md): one batch per migrate call instead of the 65536-entry
 ``luf_batch`` hash (no key collisions to merge); tagged pages are freed to the tail of the
@@ -41,8 +44,9 @@ class Luf(Engine):
         self._pending = np.zeros(n, np.bool_)
         self.flush.after_full_flush.append(self._stamp)
 
-    def _stamp(self, cpu: int) -> None:
-        self.ugen_done[cpu] = self.luf_ugen
+    def _stamp(self, mask: np.ndarray) -> None:
+        """Every flush takes the current generation; its CPUs are done up to it afterwards."""
+        self.ugen_done[mask] = self.luf_ugen
 
     def folio_unmapped(self, initiator: int, u: Unmapped, reason: str) -> None:
         mask = self.take_readonly(u, True)  # LUF: any unmap of a read-only folio
@@ -86,11 +90,8 @@ class Luf(Engine):
             self.flush.flush_batch(cpu, need)
             self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
 
-    def numa_restore_is_quiet(self) -> bool:
-        return not self.tags
-
     def before_pte_writable(self, cpu: int, pid: int, why: str) -> None:
-        if not self.tags:
+        if why != "wp" or not self.tags:
             return
         need = np.zeros(self.m.ncpu, np.bool_)
         for mask, ugen in self.tags.values():

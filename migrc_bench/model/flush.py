@@ -51,8 +51,10 @@ class FlushMechanism:
         # (start, end) of recent batched flushes on the initiator's clock: while one is in
         # flight, migrc must not publish new pending CPUs (the migrc_flushing race rule).
         self.batch_windows: deque[tuple[float, float]] = deque(maxlen=64)
-        # Called with the CPU after every full flush of the mm on it (LUF's ugen_done stamp).
-        self.after_full_flush: list[Callable[[int], None]] = []
+        # Called with the CPU mask after every full flush of the mm has been dispatched to it:
+        # each CPU in it has flushed, is up to date, or is lazy and flushes before it runs the
+        # mm again (LUF's ugen_done stamps).
+        self.after_full_flush: list[Callable[[np.ndarray], None]] = []
 
     # ---- generations -------------------------------------------------------------------
     def inc_mm_gen(self) -> int:
@@ -99,6 +101,10 @@ class FlushMechanism:
         if m.cpu_gen[cpu] < m.mm_gen:
             self._invalidate(cpu, None)
             m.cpu_gen[cpu] = m.mm_gen
+            one = np.zeros(m.ncpu, np.bool_)
+            one[cpu] = True
+            for hook in self.after_full_flush:
+                hook(one)
             m.charge(cpu, m.costs.flush_full, T["ipi"])
 
     # ---- the machinery -----------------------------------------------------------------
@@ -110,6 +116,11 @@ class FlushMechanism:
             self._flush_multi(initiator, mask, info)
         elif mask[initiator] and not m.lazy[initiator]:
             self._handler(initiator, info, local=True)
+        else:
+            return
+        if info.full:
+            for hook in self.after_full_flush:
+                hook(mask)
 
     def _flush_multi(self, initiator: int, mask: np.ndarray, info: FlushInfo) -> None:
         """native_flush_tlb_multi: counted once; lazy CPUs skipped (no page tables were freed)."""
@@ -160,8 +171,6 @@ class FlushMechanism:
         m = self.m
         if pids is None:
             K.invalidate_all(m.tlb_tag, cpu, m.page_flags, self.keep_kernel_text)
-            for hook in self.after_full_flush:
-                hook(cpu)
             n = 1
         else:
             for pid in pids:
