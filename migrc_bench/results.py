@@ -74,7 +74,7 @@ def run_row(result: RunResult, trace_sha256: str, started_at: str | None = None)
     return row
 
 
-def _merged(path: Path, new: pd.DataFrame, run_id: str) -> pa.Table:
+def merged(path: Path, new: pd.DataFrame, run_id: str) -> pa.Table:
     """The old rows of ``path`` (other run ids) plus ``new``, as the table to write."""
     if path.exists():
         old = read_table(path)
@@ -88,7 +88,7 @@ def _merged(path: Path, new: pd.DataFrame, run_id: str) -> pa.Table:
 
 
 @contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
+def locked(out: Path) -> Iterator[None]:
     """Serialise appends to one results directory (a read-modify-write of three files)."""
     with open(out / ".lock", "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -110,16 +110,25 @@ def append_run(out_dir: str | Path, result: RunResult, trace_sha256: str) -> str
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{out}: cannot create the results directory ({exc.strerror})") from None
-    row = run_row(result, trace_sha256)
+    return append_rows(out, run_row(result, trace_sha256), result.intervals, result.cpus)
+
+
+def append_rows(out: Path, row: dict[str, Any], intervals: list[dict[str, Any]],
+                cpus: list[dict[str, Any]]) -> str:
+    """Add one run given as rows (its runs row, interval rows, CPU rows); returns its run_id.
+
+    The new tables are written to temp files first, then renamed intervals, cpus, runs (a run
+    exists once its row is in runs.parquet), all under the directory's lock.
+    """
     rid = row["run_id"]
-    intervals = pd.DataFrame(result.intervals)
-    intervals.insert(0, "run_id", rid)
-    cpus = pd.DataFrame(result.cpus)
-    cpus.insert(0, "run_id", rid)
-    with _locked(out):
-        tables = [(out / RUNS, _merged(out / RUNS, pd.DataFrame([row]), rid)),
-                  (out / CPUS, _merged(out / CPUS, cpus, rid)),
-                  (out / INTERVALS, _merged(out / INTERVALS, intervals, rid))]
+    iv = pd.DataFrame(intervals)
+    iv.insert(0, "run_id", rid)
+    cp = pd.DataFrame(cpus)
+    cp.insert(0, "run_id", rid)
+    with locked(out):
+        tables = [(out / RUNS, merged(out / RUNS, pd.DataFrame([row]), rid)),
+                  (out / CPUS, merged(out / CPUS, cp, rid)),
+                  (out / INTERVALS, merged(out / INTERVALS, iv, rid))]
         # Every temp file is written inside the stack; on a clean exit the stack renames them
         # in reverse order of entry (intervals, cpus, then runs); on any error it removes them.
         with contextlib.ExitStack() as stack:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import Config
-from .errors import ConfigError, TraceError
+from .errors import ConfigError, TraceError, UserError
 from .model.replay import Replay, RunResult
 from .results import append_run, file_sha256
 from .trace.native import TraceReader
@@ -19,10 +19,38 @@ from .trace.native import TraceReader
 ProgressFactory = Callable[[int], Callable[[int, float], None]] | None
 
 
+def check_generated(cfg: Config, path: Path) -> None:
+    """A trace.path that exists must be what trace.generate makes, not a stale older trace.
+
+    The generator records its arguments in the trace (``migrc_bench.generator``); a trace made
+    with other arguments (before the config's trace.generate changed) would otherwise be
+    replayed silently, since generation only happens when the file is missing.
+    """
+    gen = cfg.trace.generate
+    if not gen:
+        return
+    import json
+
+    from .trace.native import TraceReader
+    from .trace.xsbench import parse_args
+
+    argv = shlex.split(gen)
+    want = json.loads(json.dumps(parse_args(argv[1:] if argv and argv[0] == "xsbench" else argv).to_json()))
+    have = TraceReader(path).meta.generator
+    if not have or have.get("generator") != "xsbench":
+        return  # converted or hand-made: nothing to compare
+    differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if differ:
+        detail = ", ".join(f"{k} {have.get(k)!r} vs {want.get(k)!r}" for k in differ[:3])
+        raise UserError(f"{path}: generated with other arguments than trace.generate {gen!r} "
+                        f"({detail}); delete it to regenerate it")
+
+
 def default_trace(cfg: Config, quiet: bool = False) -> Path:
     """The config's trace.path, generated first from trace.generate when it is missing."""
     path = cfg.resolve_path(cfg.trace.path)
     if path.exists():
+        check_generated(cfg, path)
         return path
     if not cfg.trace.generate:
         raise TraceError(path, "no such file (and the config's trace.generate is empty)")

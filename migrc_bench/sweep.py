@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import itertools
 import json
 import os
@@ -54,7 +53,9 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path
 from .config import SCHEMA_BY_PATH, Config, build_config, load_config, parse_set
 from .errors import ConfigError, UserError
-from .results import CPUS, INTERVALS, RESULTS_VERSION, RUNS, file_sha256, make_run_id, read_table
+from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_run_id, merged,
+                      read_table)
+from .runner import check_generated
 
 ERRORS = "sweep_errors.parquet"
 GRID_KEYS = ("config", "traces", "engines", "set", "grid", "zip")
@@ -342,28 +343,12 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
 
 
 def _check_generated(cfg: Config, path: Path, checked: set[tuple[Path, str]]) -> None:
-    """A trace.path that exists must be what trace.generate makes (not a stale older trace).
-
-    The generator records its arguments in the trace (``migrc_bench.generator``); a trace
-    made with other arguments (e.g. before the config's trace.generate changed) would be
-    replayed silently otherwise, since generation only happens when the file is missing.
-    """
+    """runner.check_generated once per (trace, arguments) of a sweep."""
     gen = cfg.trace.generate
     if not gen or (path, gen) in checked:
         return
     checked.add((path, gen))
-    from .trace.native import TraceReader
-    from .trace.xsbench import parse_args
-
-    want = json.loads(json.dumps(parse_args(gen).to_json()))
-    have = TraceReader(path).meta.generator
-    if not have or have.get("generator") != "xsbench":
-        return  # not made by the generator (a converted or hand-made trace): nothing to check
-    differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
-    if differ:
-        detail = ", ".join(f"{k} {have.get(k)!r} vs {want.get(k)!r}" for k in differ[:3])
-        raise UserError(f"{path}: generated with other arguments than trace.generate "
-                        f"{gen!r} ({detail}); delete it to regenerate it")
+    check_generated(cfg, path)
 
 
 # ---- the task (runs on a worker) -------------------------------------------------------------
@@ -420,35 +405,6 @@ def _now() -> str:
 
 
 # ---- the results directory (coordinator only) ------------------------------------------------
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """The results directory's append lock (the flock on .lock that results.append_run uses)."""
-    with open(out / ".lock", "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _table(frame: pd.DataFrame) -> pa.Table:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    return table.replace_schema_metadata(
-        {b"migrc_bench.results_version": str(RESULTS_VERSION).encode()})
-
-
-def _merged(path: Path, new: pd.DataFrame, run_id: str) -> pd.DataFrame:
-    if not path.exists():
-        return new
-    old = read_table(path)
-    old = old[old["run_id"] != run_id]
-    if not len(old):
-        return new
-    if not len(new):
-        return old
-    return pd.concat([old, new], ignore_index=True, sort=False)
-
-
 def prepare_out(out: str | Path) -> Path:
     """Create the results directory; remove temp files that a killed append left behind."""
     out = Path(out)
@@ -460,7 +416,7 @@ def prepare_out(out: str | Path) -> Path:
         raise UserError(f"{out}: cannot create the results directory ({exc.strerror})") from None
     if not os.access(out, os.W_OK):
         raise UserError(f"{out}: results directory is not writable")
-    with _locked(out):  # under the lock no append is in progress: every temp file is stale
+    with locked(out):  # under the lock no append is in progress: every temp file is stale
         for name in (RUNS, INTERVALS, CPUS, ERRORS):
             for tmp in out.glob(f".{name}.*.tmp"):
                 with contextlib.suppress(OSError):
@@ -485,21 +441,9 @@ def append_point(out: str | Path, row: dict[str, Any], intervals: list[dict[str,
     is dropped last.
     """
     out = Path(out)
-    rid = row["run_id"]
-    iv = pd.DataFrame(intervals)
-    iv.insert(0, "run_id", rid)
-    cp = pd.DataFrame(cpus)
-    cp.insert(0, "run_id", rid)
-    with _locked(out):
-        tables = [(out / RUNS, _merged(out / RUNS, pd.DataFrame([row]), rid)),
-                  (out / CPUS, _merged(out / CPUS, cp, rid)),
-                  (out / INTERVALS, _merged(out / INTERVALS, iv, rid))]
-        # ExitStack renames in reverse order of entry: intervals, cpus, then runs.
-        with contextlib.ExitStack() as stack:
-            for path, frame in tables:
-                tmp = stack.enter_context(atomic_path(path))
-                pq.write_table(_table(frame), tmp, compression="zstd")
-        _drop_error(out, rid)
+    append_rows(out, row, intervals, cpus)
+    with locked(out):
+        _drop_error(out, row["run_id"])
 
 
 def _drop_error(out: Path, run_id: str) -> None:
@@ -514,7 +458,7 @@ def _drop_error(out: Path, run_id: str) -> None:
         path.unlink()
         return
     with atomic_path(path) as tmp:
-        pq.write_table(_table(keep), tmp, compression="zstd")
+        pq.write_table(pa.Table.from_pandas(keep, preserve_index=False), tmp, compression="zstd")
 
 
 def record_error(out: str | Path, point: Point, error: str, tb: str = "", worker: str = "") -> None:
@@ -524,11 +468,11 @@ def record_error(out: str | Path, point: Point, error: str, tb: str = "", worker
            "trace_sha256": point.trace_sha256, "config_sha256": point.config_sha256,
            "point": json.dumps(point.values, default=str), "error": error, "traceback": tb,
            "worker": worker, "failed_at": _now()}
-    with _locked(out):
-        frame = _merged(out / ERRORS, pd.DataFrame([row], columns=list(ERROR_COLUMNS)),
-                        point.run_id)
+    with locked(out):
+        table = merged(out / ERRORS, pd.DataFrame([row], columns=list(ERROR_COLUMNS)),
+                       point.run_id)
         with atomic_path(out / ERRORS) as tmp:
-            pq.write_table(_table(frame), tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="zstd")
 
 
 def read_errors(out: str | Path) -> pd.DataFrame:

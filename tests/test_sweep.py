@@ -322,3 +322,18 @@ def test_ncpu_sweep_shows_migrc_benefit_growing_with_cpus(tmp_path):
         assert d[4] < 0 and d[8] < d[4] and d[16] < d[8], (counter, d.to_dict())
     d = deltas(summarize(tmp_path / "out", "machine.ncpu", "nr_tlb_remote_flush"))["migrc"]
     assert d[4] < 0 and d[16] < d[4], d.to_dict()
+
+
+def test_compare_and_plot_accept_a_sweep_directory(swept, tmp_path, capsys):
+    """compare/plot --by KEY: the chosen counter against a swept key, one column per engine."""
+    rc = main(["compare", str(swept), "--by", "machine.ncpu", "--counters", "nr_tlb_remote_flush",
+               "--where", 'memory.dram="30%"', "--format", "json"])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["machine.ncpu"] for r in rows] == sorted(r["machine.ncpu"] for r in rows)
+    assert {"baseline", "migrc"} <= set(rows[0])
+    png = tmp_path / "by.png"
+    assert main(["plot", str(swept), "--by", "machine.ncpu", "--counter", "nr_tlb_remote_flush",
+                 "--where", 'memory.dram="30%"', "-o", str(png), "--quiet"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert main(["compare", str(swept), "--by", "machine.ncpu"]) == 2  # one counter needed

@@ -59,13 +59,21 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--counters", default=None, metavar="A,B,...",
               help="Only these counters (names or globs such as 'nr_tlb_*').")
 @click.option("--only-changed", is_flag=True, help="Hide counters equal in every column.")
+@click.option("--by", "by_key", default=None, metavar="KEY",
+              help="For a sweep's results directory: the counter (--counters, one name) against "
+                   "this swept config key, one column per engine (see 'sweep summary').")
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="With --by: keep only runs whose config has this value (repeatable).")
 @format_option()
 @quiet_option
-def command(inputs, engines, config_path, sets, out_dir, workers, counters, only_changed, fmt,
-            quiet) -> None:
+def command(inputs, engines, config_path, sets, out_dir, workers, counters, only_changed, by_key,
+            where, fmt, quiet) -> None:
     """Compare engines: replay TRACE (default: the config's trace.path) with each engine,
     or compare runs stored in results directories, runs.parquet or baseline files."""
     engine_list = _split_list(engines)
+    if by_key is not None:
+        _compare_by_key(inputs, by_key, counters, engine_list, where, fmt)
+        return
     counter_list = _split_list(counters)
     if counters is not None and not counter_list:
         raise UserError("--counters: no counter named")
@@ -98,6 +106,18 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
     rows = C.build_rows(columns, counter_list, only_changed)
     notes = C.notes_for(columns)
     emit_compare(columns, rows, notes, fmt, quiet)
+
+
+def _compare_by_key(inputs, key: str, counters: str | None, engines, where, fmt: str) -> None:
+    """A sweep summary: one counter against one swept key, engines side by side."""
+    from ..sweep_summary import parse_where, summarize, summary_rows
+    from .output import emit_rows
+
+    names = _split_list(counters) or []
+    if len(inputs) != 1 or len(names) != 1:
+        raise UserError("--by KEY takes one results directory and one counter (--counters NAME)")
+    df = summarize(inputs[0], key, names[0], where=parse_where(where), engines=engines)
+    emit_rows(summary_rows(df), fmt, title=f"{names[0]} against {key} ({inputs[0]})")
 
 
 def emit_compare(columns: list[C.Column], rows: list[C.Row], notes: list[str], fmt: str,

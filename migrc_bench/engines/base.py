@@ -176,7 +176,6 @@ class Engine:
         return np.zeros(self.m.ncpu, np.bool_)
 
     def _migrate_batch(self, initiator: int, frames: list[int], reason: str, target: int):
-        m = self.m
         mark = "low" if reason == MR_NUMA_MISPLACED else "min"
         batch: list[Unmapped] = []
         failed: list[int] = []

@@ -24,7 +24,7 @@ from typing import Iterable
 from ..config import Config
 from .counters import COUNTERS, TIMES
 from .machine import KERNEL_TEXT_VPN, Costs, tlb_geometry
-from .memory import min_free_kbytes, set_watermarks, Node, PAGE_SIZE
+from .memory import Node, min_free_kbytes, set_watermarks
 
 IFETCH, LOAD, STORE, MODIFY = 0, 1, 2, 3
 
