@@ -1,8 +1,10 @@
 """Replay speed: accesses per second end to end (trace reading included) and peak memory.
 
-The standard cases of the replay-core and tiering issues: a 16-CPU XSBench-large trace
-(~51 M records, the bundled default) with the tiering policy off and on, per engine, with
---check-invariants, and 10 M vs 100 M accesses to show memory does not grow with length.
+The standard cases of the replay-core and tiering issues: the bundled default trace and
+config (16 CPUs; XSBench large scaled to 1/100 of the grid, ~50 M records) with the tiering
+policy off and on, per engine, with --check-invariants; the full-size XSBench large (51 M
+records, 5.5 GiB footprint) with tiering off; and 10 M vs 100 M accesses of it to show memory
+does not grow with length.
 Each case runs in a fresh interpreter (measure.in_subprocess) after a warm-up that fills the
 numba cache, so compile time is not in the figures and peak RSS is the case's own.
 """
@@ -19,6 +21,7 @@ from measure import in_subprocess  # noqa: E402
 CACHE = Path(__file__).resolve().parent / ".cache"
 TRACES = {
     "51M": "xsbench -s large -G unionized -m history -t 16 -p 1600 --seed 1",
+    "default": "xsbench -s large -G unionized -m history -t 16 -p 1600 -g 113 --seed 1",
     "10M": "xsbench -s large -G unionized -m history -t 16 -p 1600 -l 7 --seed 1",
     "100M": "xsbench -s large -G unionized -m history -t 16 -p 1600 -l 68 --seed 1",
 }
@@ -59,12 +62,13 @@ def run() -> list[dict]:
     off = ["tiering.enabled=false"]
     case("warm-up (numba cache)", "10M", off)
     rows = [
-        case("16 CPUs, tiering off", "51M", off),
-        case("16 CPUs, tiering on, baseline", "51M", ['engine="baseline"']),
-        case("16 CPUs, tiering on, nobatch", "51M", ['engine="nobatch"']),
-        case("16 CPUs, tiering on, migrc", "51M", ['engine="migrc"']),
-        case("16 CPUs, tiering on, luf", "51M", ['engine="luf"']),
-        case("16 CPUs, migrc, --check-invariants", "51M", ['engine="migrc"'], check=True),
+        case("default trace, tiering off", "default", off),
+        case("default trace, tiering on, baseline", "default", ['engine="baseline"']),
+        case("default trace, tiering on, nobatch", "default", ['engine="nobatch"']),
+        case("default trace, tiering on, migrc", "default", ['engine="migrc"']),
+        case("default trace, tiering on, luf", "default", ['engine="luf"']),
+        case("default trace, migrc, --check-invariants", "default", ['engine="migrc"'], check=True),
+        case("XSBench large full size (5.5 GiB), tiering off", "51M", off),
         case("memory: 10 M accesses, tiering off", "10M", off),
         case("memory: 100 M accesses, tiering off", "100M", off),
     ]
