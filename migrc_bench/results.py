@@ -103,6 +103,12 @@ def append_run(out_dir: str | Path, result: RunResult, trace_sha256: str) -> str
 
     A run with the same run_id (same trace, config and engine) replaces the stored one.
     """
+    out = make_results_dir(out_dir)
+    return append_rows(out, run_row(result, trace_sha256), result.intervals, result.cpus)
+
+
+def make_results_dir(out_dir: str | Path) -> Path:
+    """Create (or accept) a results directory; a user error if that cannot be done."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: results path exists and is not a directory")
@@ -110,7 +116,7 @@ def append_run(out_dir: str | Path, result: RunResult, trace_sha256: str) -> str
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{out}: cannot create the results directory ({exc.strerror})") from None
-    return append_rows(out, run_row(result, trace_sha256), result.intervals, result.cpus)
+    return out
 
 
 def append_rows(out: Path, row: dict[str, Any], intervals: list[dict[str, Any]],

@@ -53,8 +53,8 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path
 from .config import SCHEMA_BY_PATH, Config, build_config, load_config, parse_set
 from .errors import ConfigError, UserError
-from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_run_id, merged,
-                      read_table)
+from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_results_dir,
+                      make_run_id, merged, read_table)
 from .runner import check_generated
 
 ERRORS = "sweep_errors.parquet"
@@ -407,13 +407,7 @@ def _now() -> str:
 # ---- the results directory (coordinator only) ------------------------------------------------
 def prepare_out(out: str | Path) -> Path:
     """Create the results directory; remove temp files that a killed append left behind."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: results path exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the results directory ({exc.strerror})") from None
+    out = make_results_dir(out)
     if not os.access(out, os.W_OK):
         raise UserError(f"{out}: results directory is not writable")
     with locked(out):  # under the lock no append is in progress: every temp file is stale

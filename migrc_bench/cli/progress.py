@@ -14,6 +14,15 @@ def _enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+def _bars() -> Progress:
+    """The bar layout every replay uses: accesses done, speed, modelled time, ETA."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,.0f}/{task.total:,.0f} accesses"),
+               TextColumn("{task.fields[rate]}"), TextColumn("t={task.fields[tmod]}"),
+               TimeRemainingColumn())
+    return Progress(*columns, console=Console(file=sys.stderr), transient=True)
+
+
 @contextlib.contextmanager
 def replay_progress(quiet: bool = False, label: str = "replay"
                     ) -> Iterator[Callable[[int], Callable[[int, float], None]] | None]:
@@ -21,11 +30,7 @@ def replay_progress(quiet: bool = False, label: str = "replay"
     if not _enabled(quiet):
         yield None
         return
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed:,.0f}/{task.total:,.0f} accesses"),
-               TextColumn("{task.fields[rate]}"), TextColumn("t={task.fields[tmod]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+    with _bars() as bar:
         def factory(total: int) -> Callable[[int, float], None]:
             task = bar.add_task(label, total=total, rate="", tmod="")
 
@@ -69,9 +74,5 @@ def engines_progress(labels: list[str], quiet: bool = False) -> Iterator[EngineB
     if not _enabled(quiet):
         yield None
         return
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed:,.0f}/{task.total:,.0f} accesses"),
-               TextColumn("{task.fields[rate]}"), TextColumn("t={task.fields[tmod]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+    with _bars() as bar:
         yield EngineBars(bar, labels)
