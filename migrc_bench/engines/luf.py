@@ -8,7 +8,8 @@
   current generation (a lazy CPU skipped by the IPI flushes before it runs the mm again), so
   a CPU that has flushed since a tag was made owes nothing for it;
 - when a tagged page leaves the free lists, the CPUs of its mask not yet done are flushed
-  (``luf_alloc_flushes``); if all are done ("diet"), no flush at all;
+  (``luf_alloc_flushes``), together with every CPU still owing for the other tagged pages of
+  that node (v12 shoots down per zone in a batch); if all are done ("diet"), no flush at all;
 - cancel points: a write-protect fault (a fault that makes a PTE writable) flushes every CPU
   still owing for this mm (``luf_cancel_flushes``). A NUMA hint fault that restores a PTE
   writable is not one: the scan that made it PROT_NONE flushed every CPU's translation of
@@ -80,15 +81,23 @@ class Luf(Engine):
         return mask & (self.ugen_done < ugen)
 
     def on_frame_taken(self, cpu: int, frame: int) -> None:
+        """A tagged page leaves the free lists: flush, once, every CPU that still owes a flush
+        for any tagged page of its node ("luf tlb shootdown per zone in batched manner")."""
         tag = self.tags.pop(frame, None)
         if tag is None:
             return
-        need = self._owing(*tag)
-        if need.any():
-            self.m.counters[cpu, C["luf_alloc_flushes"]] += 1
-            self.luf_ugen += 1
-            self.flush.flush_batch(cpu, need)
-            self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
+        if not self._owing(*tag).any():
+            return
+        node = self.m.frame_node
+        need = np.zeros(self.m.ncpu, np.bool_)
+        for f, (mask, ugen) in self.tags.items():
+            if node[f] == node[frame]:
+                need |= self._owing(mask, ugen)
+        need |= self._owing(*tag)
+        self.m.counters[cpu, C["luf_alloc_flushes"]] += 1
+        self.luf_ugen += 1
+        self.flush.flush_batch(cpu, need)
+        self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
 
     def before_pte_writable(self, cpu: int, pid: int, why: str) -> None:
         if why != "wp" or not self.tags:
