@@ -32,7 +32,7 @@ class Allocator:
 
     def take(self, cpu: int, node) -> int:
         """Remove one frame from a node's free list (LUF pays its deferred flush here)."""
-        frame = int(node.free.pop(1)[0])
+        frame = node.free.pop_one()
         if self.engine is not None:
             self.engine.on_frame_taken(cpu, frame)
         if self.r.checker is not None:

@@ -30,6 +30,15 @@ class FreeList:
     def __len__(self) -> int:
         return self.size
 
+    def pop_one(self) -> int:
+        """The head frame (the common case: one page, no array)."""
+        if not self.size:
+            raise IndexError("free list exhausted")
+        frame = int(self.buf[self.head])
+        self.head = self.head + 1 if self.head + 1 < self.cap else 0
+        self.size -= 1
+        return frame
+
     def pop(self, n: int = 1) -> np.ndarray:
         if n > self.size:
             raise IndexError("free list exhausted")

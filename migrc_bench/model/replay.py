@@ -243,10 +243,9 @@ class Replay:
 
     def _update_lazy(self) -> None:
         """A CPU whose thread finished runs the idle task: lazy TLB, mm still loaded."""
-        m = self.machine
-        done = ~self.running[: self.threads]
-        if done.any():
-            m.lazy[: self.threads] |= done
+        running = self.running[: self.threads]
+        if not running.all():
+            self.machine.lazy[: self.threads] |= ~running
 
     def _boundary(self) -> None:
         t = self.now()
