@@ -296,7 +296,10 @@ class Tiering:
             self.kswapd_pending = False
         else:
             self.kswapd_pending = True
-            self.r.at(self.r.now() + self.r.quantum, lambda r: self.kswapd())
+            # resume once its CPU has caught up with the time this slice cost, plus one quantum
+            # left to the user thread: reclaim that takes longer (flush waits) lasts longer
+            resume = max(self.r.now(), float(m.clock[cpu])) + self.r.quantum
+            self.r.at(resume, lambda r: self.kswapd())
 
     def direct_reclaim(self, cpu: int) -> None:
         """A user allocation found every node below min: reclaim one chunk itself."""
