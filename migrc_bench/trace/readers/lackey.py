@@ -16,18 +16,16 @@ Parsing is one compiled (numba) pass over each chunk of bytes; there is no Pytho
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import numba as nb
 import numpy as np
 
 from ...errors import TraceError
-from ..native import Batch, TraceMeta
+from ..native import Batch
 from ._text import BAD, DONE, FULL, NL, at_line_end, end_of_line, is_blank, parse_hex
-from .lines import iter_line_chunks, line_text
-from .protocol import ReadStats, make_batch
-from .streams import CHUNK_BYTES
+from .lines import TextLogReader, line_text
+from .protocol import make_batch
 
 MAX_SIZE = 4096
 PIECE = 255
@@ -138,22 +136,14 @@ def parse_lackey(buf, pos, op, addr, size, nrec):
     return DONE, pos, nrec, lines, skipped, 0
 
 
-class LackeyReader:
+class LackeyReader(TextLogReader):
     """Streams a lackey log (plain or compressed) as native batches of thread 0."""
 
     format_name = "lackey"
 
-    def __init__(self, path: str | Path, chunk_bytes: int = CHUNK_BYTES):
-        self.path = Path(path)
-        self.chunk_bytes = chunk_bytes
-        self.stats = ReadStats()
-
-    def base_meta(self) -> TraceMeta:
-        return TraceMeta(source=self.format_name, threads=1)
-
     def iter_batches(self) -> Iterator[Batch]:
         stats = self.stats
-        for chunk in iter_line_chunks(self.path, self.format_name, self.chunk_bytes):
+        for chunk in self.chunks():
             buf = chunk.buf
             pos = 0
             done_lines = 0

@@ -63,3 +63,25 @@ def iter_line_chunks(path: str | Path, fmt: str, chunk_bytes: int = CHUNK_BYTES,
                              line=line_no, text=carry[:80].decode("utf-8", errors="replace"))
     if carry:
         yield LineChunk(np.frombuffer(carry, dtype=np.uint8), line_no)
+
+
+class TextLogReader:
+    """What the text readers (lackey, pinatrace) share: a path read in chunks of whole lines,
+    running statistics, and the metadata of a single-thread trace."""
+
+    format_name = "text"
+
+    def __init__(self, path: "str | Path", chunk_bytes: int = CHUNK_BYTES):
+        from .protocol import ReadStats
+
+        self.path = Path(path)
+        self.chunk_bytes = chunk_bytes
+        self.stats = ReadStats()
+
+    def base_meta(self):
+        from ..native import TraceMeta
+
+        return TraceMeta(source=self.format_name, threads=1)
+
+    def chunks(self):
+        return iter_line_chunks(self.path, self.format_name, self.chunk_bytes)

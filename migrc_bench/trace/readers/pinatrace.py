@@ -22,18 +22,16 @@ A trace without ``#eof`` is accepted with a note (the traced program may have be
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import numba as nb
 import numpy as np
 
 from ...errors import TraceError
-from ..native import Batch, TraceMeta
+from ..native import Batch
 from ._text import BAD, DONE, FULL, NL, at_line_end, end_of_line, is_blank, parse_hex
-from .lines import iter_line_chunks, line_text
-from .protocol import DATA_SIZE, IFETCH_SIZE, ReadStats, make_batch
-from .streams import CHUNK_BYTES
+from .lines import TextLogReader, line_text
+from .protocol import DATA_SIZE, IFETCH_SIZE, make_batch
 
 REASONS = (
     "",
@@ -125,24 +123,16 @@ def parse_pinatrace(buf, pos, op, addr, size, nrec, prev_ip, ifetch_size, data_s
     return DONE, pos, nrec, lines, skipped, 0, prev_ip, saw_eof
 
 
-class PinatraceReader:
+class PinatraceReader(TextLogReader):
     """Streams a pinatrace output file (plain or compressed) as native batches of thread 0."""
 
     format_name = "pinatrace"
-
-    def __init__(self, path: str | Path, chunk_bytes: int = CHUNK_BYTES):
-        self.path = Path(path)
-        self.chunk_bytes = chunk_bytes
-        self.stats = ReadStats()
-
-    def base_meta(self) -> TraceMeta:
-        return TraceMeta(source=self.format_name, threads=1)
 
     def iter_batches(self) -> Iterator[Batch]:
         stats = self.stats
         prev_ip = NO_IP
         saw_eof = False
-        for chunk in iter_line_chunks(self.path, self.format_name, self.chunk_bytes):
+        for chunk in self.chunks():
             buf = chunk.buf
             pos = 0
             done_lines = 0
