@@ -281,37 +281,63 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
     """
     ncpu = clock.shape[0]
     while True:
+        qe = q_end[0]
         for c in range(ncpu):
             if not running[c]:
                 continue
+            # this CPU's hot state lives in locals while it runs and is written back whenever
+            # the loop leaves it (quantum end, empty buffer, fault): fewer memory round trips
             h = head[c]
-            while clock[c] < q_end[0]:
+            st = stamps[c]
+            clk = clock[c]
+            n_acc = 0
+            n_instr = 0
+            n_loads = 0
+            n_stores = 0
+            while clk < qe:
                 if h == tail[c]:
-                    head[c] = h
                     if stream_open[c]:
+                        head[c] = h
+                        stamps[c] = st
+                        clock[c] = clk
+                        counters[c, C_ACCESSES] += n_acc
+                        counters[c, C_INSTR] += n_instr
+                        counters[c, C_LOADS] += n_loads
+                        counters[c, C_STORES] += n_stores
                         out[0] = c
                         return R_NEED_DATA
                     running[c] = False
                     break
                 pid = buf_pid[c, h]
                 op = buf_op[c, h]
-                stamps[c] += 1
-                stamp = stamps[c]
+                st += 1
                 t0 = times[c, T_BUSY]
                 kind = OP_IFETCH if op == OP_IFETCH else (OP_STORE if op == OP_STORE else OP_LOAD)
-                f = translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn,
+                f = translate(c, pid, kind, tag, pfn, wr, lru, geo, st, page_vpn, pte_pfn,
                               pte_flags, counters, times, cost, check, frame_state, frame_ver,
-                              viol, viol_n, clock[c])
+                              viol, viol_n, clk)
                 if f >= 0 and op == OP_MODIFY:  # lackey's M: the load, then the store
-                    f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, stamp, page_vpn,
+                    f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, st, page_vpn,
                                   pte_pfn, pte_flags, counters, times, cost, check, frame_state,
-                                  frame_ver, viol, viol_n, clock[c])
+                                  frame_ver, viol, viol_n, clk)
                 if f < 0:
-                    clock[c] += times[c, T_BUSY] - t0
+                    clk += times[c, T_BUSY] - t0
+                    stamps[c] = st
+                    clock[c] = clk
+                    counters[c, C_ACCESSES] += n_acc
+                    counters[c, C_INSTR] += n_instr
+                    counters[c, C_LOADS] += n_loads
+                    counters[c, C_STORES] += n_stores
+                    n_acc = 0
+                    n_instr = 0
+                    n_loads = 0
+                    n_stores = 0
                     if f == -R_FAULT_HINT and cold_hint_fault(
                             c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
                             frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
                             geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
+                        st = stamps[c]
+                        clk = clock[c]
                         continue  # settled here: retry the access
                     head[c] = h
                     out[0] = c
@@ -319,23 +345,29 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                     out[2] = op
                     return -f
                 if op == OP_IFETCH:
-                    counters[c, C_INSTR] += 1
+                    n_instr += 1
                     times[c, T_BUSY] += cost[K_CPI_NS]
                 else:
                     if op == OP_LOAD:
-                        counters[c, C_LOADS] += 1
+                        n_loads += 1
                     else:
-                        counters[c, C_STORES] += 1
+                        n_stores += 1
                         frame_ver[f] += 1
                         if op == OP_MODIFY:
-                            counters[c, C_LOADS] += 1
+                            n_loads += 1
                     mem = cost[K_MISS_RATE] * node_lat[frame_node[f]]
                     times[c, T_BUSY] += mem
                     times[c, T_MEM] += mem
-                counters[c, C_ACCESSES] += 1
-                clock[c] += times[c, T_BUSY] - t0
+                n_acc += 1
+                clk += times[c, T_BUSY] - t0
                 h += 1
             head[c] = h
+            stamps[c] = st
+            clock[c] = clk
+            counters[c, C_ACCESSES] += n_acc
+            counters[c, C_INSTR] += n_instr
+            counters[c, C_LOADS] += n_loads
+            counters[c, C_STORES] += n_stores
         any_running = False
         for c in range(ncpu):
             if running[c]:
