@@ -383,6 +383,17 @@ def replay_one(config_path: str | None, sets: tuple[str, ...], engine: str, trac
             "cpus": result.cpus, "intervals": result.intervals, "extra": result.extra}
 
 
+def _progress_factory(on_progress, engine: str):
+    """``total -> update(done, modelled_ns)`` reporting to ``on_progress`` under ``engine``."""
+    if on_progress is None:
+        return None
+
+    def factory(total: int) -> Callable[[int, float], None]:
+        return lambda done, t: on_progress(engine, done, total, t)
+
+    return factory
+
+
 def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list[str],
                    trace: str | Path, workers: int = 0, out_dir: str | Path | None = None,
                    on_progress: ProgressFn | None = None,
@@ -409,11 +420,8 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
         for e in engines:
             if on_start:
                 on_start(e)
-            factory = None
-            if on_progress is not None:
-                def factory(total: int, _e: str = e) -> Callable[[int, float], None]:
-                    return lambda done, t: on_progress(_e, done, total, t)
-            payloads[e] = replay_one(config_path, tuple(sets), e, trace, e, factory)
+            payloads[e] = replay_one(config_path, tuple(sets), e, trace, e,
+                                     _progress_factory(on_progress, e))
             if "error" in payloads[e]:
                 break
     else:
