@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import compare as C
+from ..check import fmt_value
 from ..config import load_config
 from ..errors import UserError
 from ..runner import default_trace
@@ -142,16 +143,6 @@ def emit_compare(columns: list[C.Column], rows: list[C.Row], notes: list[str], f
             click.echo(f"migrc-bench: note: {n}", err=True)
 
 
-def fmt_value(v: Any, counter: str = "") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if v == 0:
-        return "0"
-    return f"{v:.6g}"
-
-
 def fmt_delta(d: Any) -> str:
     if d is None:
         return "-"
@@ -179,7 +170,7 @@ def _text_rows(columns: list[C.Column], rows: list[C.Row]) -> list[dict[str, str
         d = {"group": r.group, "counter": r.counter,
              "better": {"lower": "lower", "higher": "higher", "neutral": "-"}[r.better]}
         for c, v in zip(columns, r.values):
-            d[c.id] = fmt_value(v, r.counter)
+            d[c.id] = fmt_value(v)
         for c, dv, p in zip(columns[1:], r.deltas[1:], r.pcts[1:]):
             d[f"Δ {c.id}"] = fmt_delta(dv)
             d[f"Δ% {c.id}"] = fmt_pct(p, dv)
@@ -212,7 +203,7 @@ def _rich_table(columns: list[C.Column], rows: list[C.Row]) -> None:
             table.add_row(Text(r.group, style="bold cyan"))
             group = r.group
         cells: list[Any] = [f"  {r.counter}"]
-        cells += [fmt_value(v, r.counter) for v in r.values]
+        cells += [fmt_value(v) for v in r.values]
         for dv, p, v in zip(r.deltas[1:], r.pcts[1:], r.verdicts[1:]):
             style = STYLE.get(v, "")
             cells += [Text(fmt_delta(dv), style=style), Text(fmt_pct(p, dv), style=style)]

@@ -269,6 +269,15 @@ def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_fla
     return True
 
 
+@njit(cache=True, inline="always", _nrt=False)
+def _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores):
+    """Write back the access counts a running CPU kept in locals."""
+    counters[c, C_ACCESSES] += n_acc
+    counters[c, C_INSTR] += n_instr
+    counters[c, C_LOADS] += n_loads
+    counters[c, C_STORES] += n_stores
+
+
 @njit(cache=True, _nrt=False)
 def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
@@ -300,10 +309,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         head[c] = h
                         stamps[c] = st
                         clock[c] = clk
-                        counters[c, C_ACCESSES] += n_acc
-                        counters[c, C_INSTR] += n_instr
-                        counters[c, C_LOADS] += n_loads
-                        counters[c, C_STORES] += n_stores
+                        _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores)
                         out[0] = c
                         return R_NEED_DATA
                     running[c] = False
@@ -324,10 +330,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                     clk += times[c, T_BUSY] - t0
                     stamps[c] = st
                     clock[c] = clk
-                    counters[c, C_ACCESSES] += n_acc
-                    counters[c, C_INSTR] += n_instr
-                    counters[c, C_LOADS] += n_loads
-                    counters[c, C_STORES] += n_stores
+                    _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores)
                     n_acc = 0
                     n_instr = 0
                     n_loads = 0
@@ -364,10 +367,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
             head[c] = h
             stamps[c] = st
             clock[c] = clk
-            counters[c, C_ACCESSES] += n_acc
-            counters[c, C_INSTR] += n_instr
-            counters[c, C_LOADS] += n_loads
-            counters[c, C_STORES] += n_stores
+            _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores)
         any_running = False
         for c in range(ncpu):
             if running[c]:
