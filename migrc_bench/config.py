@@ -82,6 +82,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("machine.cpu_freq", "freq", "2.1GHz", "core clock; converts cycle costs to ns", 1e8, 1e10),
     Key("machine.kswapd_cpu", "int", -1, "node-0 CPU kswapd runs on; -1: the CPU that woke it "
         "(wake-affine placement when every CPU is busy)", -1, 1023),
+    Key("machine.sched_base_slice", "time", None, "EEVDF sysctl_sched_base_slice that kswapd and "
+        "the thread sharing its CPU alternate by (default: 0.75 ms x (1 + ilog2(min(ncpu, 8))))"),
     # tlb
     Key("tlb.itlb_entries", "int", 0, "L1 iTLB 4K entries (0: from preset)", 0, 1 << 20),
     Key("tlb.itlb_ways", "int", 0, "L1 iTLB ways (0: from preset)", 0, 1 << 20),
@@ -150,7 +152,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("cost.ipi_send", "time", None, "initiator cost per IPI target (ICR write)"),
     Key("cost.ipi_wait", "time", None, "initiator wait for the slowest flush acknowledgement"),
     Key("cost.ipi_receive", "time", None, "receiver cost of taking the flush IPI"),
-    Key("cost.vmexit", "time", None, "extra IPI cost in a guest (exit + injection)"),
+    Key("cost.vmexit", "time", None, "the sender's VM exit per flush call in a guest (PV send-IPI hypercall)"),
     Key("cost.flush_full", "time", None, "full local TLB flush"),
     Key("cost.flush_one", "time", None, "one INVLPG"),
     Key("cost.fault", "time", None, "page-fault entry/exit and handling"),

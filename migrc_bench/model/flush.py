@@ -136,7 +136,7 @@ class FlushMechanism:
                 self._handler(int(cpu), info, local=False)
         if ipis:
             c = m.costs
-            m.charge(initiator, ipis * (c.ipi_send + c.vmexit) + c.ipi_wait, T["ipi"])
+            m.charge(initiator, ipis * c.ipi_send + c.vmexit + c.ipi_wait, T["ipi"])
 
     def _handler(self, cpu: int, info: FlushInfo, local: bool) -> None:
         """flush_tlb_func on one CPU."""

@@ -67,13 +67,16 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "ipi_send": 300.0,           # per target: the host kicks each receiving vCPU
         "ipi_wait": 3000.0,          # round trip to the slowest ack through two VM transitions
         "ipi_receive": 3000.0,       # receiver: kicked out of guest mode, injection, handler, EOI exit
-        "vmexit": 1500.0,            # sender: one exit per flush call (PV send-IPI hypercall)
+        "vmexit": 1500.0,            # sender: one exit per flush call (PV send-IPI hypercall),
+                                     # not per target
         "flush_full": 150.0,
         "flush_one": 100.0,
         "fault": 1500.0,             # guest fault plus occasional EPT violation
         "migrate_page": 2500.0,
         "pte_update": 20.0,
-        "lru_scan": 500.0,
+        "lru_scan": 1000.0,          # 2x bare metal: the rmap walk's cold page-table and struct
+                                     # page accesses take 2-D walks; the seed's own table implies
+                                     # kswapd spends ~1.5 flush round trips per demoted page
         "copy_bandwidth_dram": 10e9,
         "copy_bandwidth_cxl": 5e9,
     },

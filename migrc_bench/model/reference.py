@@ -333,7 +333,7 @@ class ReferenceModel:
                     self._flush_local_or_remote(i, pages, new_gen, local=False)
             if ipis:
                 co = self.costs
-                self._charge(initiator, ipis * (co.ipi_send + co.vmexit) + co.ipi_wait, "ipi")
+                self._charge(initiator, ipis * co.ipi_send + co.vmexit + co.ipi_wait, "ipi")
         elif mask[initiator] and not self.cpus[initiator].lazy:
             self._flush_local_or_remote(initiator, pages, new_gen, local=True)
 

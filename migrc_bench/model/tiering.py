@@ -48,6 +48,10 @@ class Tiering:
         self.reclaim_chunk = tc.reclaim_chunk
         self.kswapd_cpu = cfg.machine.kswapd_cpu
         self.kswapd_waker = 0
+        slice_ns = cfg.machine.sched_base_slice
+        if slice_ns is None:  # sched_update_scaling: SCHED_TUNABLESCALING_LOG
+            slice_ns = 750_000.0 * (1 + int(min(m.ncpu, 8)).bit_length() - 1)
+        self.sched_slice = float(slice_ns)
         if self.kswapd_cpu >= m.ncpu:
             from ..errors import ConfigError
 
@@ -264,19 +268,24 @@ class Tiering:
         return dram.watermark_ok(mark)
 
     def kswapd(self) -> None:
-        """One time slice of kswapd (balance_pgdat): chunks until node 0 is balanced, two passes
-        over the LRU are done, or it has used a quantum of CPU time; then it yields to the
-        user thread and goes on at the next boundary. So reclaim takes the CPU time it costs,
-        and promotions keep being refused while it works, as with a real kswapd thread."""
+        """kswapd (balance_pgdat) as a task sharing its CPU with a busy thread under EEVDF.
+
+        Woken, it preempts the thread (it slept, so it is eligible with the earlier deadline)
+        and works chunk after chunk until node 0 is balanced, two passes over the LRU are done,
+        or it has used a base slice of CPU time; then the thread gets as long before kswapd
+        runs again. The work is done a quantum of CPU time at a time so that other CPUs'
+        promotions interleave with it. Reclaim therefore lasts as long as it costs -- flush
+        round trips included -- and promotions keep being refused meanwhile."""
         m = self.m
         if self._kswapd_run is None:
             self.kswapd_runs += 1
-            self._kswapd_run = {"scanned": 0, "limit": 2 * self.lru.size[DRAM],
+            self._kswapd_run = {"scanned": 0, "limit": 2 * self.lru.size[DRAM], "slice": 0.0,
                                 "cpu": self.kswapd_cpu if self.kswapd_cpu >= 0 else self.kswapd_waker}
         run = self._kswapd_run
         cpu = run["cpu"]
+        if not m.lazy[cpu]:  # switched in from the user thread: a kernel entry
+            m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
-        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
         t0 = float(m.clock[cpu])
         done = False
         while True:
@@ -289,17 +298,32 @@ class Tiering:
             run["scanned"] += self.reclaim_chunk
             if m.clock[cpu] - t0 >= self.r.quantum:
                 break
-        if self.r.running[cpu]:
-            self.r.flush.switch_back(cpu)
+        run["slice"] += float(m.clock[cpu]) - t0
         if done:
             self._kswapd_run = None
             self.kswapd_pending = False
+            self._switch_back(cpu)
+            return
+        self.kswapd_pending = True
+        now, q = self.r.now(), self.r.quantum
+        if run["slice"] >= self.sched_slice:
+            # the slice is used up: the thread runs as long before kswapd's next turn
+            self._switch_back(cpu)
+            resume = max(now, float(m.clock[cpu])) + run["slice"]
+            run["slice"] = 0.0
         else:
-            self.kswapd_pending = True
-            # resume once its CPU has caught up with the time this slice cost, plus one quantum
-            # left to the user thread: reclaim that takes longer (flush waits) lasts longer
-            resume = max(self.r.now(), float(m.clock[cpu])) + self.r.quantum
-            self.r.at(resume, lambda r: self.kswapd())
+            # kswapd keeps the CPU up to the boundary where it goes on, so that the thread
+            # does not run in between (a quantization of up to one quantum per turn)
+            resume = now + max(0.0, np.ceil((float(m.clock[cpu]) - now) / q)) * q
+            gap = resume - float(m.clock[cpu])
+            if gap > 0:
+                m.charge(cpu, gap, T["fault"])
+                run["slice"] += gap
+        self.r.at(resume, lambda r: self.kswapd())
+
+    def _switch_back(self, cpu: int) -> None:
+        if self.r.running[cpu]:
+            self.r.flush.switch_back(cpu)
 
     def direct_reclaim(self, cpu: int) -> None:
         """A user allocation found every node below min: reclaim one chunk itself."""
@@ -320,6 +344,9 @@ class Tiering:
                 self.lru.add_head(DRAM, f)
             else:
                 demote.append(f)
+        # a referenced folio is activated; shrink_active_list isolates and checks it once more
+        # before it is back on the inactive list: that pass is paid here
+        m.charge(cpu, (len(isolated) - len(demote)) * m.costs.lru_scan, T["fault"])
         if not demote or not self.demotion:
             for f in demote:
                 self.lru.add_head(DRAM, f)
