@@ -26,7 +26,6 @@ import fnmatch
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from . import __version__
 from .atomic import write_text_atomic
 from .compare import KNOWN, GROUP_NAMES, ORDER, group_of
+from .config import load_toml_file
 from .errors import UserError
 from .results import StoredRun, latest_per_engine, read_stored_runs
 
@@ -142,17 +142,7 @@ class RuleSet:
 def load_thresholds(path: str | Path) -> RuleSet:
     """A thresholds TOML file (docs/results.md): ``[rules]`` and ``[engines.NAME]`` tables."""
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UserError(f"{p}: thresholds file not found") from None
-    except IsADirectoryError:
-        raise UserError(f"{p}: is a directory, not a thresholds file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{p}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{p}: cannot read ({exc.strerror})") from None
+    doc = load_toml_file(p, "thresholds")
     unknown = set(doc) - {"version", "rules", "engines"}
     if unknown:
         raise UserError(f"{p}: unknown key(s) {', '.join(sorted(unknown))} (expected version, "

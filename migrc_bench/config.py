@@ -361,18 +361,27 @@ def parse_set(assignment: str) -> tuple[str, Any]:
     return path, value
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def load_toml_file(path: str | Path, kind: str, missing: str | None = None) -> dict[str, Any]:
+    """Parse a TOML input file (a config, grid or thresholds file); every failure is a
+    one-line ConfigError naming the file. ``missing`` replaces "<kind> file not found"."""
+    path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return _flatten(tomllib.load(fh))
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {missing or f'{kind} file not found'}") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
+        raise ConfigError(f"{path}: is a directory, not a {kind} file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not valid TOML: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    return _flatten(load_toml_file(path, "config"))
 
 
 def load_config(path: str | Path | None = None, sets: tuple[str, ...] | list[str] = (),

@@ -40,7 +40,6 @@ import json
 import os
 import socket
 import time
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .config import SCHEMA_BY_PATH, Config, build_config, load_config, parse_set
+from .config import SCHEMA_BY_PATH, Config, build_config, load_config, load_toml_file, parse_set
 from .errors import ConfigError, UserError
 from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_results_dir,
                       make_run_id, merged, read_table)
@@ -126,17 +125,7 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
     Every problem is a one-line ConfigError/UserError naming the file and the key.
     """
     gpath = Path(path)
-    try:
-        with open(gpath, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UserError(f"{gpath}: no such grid file") from None
-    except IsADirectoryError:
-        raise UserError(f"{gpath}: is a directory, not a grid file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{gpath}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{gpath}: not valid TOML: not UTF-8 text") from None
+    doc = load_toml_file(gpath, "grid", missing="no such grid file")
     unknown = [k for k in doc if k not in GRID_KEYS]
     if unknown:
         raise ConfigError(f"{gpath}: unknown grid key '{unknown[0]}' (expected "

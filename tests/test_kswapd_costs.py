@@ -40,8 +40,14 @@ def test_referenced_folio_pays_the_active_list_pass(tmp_path):
     assert abs(extra - (28 + 4) * 1000.0) < 1e-6
 
 
-def _turns(r):
-    """Record each kswapd turn: (start boundary, CPU clock when it starts, when it stops)."""
+def _turns(tmp_path, base_slice: str):
+    """Run kswapd in chunks of 4 with the given base slice, recording each turn:
+    (start boundary, CPU clock when it starts, when it stops); and the totals."""
+    d = tmp_path / "turns"
+    d.mkdir()
+    r = build(d, spin(4, 4000), heap_pages=24, engine="baseline",
+              sets=["tiering.reclaim_chunk=4", f'machine.sched_base_slice="{base_slice}"',
+                    'cost.lru_scan="2us"'])
     turns = []
     orig = r.tiering.kswapd
 
@@ -51,20 +57,14 @@ def _turns(r):
         turns.append((start, clock, float(r.machine.clock[0])))
 
     r.tiering.kswapd = traced
-    return turns
+    r.at(5_000, lambda rr: rr.tiering.kswapd())
+    return turns, r.run().totals
 
 
 def test_kswapd_keeps_its_cpu_for_a_base_slice(tmp_path):
     """With a base slice longer than the whole balance run, kswapd works chunk after chunk
     without letting the thread in: each turn starts where the previous one left the CPU."""
-    d = tmp_path / "long"
-    d.mkdir()
-    r = build(d, spin(4, 4000), heap_pages=24, engine="baseline",
-              sets=["tiering.reclaim_chunk=4", 'machine.sched_base_slice="1s"',
-                    'cost.lru_scan="2us"'])
-    turns = _turns(r)
-    r.at(5_000, lambda rr: rr.tiering.kswapd())
-    t = r.run().totals
+    turns, t = _turns(tmp_path, "1s")
     assert len(turns) >= 3 and t["pgdemote_kswapd"] >= 5
     for (_, _, stop), (start, _, _) in zip(turns, turns[1:]):
         assert start == stop  # no gap: the thread did not run
@@ -72,14 +72,7 @@ def test_kswapd_keeps_its_cpu_for_a_base_slice(tmp_path):
 
 def test_kswapd_and_thread_share_the_cpu_equally(tmp_path):
     """With a tiny base slice, every turn is followed by as much time for the thread."""
-    d = tmp_path / "short"
-    d.mkdir()
-    r = build(d, spin(4, 4000), heap_pages=24, engine="baseline",
-              sets=["tiering.reclaim_chunk=4", 'machine.sched_base_slice="1ns"',
-                    'cost.lru_scan="2us"'])
-    turns = _turns(r)
-    r.at(5_000, lambda rr: rr.tiering.kswapd())
-    r.run()
+    turns, _ = _turns(tmp_path, "1ns")
     assert len(turns) >= 3
     for (_, clock, stop), (nxt, _, _) in zip(turns, turns[1:]):
         used = stop - clock  # the turn's CPU time (its kernel entry included)

@@ -49,8 +49,8 @@ class Tiering:
         self.kswapd_cpu = cfg.machine.kswapd_cpu
         self.kswapd_waker = 0
         slice_ns = cfg.machine.sched_base_slice
-        if slice_ns is None:  # sched_update_scaling: SCHED_TUNABLESCALING_LOG
-            slice_ns = 750_000.0 * (1 + int(min(m.ncpu, 8)).bit_length() - 1)
+        if slice_ns is None:  # sched_update_scaling, SCHED_TUNABLESCALING_LOG: 1 + ilog2(n)
+            slice_ns = 750_000.0 * min(m.ncpu, 8).bit_length()
         self.sched_slice = float(slice_ns)
         if self.kswapd_cpu >= m.ncpu:
             from ..errors import ConfigError
