@@ -7,6 +7,7 @@ stay thin and run exactly the same path.
 from __future__ import annotations
 
 import shlex
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -82,12 +83,36 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
               ) -> tuple[RunResult, str | None]:
     """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
     reader = TraceReader(trace_path)
+    sha = _hash_meanwhile(trace_path) if out_dir is not None else None
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
     replay = Replay(cfg, reader, engine=make_engine(cfg),
                     progress=progress(total) if progress is not None else None,
                     check_invariants=check_invariants)
     result = replay.run()
     run_id = None
-    if out_dir is not None:
-        run_id = append_run(out_dir, result, file_sha256(trace_path))
+    if sha is not None:
+        run_id = append_run(out_dir, result, sha())
     return result, run_id
+
+
+def _hash_meanwhile(path: str | Path) -> Callable[[], str]:
+    """The trace's sha256, computed on a thread while the replay runs (hashlib releases the
+    GIL); the returned function waits for it (and raises what hashing raised)."""
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["sha"] = file_sha256(path)
+        except BaseException as exc:  # re-raised by the caller, in its thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="migrc-bench trace hash", daemon=True)
+    thread.start()
+
+    def result() -> str:
+        thread.join()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return str(box["sha"])
+
+    return result

@@ -185,9 +185,12 @@ class Machine:
             return flags
         addr = vpns << 12
         idx = np.searchsorted(self._region_starts, addr, side="right") - 1
-        for i, r in enumerate(self.regions):
-            sel = (idx == i) & (addr < r.end)
-            flags[sel] = (K.VMA_WRITE if r.writable else 0) | (K.VMA_EXEC if r.exec else 0)
+        ends = np.array([r.end for r in self.regions], np.int64)
+        region_flags = np.array([(K.VMA_WRITE if r.writable else 0) | (K.VMA_EXEC if r.exec else 0)
+                                 for r in self.regions], np.uint8)
+        inside = idx >= 0
+        inside[inside] = addr[inside] < ends[idx[inside]]
+        flags[inside] = region_flags[idx[inside]]
         return flags
 
     @property
@@ -201,6 +204,7 @@ class Machine:
             return
         first_new = self.pagemap.n
         parts = []
+        overlapping = False
         # first-touch order: code and stacks first (touched at start-up and hot ever after, so
         # they stay in DRAM in a long run), then the other regions in address order
         order = sorted(self.regions, key=lambda r: (r.kind not in ("code", "stack"), r.start))
@@ -212,12 +216,25 @@ class Machine:
                 parts.append(np.arange(base, base + npages, dtype=np.int32))
             except ValueError:  # overlapping regions: page by page, first region wins
                 parts.append(self.pagemap.add_vpns(np.arange(start, start + npages, dtype=np.int64)))
+                overlapping = True
             if r.kind == "stack":
                 stack_parts.append(parts[-1])
-        self.on_new_pages(first_new)
+        if overlapping:
+            self.on_new_pages(first_new)
+        else:  # each region's pages are one id range: its flags, without a search per page
+            self._grow(self.pagemap.n)
+            for r, ids in zip(order, parts):
+                if len(ids):
+                    self.page_flags[ids[0]:ids[-1] + 1] = ((K.VMA_WRITE if r.writable else 0)
+                                                            | (K.VMA_EXEC if r.exec else 0))
+            # a region's first page also holds the bytes before an unaligned start
+            heads = np.array([ids[0] for ids in parts if len(ids)], np.int64)
+            self.page_flags[heads] = self._vma_flags(self.pagemap.vpns[heads])
+            self.n_pages = self.pagemap.n
         pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         pids = pids[self.pte_pfn[pids] < 0]
-        pids = pids[np.sort(np.unique(pids, return_index=True)[1])] if len(pids) else pids
+        if overlapping and len(pids):  # a page once, in the first region that has it
+            pids = pids[np.sort(np.unique(pids, return_index=True)[1])]
         n = len(pids)
         dram, cxl = self.nodes
         # first-touch allocations fall back to the next node below the low watermark (K§5.2)
@@ -245,7 +262,9 @@ class Machine:
         if mode == "steady-state":  # promoted pages are read-only; demoted ones kept write access
             pte = np.where(to0, ro_clean, rw_clean)
             if stack_parts:  # stacks are written all the time and never migrate
-                pte[np.isin(pids, np.concatenate(stack_parts))] = rw_dirty
+                stack = np.zeros(self.pagemap.n, np.bool_)
+                stack[np.concatenate(stack_parts)] = True
+                pte[stack[pids]] = rw_dirty
         else:
             pte = np.full(n, {"writable-dirty": rw_dirty, "writable-clean": rw_clean,
                               "readonly-clean": ro_clean}[mode])
