@@ -139,6 +139,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("replay.interval", "time", "100ms", "modelled time per row of intervals.parquet", 1e3, 1e15),
     Key("replay.seed", "int", 1, "seed for every random choice of the replay", 0, 2**63 - 1),
     Key("replay.max_accesses", "int", 0, "stop after this many accesses (0: whole trace)", 0, 2**62),
+    Key("replay.reader_thread", "bool", True, "read, decompress and map the trace on a second "
+        "thread, overlapped with the replay (results are identical either way)"),
     # cost model (None: from cost.preset)
     Key("cost.preset", "choice", "kvm-guest", "cost preset (the seed ran in QEMU/KVM)",
         choices=COST_PRESETS),

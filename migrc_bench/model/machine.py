@@ -103,6 +103,8 @@ class Machine:
         self.tlb_pfn = np.zeros((self.ncpu, slots), np.int32)
         self.tlb_wr = np.zeros((self.ncpu, slots), np.uint8)
         self.tlb_lru = np.zeros((self.ncpu, slots), np.int64)
+        # the compiled loop's same-page filter: per CPU the slot of its last iTLB and dTLB use
+        self.tlb_last = np.full((self.ncpu, 2), -1, np.int64)
         self.stamps = np.zeros(self.ncpu, np.int64)
         self.counters = np.zeros((self.ncpu, N_COUNTERS), np.int64)
         self.times = np.zeros((self.ncpu, N_TIMES), np.float64)
@@ -150,7 +152,8 @@ class Machine:
         self.kernel_pos = np.zeros(self.ncpu, np.int64)
         self.kernel_pids = np.arange(self.pagemap.add_range(KERNEL_TEXT_VPN, nk),
                                      self.pagemap.n, dtype=np.int32) if nk else np.zeros(0, np.int32)
-        self._grow(self.pagemap.n)
+        self.n_pages = self.pagemap.n  # pages the replay knows of (the map may run ahead)
+        self._grow(self.n_pages)
         kframes = np.arange(n0 + n1, nframes, dtype=np.int32)
         self.page_flags[self.kernel_pids] = K.VMA_EXEC | K.VMA_KERNEL
         self.pte_pfn[self.kernel_pids] = kframes
@@ -170,14 +173,21 @@ class Machine:
             arr[:old] = getattr(self, name)
             setattr(self, name, arr)
 
-    def on_new_pages(self, first_new: int) -> None:
-        """Called after map_batch added pages [first_new, pagemap.n)."""
-        n = self.pagemap.n
-        if n == first_new:
+    def on_new_pages(self, first_new: int, end: int | None = None) -> None:
+        """Called when the replay takes a batch that added pages [first_new, end) to the map
+        (end: the map's size now); the trace reader thread may already have mapped more."""
+        n = self.pagemap.n if end is None else end
+        if n <= first_new:
             return
         self._grow(n)
-        vpns = self.pagemap.vpns[first_new:n]
-        self.page_flags[first_new:n] = self._vma_flags(vpns)
+        self.page_flags[first_new:n] = self._vma_flags(self.pagemap.vpns_of(first_new, n))
+        self.n_pages = n
+
+    def lookup_pages(self, vpns: np.ndarray) -> np.ndarray:
+        """Page ids of the given vpns, -1 for pages the replay has not met yet."""
+        pids = self.pagemap.lookup(vpns)
+        pids[pids >= self.n_pages] = -1
+        return pids
 
     def _vma_flags(self, vpns: np.ndarray) -> np.ndarray:
         flags = np.full(len(vpns), K.VMA_WRITE, np.uint8)

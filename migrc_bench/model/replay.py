@@ -72,7 +72,8 @@ class Replay:
         m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = FlushMechanism(m)
         self.buffers = Buffers(m.ncpu)
-        self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses)
+        self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
+                             cfg.replay.reader_thread)
         self.running = np.zeros(m.ncpu, np.bool_)
         self.running[:threads] = True
         self.quantum = float(cfg.replay.quantum)
@@ -121,7 +122,7 @@ class Replay:
         per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does.
         """
         m = self.machine
-        n = m.pagemap.n
+        n = m.n_pages
         if self._vmas_cache is not None and self._vmas_cache[0] == n:
             return self._vmas_cache[1]
         pids = np.arange(n, dtype=np.int32)
@@ -197,6 +198,12 @@ class Replay:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            self.feeder.close()
+
+    def _run(self) -> RunResult:
         m = self.machine
         wall0 = time.perf_counter()
         self.feeder.prime()
@@ -214,7 +221,7 @@ class Replay:
                 *tlb, m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
                 m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
                 self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
-                m.kernel_pids, m.kernel_pos, m.kernel_per_entry)
+                m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
                 self.feeder.refill(int(out[0]))

@@ -1,0 +1,131 @@
+"""Trace batches read, decompressed, mapped to page ids and grouped by thread — on a second
+thread when asked (``replay.reader_thread``), so that this work overlaps the compiled loop.
+
+The replay consumes the batches in file order, one whenever its feeder needs the next
+(``MappedBatches.next``), exactly as it would read them itself: the reader thread only runs
+ahead, through a bounded queue, so memory stays flat. Page ids are handed out by the page map
+in file order either way, and the machine learns of a batch's new pages only when the replay
+takes the batch (``Machine.on_new_pages``), so results are identical with the thread on or off.
+
+The GIL is released by pyarrow while it reads and decompresses a row group and by the
+compiled mapping (``nogil``) and replay loop; what the thread still does in Python is a few
+calls per batch of 2^18 rows.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import TraceError
+from ..trace.native import Batch
+from .pagemap import PageMap
+
+# Batches the reader thread may hold ready (each ~5 bytes a row: 2^18 rows ~ 1.3 MB).
+QUEUE_BATCHES = 8
+
+
+@dataclass
+class MappedBatch:
+    """One trace batch as page ids and ops grouped by thread: rows of thread t are
+    ``pid[bounds[t]:bounds[t + 1]]``; pages ``first_new`` up to ``end`` are new in it."""
+
+    pid: np.ndarray
+    op: np.ndarray
+    bounds: np.ndarray
+    first_new: int
+    end: int
+    rows: int
+
+
+def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: int) -> MappedBatch:
+    """Page ids grouped by thread for one batch; a thread id beyond the trace's is a TraceError."""
+    if len(b) and int(b.tid.max()) >= threads:
+        raise TraceError(path, f"thread id {int(b.tid.max())} but the trace declares "
+                               f"{declared} threads")
+    pid, op, bounds, first_new, end = pagemap.map_grouped(b.addr, b.size, b.tid, b.op, threads)
+    return MappedBatch(pid, op, bounds, first_new, end, len(b))
+
+
+_END = object()
+
+
+class MappedBatches:
+    """The trace's mapped batches in file order, made on demand or by a reader thread."""
+
+    def __init__(self, batches: Iterator[Batch], pagemap: PageMap, threads: int, path: Path,
+                 declared_threads: int, background: bool):
+        self._batches = batches
+        self._args = (pagemap, threads, path, declared_threads)
+        self.background = background
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._done = False
+
+    def next(self) -> MappedBatch | None:
+        """The next batch, or None at the end of the trace; errors of reading or mapping are
+        raised here, at the batch where they happened."""
+        if self._done:
+            return None
+        if not self.background:
+            b = next(self._batches, None)
+            if b is None:
+                self._done = True
+                return None
+            return map_batch(b, *self._args)
+        if self._thread is None:
+            self._start()
+        assert self._queue is not None
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            self._thread.join()
+            return None
+        if isinstance(item, BaseException):
+            self._done = True
+            self._thread.join()
+            raise item
+        return item
+
+    def _start(self) -> None:
+        self._queue = queue.Queue(maxsize=QUEUE_BATCHES)
+        self._thread = threading.Thread(target=self._run, name="migrc-bench trace reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        item: object = _END
+        try:
+            for b in self._batches:
+                if self._stop.is_set():
+                    return
+                if not self._put(map_batch(b, *self._args)):
+                    return
+        except BaseException as exc:  # handed to the replay, raised there in order
+            item = exc
+        self._put(item)
+
+    def _put(self, item: object) -> bool:
+        """Queue an item unless the replay stopped listening; False when it did."""
+        assert self._queue is not None
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        """Stop the reader thread (the replay ended early, or failed) and wait for it."""
+        self._done = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
