@@ -12,6 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from ..trace.native import Batch, TraceReader
+from .pending import PendingRows
 from .prefetch import MappedBatches
 
 BUFFER_ROWS = 1 << 16
@@ -61,7 +62,8 @@ class Feeder:
         self.stream_open = np.zeros(buffers.pid.shape[0], np.bool_)
         self.stream_open[:threads] = True
         self.read_rows = 0
-        self._pending: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(threads)]
+        # rows read for each thread, waiting for its CPU (bounded memory: pending.py)
+        self._pending = PendingRows(threads)
         if reader.meta.threads > 1 or threads == 1:
             self._sources = None
             # read, mapped and grouped by thread on the trace reader thread when asked
@@ -98,12 +100,11 @@ class Feeder:
         mb = self._batches.next()
         if mb is None:
             return False
-        g_pid, g_op, bounds = mb.pid, mb.op, mb.bounds
         self.m.on_new_pages(mb.first_new, mb.end)
         self.read_rows += mb.rows
-        for t in range(self.threads):
-            if bounds[t + 1] > bounds[t]:
-                self._pending[t].append((g_pid[bounds[t]:bounds[t + 1]], g_op[bounds[t]:bounds[t + 1]]))
+        for t, part in enumerate(mb.parts):
+            if part is not None:
+                self._pending[t].append(part)
         return True
 
     def refill(self, cpu: int) -> None:
@@ -141,6 +142,7 @@ class Feeder:
         """Stop reading (the trace reader thread, if any): the replay is over."""
         if self._batches is not None:
             self._batches.close()
+        self._pending.close()
 
 
 def _rotated(reader: TraceReader, offset: int) -> Iterator[Batch]:

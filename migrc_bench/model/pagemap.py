@@ -288,13 +288,16 @@ class PageMap:
         return out
 
     def map_grouped(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
-                    threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+                    threads: int, out=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         """Page ids and (packed) ops grouped by thread; returns (pid, op, bounds, first new id,
-        ids end)."""
+        ids end). ``out(rows)`` may give the (int32, uint32) arrays to fill."""
         bounds = np.zeros(threads + 1, np.int64)
         rows = int(_count_by_thread(addr, size, tid, bounds))
-        out_pid = np.empty(rows, np.int32)
-        out_op = np.empty(rows, np.uint32)
+        if out is not None:
+            out_pid, out_op = out(rows)
+        else:
+            out_pid = np.empty(rows, np.int32)
+            out_op = np.empty(rows, np.uint32)
         with self._lock:
             self._reserve(rows)
             first_new = self.n

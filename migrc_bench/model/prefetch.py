@@ -32,24 +32,43 @@ QUEUE_BATCHES = 8
 
 @dataclass
 class MappedBatch:
-    """One trace batch as page ids and ops grouped by thread: rows of thread t are
-    ``pid[bounds[t]:bounds[t + 1]]``; pages ``first_new`` up to ``end`` are new in it."""
+    """One trace batch as page ids and op words per thread (``parts[t]``: thread t's rows in
+    program order, arrays of their own, or None); pages ``first_new`` up to ``end`` are new."""
 
-    pid: np.ndarray
-    op: np.ndarray
-    bounds: np.ndarray
+    parts: list[tuple[np.ndarray, np.ndarray] | None]
     first_new: int
     end: int
     rows: int
 
 
-def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: int) -> MappedBatch:
-    """Page ids grouped by thread for one batch; a thread id beyond the trace's is a TraceError."""
+class _Scratch:
+    """The grouped rows of the batch being mapped, reused batch after batch (fresh arrays of a
+    few MB each time would cost a page fault per 4 KiB)."""
+
+    def __init__(self) -> None:
+        self.pid = np.empty(0, np.int32)
+        self.op = np.empty(0, np.uint32)
+
+    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.pid) < rows:
+            self.pid = np.empty(rows, np.int32)
+            self.op = np.empty(rows, np.uint32)
+        return self.pid[:rows], self.op[:rows]
+
+
+def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: int,
+              scratch: _Scratch | None = None) -> MappedBatch:
+    """Page ids grouped by thread for one batch; a thread id beyond the trace's is a TraceError.
+    Each thread's rows are copied out, so that a thread left behind holds only its own rows."""
     if len(b) and int(b.tid.max()) >= threads:
         raise TraceError(path, f"thread id {int(b.tid.max())} but the trace declares "
                                f"{declared} threads")
-    pid, op, bounds, first_new, end = pagemap.map_grouped(b.addr, b.size, b.tid, b.op, threads)
-    return MappedBatch(pid, op, bounds, first_new, end, len(b))
+    pid, op, bounds, first_new, end = pagemap.map_grouped(
+        b.addr, b.size, b.tid, b.op, threads, out=(scratch or _Scratch()).get)
+    parts: list[tuple[np.ndarray, np.ndarray] | None] = [
+        (pid[lo:hi].copy(), op[lo:hi].copy()) if hi > lo else None
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+    return MappedBatch(parts, first_new, end, len(b))
 
 
 _END = object()
@@ -61,7 +80,7 @@ class MappedBatches:
     def __init__(self, batches: Iterator[Batch], pagemap: PageMap, threads: int, path: Path,
                  declared_threads: int, background: bool):
         self._batches = batches
-        self._args = (pagemap, threads, path, declared_threads)
+        self._args = (pagemap, threads, path, declared_threads, _Scratch())
         self.background = background
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
