@@ -160,17 +160,17 @@ def check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, fr
     current = p == frame and (fl & PTE_PRESENT) != 0 and (fl & PTE_PROTNONE) == 0
     if current:
         if kind == OP_STORE and writable and (fl & PTE_WRITE) == 0:
-            _record(viol, viol_n, V_WRITABLE_TLB, c, pid, frame, p, t)
+            _record(viol, viol_n, np.int64(V_WRITABLE_TLB), c, pid, frame, p, t)
         return
     if kind == OP_STORE:
         if writable:
-            _record(viol, viol_n, V_STALE_WRITE, c, pid, frame, p, t)
+            _record(viol, viol_n, np.int64(V_STALE_WRITE), c, pid, frame, p, t)
         return  # a read-only stale translation faults on a store: not a use
     st = frame_state[frame]
     if st != 2 and st != 3:  # F_HELD, F_TAGGED
-        _record(viol, viol_n, V_STALE_FRAME, c, pid, frame, p, t)
+        _record(viol, viol_n, np.int64(V_STALE_FRAME), c, pid, frame, p, t)
     elif p < 0 or frame_ver[frame] != frame_ver[p]:
-        _record(viol, viol_n, V_DIVERGED, c, pid, frame, p, t)
+        _record(viol, viol_n, np.int64(V_DIVERGED), c, pid, frame, p, t)
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -186,7 +186,7 @@ def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
     i = _lookup(tag, lru, geo, l1, c, vpn, pid, stamp)
     if i >= 0:
         hit = 1
-        frame = pfn[c, i]
+        frame = np.int64(pfn[c, i])
         writable = wr[c, i]
         if check:
             check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
@@ -199,7 +199,7 @@ def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
         i2 = _lookup(tag, lru, geo, G_STLB, c, vpn, pid, stamp)
         if i2 >= 0:
             counters[c, C_STLB_HITS] += 1
-            frame = pfn[c, i2]
+            frame = np.int64(pfn[c, i2])
             writable = wr[c, i2]
             if check:
                 check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state,
@@ -225,7 +225,7 @@ def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
             if kind == OP_STORE:
                 fl |= PTE_DIRTY
             pte_flags[pid] = fl
-            frame = pte_pfn[pid]
+            frame = np.int64(pte_pfn[pid])
             writable = np.uint8(1) if (fl & PTE_WRITE) else np.uint8(0)
             _fill(tag, pfn, wr, lru, geo, G_STLB, c, vpn, pid, frame, writable, stamp)
             i = _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
@@ -241,11 +241,19 @@ def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
     return frame, i, extra, hit
 
 
+@njit(cache=True, _nrt=False)
+def translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
+                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+    """translate_slot as a call, for the loop's rare paths (one inlined copy is enough)."""
+    return translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
+                          counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t)
+
+
 @njit(cache=True, inline="always", _nrt=False)
 def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pte_flags,
               counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
     """One TLB lookup (kind 0 ifetch, 1 load, 2 store). Returns frame >= 0, or -(reason)."""
-    f, _, extra, hit = translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn[pid],
+    f, _, extra, hit = translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn[pid],
                                       pte_pfn, pte_flags, counters, times, cost, check,
                                       frame_state, frame_ver, viol, viol_n, t)
     times[c, T_BUSY] += extra
@@ -374,46 +382,44 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                 pid = buf_pid[c, h]
                 w = buf_op[c, h]
                 op = w & 3
-                vl = w >> 2
+                vl = np.int64(w >> 2)
                 st += 1
                 t0 = busy
-                if op == OP_IFETCH:
+                kind = OP_IFETCH if op == OP_IFETCH else (OP_STORE if op == OP_STORE else OP_LOAD)
+                f = -1
+                slow = True
+                if kind == OP_IFETCH:
                     if pid == ip:  # same page as the last fetch: that iTLB entry
+                        slow = False
                         lru[c, isl] = st
                         n_ihit += 1
                         f = ifr
                         if check:
-                            check_use(c, pid, OP_IFETCH, f, iwr, pte_pfn, pte_flags, frame_state,
+                            check_use(c, pid, kind, f, iwr, pte_pfn, pte_flags, frame_state,
                                       frame_ver, viol, viol_n, clk)
-                    else:
-                        f, s, extra, hit = translate_slot(
-                            c, pid, OP_IFETCH, tag, pfn, wr, lru, geo, st, vl, pte_pfn,
-                            pte_flags, counters, times, cost, check, frame_state, frame_ver,
-                            viol, viol_n, clk)
-                        busy += extra
+                elif pid == dp and (kind == OP_LOAD or dwr):  # the last data page's entry
+                    slow = False
+                    lru[c, dsl] = st
+                    n_dhit += 1
+                    f = dfr
+                    if check:
+                        check_use(c, pid, kind, f, dwr, pte_pfn, pte_flags, frame_state,
+                                  frame_ver, viol, viol_n, clk)
+                    if kind == OP_STORE and f == pte_pfn[pid]:
+                        pte_flags[pid] |= PTE_DIRTY
+                if slow:  # one call site: the set scans, refills and walks are compiled once
+                    f, s, extra, hit = translate_slot(
+                        c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
+                        counters, times, cost, check, frame_state, frame_ver, viol, viol_n, clk)
+                    busy += extra
+                    if kind == OP_IFETCH:
                         n_ihit += hit
                         if f >= 0:
                             isl = s
                             ip = pid
                             ifr = f
                             iwr = wr[c, s]
-                else:
-                    kind = OP_STORE if op == OP_STORE else OP_LOAD
-                    if pid == dp and (kind == OP_LOAD or dwr):  # the last data page's entry
-                        lru[c, dsl] = st
-                        n_dhit += 1
-                        f = dfr
-                        if check:
-                            check_use(c, pid, kind, f, dwr, pte_pfn, pte_flags, frame_state,
-                                      frame_ver, viol, viol_n, clk)
-                        if kind == OP_STORE and f == pte_pfn[pid]:
-                            pte_flags[pid] |= PTE_DIRTY
                     else:
-                        f, s, extra, hit = translate_slot(
-                            c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
-                            counters, times, cost, check, frame_state, frame_ver, viol, viol_n,
-                            clk)
-                        busy += extra
                         n_dhit += hit
                         if f >= 0:
                             dsl = s
@@ -421,22 +427,23 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                             dfr = f
                             dwr = wr[c, s]
                             dmem = miss_rate * node_lat[frame_node[f]]
-                    if f >= 0 and op == OP_MODIFY:  # lackey's M: the load, then the store
-                        if dwr:  # the load just used this page's entry
-                            lru[c, dsl] = st
-                            n_dhit += 1
-                            if check:
-                                check_use(c, pid, OP_STORE, f, dwr, pte_pfn, pte_flags,
-                                          frame_state, frame_ver, viol, viol_n, clk)
-                            if f == pte_pfn[pid]:
-                                pte_flags[pid] |= PTE_DIRTY
-                        else:
-                            f, s, extra, hit = translate_slot(
-                                c, pid, OP_STORE, tag, pfn, wr, lru, geo, st, vl, pte_pfn,
-                                pte_flags, counters, times, cost, check, frame_state, frame_ver,
-                                viol, viol_n, clk)
-                            busy += extra
-                            n_dhit += hit
+                if f >= 0 and op == OP_MODIFY:  # lackey's M: the load, then the store
+                    kind = np.int64(OP_STORE)
+                    if dwr:  # the load just used this page's entry
+                        lru[c, dsl] = st
+                        n_dhit += 1
+                        if check:
+                            check_use(c, pid, kind, f, dwr, pte_pfn, pte_flags, frame_state,
+                                      frame_ver, viol, viol_n, clk)
+                        if f == pte_pfn[pid]:
+                            pte_flags[pid] |= PTE_DIRTY
+                    else:  # through the read-only entry: dropped, a fault (rare: not inlined)
+                        f, s, extra, hit = translate_call(
+                            c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
+                            counters, times, cost, check, frame_state, frame_ver, viol, viol_n,
+                            clk)
+                        busy += extra
+                        n_dhit += hit
                 if f < 0:
                     clk += busy - t0
                     stamps[c] = st
@@ -515,9 +522,9 @@ def kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, pa
         i = kpos[c]
         kpos[c] = i + 1 if i + 1 < n else 0
         stamps[c] += 1
-        translate(c, kpids[i], OP_IFETCH, tag, pfn, wr, lru, geo, stamps[c], page_vpn, pte_pfn,
-                  pte_flags, counters, times, cost, False, frame_state, frame_ver, viol, viol_n,
-                  0.0)
+        translate(c, kpids[i], np.int64(OP_IFETCH), tag, pfn, wr, lru, geo, stamps[c], page_vpn,
+                  pte_pfn, pte_flags, counters, times, cost, np.bool_(False), frame_state,
+                  frame_ver, viol, viol_n, 0.0)
     return times[c, T_BUSY] - t0
 
 
