@@ -134,6 +134,11 @@ class Feeder:
             if self.buf.tail[cpu] > self.buf.head[cpu] and not self._pending[t]:
                 return
 
+    def start(self) -> None:
+        """Let the trace reader thread (if any) start reading ahead."""
+        if self._batches is not None:
+            self._batches.start()
+
     def prime(self) -> None:
         for cpu in range(self.threads):
             self.refill(cpu)
@@ -146,9 +151,13 @@ class Feeder:
 
 
 def _rotated(reader: TraceReader, offset: int) -> Iterator[Batch]:
-    """Rows [offset, n) then [0, offset): a thread's view of a single-thread trace."""
-    pos = 0
-    for b in reader.iter_batches(READ_ROWS):
+    """Rows [offset, n) then [0, offset): a thread's view of a single-thread trace. Row
+    groups that end before ``offset`` are skipped unread (the batches are the same)."""
+    starts = reader.group_starts()
+    first = max(0, int(np.searchsorted(starts, offset, side="right")) - 1)
+    first = min(first, max(0, len(starts) - 2))
+    pos = int(starts[first])
+    for b in reader.iter_batches(READ_ROWS, first_group=first):
         end = pos + len(b)
         if end <= offset:
             pos = end

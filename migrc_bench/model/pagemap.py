@@ -112,15 +112,19 @@ def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_v
 @njit(cache=True, nogil=True, _nrt=False)
 def _count_by_thread(addr, size, tid, bounds):
     """Rows of each thread t (page-crossing accesses split) added to bounds[t + 1]; returns
-    the batch's rows. A thread's rows come in runs (its chunks of work): counted per run."""
+    the batch's rows, or -1 at a thread id beyond len(bounds) - 2. A thread's rows come in
+    runs (its chunks of work): counted per run."""
     t_cur = -1
     run = 0
     total = 0
+    threads = bounds.shape[0] - 1
     for i in range(addr.shape[0]):
         a = np.int64(addr[i])
         n = 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT) - (a >> PAGE_SHIFT))
         t = np.int64(tid[i])
         if t != t_cur:
+            if t >= threads:
+                return -1
             if t_cur >= 0:
                 bounds[t_cur + 1] += run
             t_cur = t
@@ -290,9 +294,12 @@ class PageMap:
     def map_grouped(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
                     threads: int, out=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         """Page ids and (packed) ops grouped by thread; returns (pid, op, bounds, first new id,
-        ids end). ``out(rows)`` may give the (int32, uint32) arrays to fill."""
+        ids end). ``out(rows)`` may give the (int32, uint32) arrays to fill. A thread id of
+        ``threads`` or more is a ValueError."""
         bounds = np.zeros(threads + 1, np.int64)
         rows = int(_count_by_thread(addr, size, tid, bounds))
+        if rows < 0:
+            raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
         if out is not None:
             out_pid, out_op = out(rows)
         else:

@@ -60,11 +60,12 @@ def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: in
               scratch: _Scratch | None = None) -> MappedBatch:
     """Page ids grouped by thread for one batch; a thread id beyond the trace's is a TraceError.
     Each thread's rows are copied out, so that a thread left behind holds only its own rows."""
-    if len(b) and int(b.tid.max()) >= threads:
+    try:
+        pid, op, bounds, first_new, end = pagemap.map_grouped(
+            b.addr, b.size, b.tid, b.op, threads, out=(scratch or _Scratch()).get)
+    except ValueError:
         raise TraceError(path, f"thread id {int(b.tid.max())} but the trace declares "
-                               f"{declared} threads")
-    pid, op, bounds, first_new, end = pagemap.map_grouped(
-        b.addr, b.size, b.tid, b.op, threads, out=(scratch or _Scratch()).get)
+                               f"{declared} threads") from None
     parts: list[tuple[np.ndarray, np.ndarray] | None] = [
         (pid[lo:hi].copy(), op[lo:hi].copy()) if hi > lo else None
         for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
@@ -98,8 +99,7 @@ class MappedBatches:
                 self._done = True
                 return None
             return map_batch(b, *self._args)
-        if self._thread is None:
-            self._start()
+        self.start()
         assert self._queue is not None
         item = self._queue.get()
         if item is _END:
@@ -112,7 +112,10 @@ class MappedBatches:
             raise item
         return item
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the reader thread (if asked for one and not started yet): it reads ahead."""
+        if not self.background or self._thread is not None or self._done:
+            return
         self._queue = queue.Queue(maxsize=QUEUE_BATCHES)
         self._thread = threading.Thread(target=self._run, name="migrc-bench trace reader",
                                         daemon=True)

@@ -203,25 +203,32 @@ class Replay:
         finally:
             self.feeder.close()
 
+    def _loop(self, running: np.ndarray, t_stop: float, out: np.ndarray, hint: np.ndarray) -> int:
+        m = self.machine
+        return K.run_loop(
+            self.buffers.pid, self.buffers.op, self.buffers.head, self.buffers.tail,
+            self.feeder.stream_open, running, m.clock, self.q_end, self.quantum, t_stop,
+            *m.tlb_args(), m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
+            m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
+            self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
+            m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last)
+
     def _run(self) -> RunResult:
         m = self.machine
         wall0 = time.perf_counter()
-        self.feeder.prime()
-        tlb = m.tlb_args()
         out = np.zeros(3, np.int64)
         hint = self.tiering.hint if self.tiering is not None else np.zeros(K.N_HINT, np.float64)
+        self.feeder.start()
+        # load the compiled loop (a call with no CPU running does nothing) while the reader
+        # thread reads and maps the first batch
+        self._loop(np.zeros_like(self.running), 0.0, out, hint)
+        self.feeder.prime()
         if self.engine is not None:
             self.engine.start()
             self.tiering.start()
         t_stop = self._next_stop()
         while True:
-            reason = K.run_loop(
-                self.buffers.pid, self.buffers.op, self.buffers.head, self.buffers.tail,
-                self.feeder.stream_open, self.running, m.clock, self.q_end, self.quantum, t_stop,
-                *tlb, m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
-                m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
-                self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
-                m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last)
+            reason = self._loop(self.running, t_stop, out, hint)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
                 self.feeder.refill(int(out[0]))
