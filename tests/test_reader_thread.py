@@ -146,3 +146,53 @@ def test_pending_rows_keep_each_thread_in_order():
     assert got == sent
     assert p.parked_rows > 0 and p.mem_rows == 0
     p.close()
+
+
+def test_batches_mapped_by_either_thread_come_in_file_order(monkeypatch, tmp_path):
+    """The reader thread maps while the replay is busy (here: at first), the replay maps the
+    batch it needs when it is read but not mapped yet (then, reading being the slower step);
+    every page id is the one mapping the batches in file order gives."""
+    import time
+
+    from migrc_bench.model import prefetch
+    from migrc_bench.model.pagemap import PageMap
+    from migrc_bench.trace.native import Batch
+
+    rng = np.random.default_rng(5)
+    batches = [Batch(rng.integers(0, 3, 500).astype(np.uint16), np.ones(500, np.uint8),
+                     (0x10000000 + rng.integers(0, 400, 500) * 4096).astype(np.uint64),
+                     np.full(500, 8, np.uint8)) for _ in range(40)]
+    real = prefetch.map_batch
+    who = set()
+
+    def slow(*a, **k):
+        who.add(threading.current_thread().name)
+        time.sleep(0.002)
+        return real(*a, **k)
+
+    def read_slowly():
+        for b in batches:
+            time.sleep(0.003)
+            yield b
+
+    def mapped(background):
+        mb = prefetch.MappedBatches(read_slowly(), PageMap(), 3, tmp_path, 3, background)
+        out = []
+        while (b := mb.next()) is not None:
+            out.append(b)
+            if background and len(out) < 10:
+                time.sleep(0.03)  # a busy replay: the reader thread reads ahead and maps
+        mb.close()
+        return out
+
+    monkeypatch.setattr(prefetch, "map_batch", slow)
+    sync = mapped(False)
+    who.clear()
+    threaded = mapped(True)
+    assert len(who) == 2  # the replay's thread mapped some batches, the reader thread others
+    assert [b.first_new for b in sync] == [b.first_new for b in threaded]
+    for a, b in zip(sync, threaded):
+        for pa, pb in zip(a.parts, b.parts):
+            assert (pa is None) == (pb is None)
+            if pa is not None:
+                assert np.array_equal(pa[0], pb[0]) and np.array_equal(pa[1], pb[1])

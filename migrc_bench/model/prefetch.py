@@ -14,8 +14,8 @@ calls per batch of 2^18 rows.
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +26,7 @@ from ..errors import TraceError
 from ..trace.native import Batch
 from .pagemap import PageMap
 
-# Batches the reader thread may hold ready (each ~5 bytes a row: 2^18 rows ~ 1.3 MB).
+# Batches read or mapped ahead of the replay (2^18 rows: ~3 MB read, ~2 MB mapped).
 QUEUE_BATCHES = 8
 
 
@@ -76,16 +76,26 @@ _END = object()
 
 
 class MappedBatches:
-    """The trace's mapped batches in file order, made on demand or by a reader thread."""
+    """The trace's mapped batches in file order, made on demand or by a reader thread.
+
+    With the thread, reading and mapping are two steps shared by two threads: the reader
+    thread reads ahead, and maps only when QUEUE_BATCHES batches are read or mapped and not yet
+    taken; the replay, when the batch it needs is read but not mapped, maps it itself. So the
+    mapping goes to whichever thread has time (the replay's loop, when it is the faster one).
+    One batch is mapped at a time, oldest first: the page map hands out ids in file order.
+    """
 
     def __init__(self, batches: Iterator[Batch], pagemap: PageMap, threads: int, path: Path,
                  declared_threads: int, background: bool):
         self._batches = batches
         self._args = (pagemap, threads, path, declared_threads, _Scratch())
         self.background = background
-        self._queue: queue.Queue | None = None
+        self._cond = threading.Condition()
+        self._read: deque[object] = deque()    # read, not mapped: Batch, _END or an error
+        self._mapped: deque[object] = deque()  # MappedBatch, _END or an error
+        self._mapping = False
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._stop = False
         self._done = False
 
     def next(self) -> MappedBatch | None:
@@ -100,54 +110,103 @@ class MappedBatches:
                 return None
             return map_batch(b, *self._args)
         self.start()
-        assert self._queue is not None
-        item = self._queue.get()
-        if item is _END:
-            self._done = True
-            self._thread.join()
-            return None
-        if isinstance(item, BaseException):
-            self._done = True
-            self._thread.join()
-            raise item
-        return item
+        while True:
+            with self._cond:
+                while not self._mapped:
+                    b = self._take_read()
+                    if b is not None:
+                        break
+                    self._cond.wait()
+                else:
+                    item = self._mapped.popleft()
+                    self._cond.notify_all()
+                    b = None
+            if b is not None:  # read but not mapped yet: map it here rather than wait
+                self._map_one(b)
+                continue
+            if item is _END or isinstance(item, BaseException):
+                self.close()
+                if item is not _END:
+                    raise item
+                return None
+            return item
 
     def start(self) -> None:
         """Start the reader thread (if asked for one and not started yet): it reads ahead."""
         if not self.background or self._thread is not None or self._done:
             return
-        self._queue = queue.Queue(maxsize=QUEUE_BATCHES)
         self._thread = threading.Thread(target=self._run, name="migrc-bench trace reader",
                                         daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        item: object = _END
+    # ---- both threads, under the condition's lock ----------------------------------------
+    def _take_read(self) -> Batch | None:
+        """The oldest read batch to map, if nobody is mapping; the end of the trace or an
+        error of reading passes straight on to the mapped ones, in order."""
+        while self._read and not self._mapping:
+            item = self._read.popleft()
+            if isinstance(item, Batch):
+                self._mapping = True
+                return item
+            self._mapped.append(item)
+            self._cond.notify_all()
+        return None
+
+    def _map_one(self, b: Batch) -> None:
+        """Map a batch taken with _take_read (outside the lock: the mapping is nogil)."""
         try:
-            for b in self._batches:
-                if self._stop.is_set():
-                    return
-                if not self._put(map_batch(b, *self._args)):
-                    return
+            item: object = map_batch(b, *self._args)
         except BaseException as exc:  # handed to the replay, raised there in order
             item = exc
-        self._put(item)
+        with self._cond:
+            self._mapped.append(item)
+            self._mapping = False
+            self._cond.notify_all()
 
-    def _put(self, item: object) -> bool:
-        """Queue an item unless the replay stopped listening; False when it did."""
-        assert self._queue is not None
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    # ---- the reader thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            for b in self._batches:
+                if not self._hand_over(b):
+                    return
+        except BaseException as exc:  # handed to the replay, raised there in order
+            self._hand_over(exc)
+            return
+        if self._hand_over(_END):
+            self._map_rest()
+
+    def _hand_over(self, item: object) -> bool:
+        """Queue a read item; while enough is ahead of the replay, map what waits to be
+        mapped, else wait. False once the replay stopped listening."""
+        while True:
+            with self._cond:
+                if self._stop:
+                    return False
+                if len(self._read) + len(self._mapped) + self._mapping < QUEUE_BATCHES:
+                    self._read.append(item)
+                    self._cond.notify_all()
+                    return True
+                b = self._take_read()
+                if b is None:
+                    self._cond.wait(0.1)
+                    continue
+            self._map_one(b)
+
+    def _map_rest(self) -> None:
+        """Everything is read: map what the replay has not taken to map yet."""
+        while True:
+            with self._cond:
+                b = None if self._stop else self._take_read()
+            if b is None:
+                return
+            self._map_one(b)
 
     def close(self) -> None:
         """Stop the reader thread (the replay ended early, or failed) and wait for it."""
         self._done = True
-        self._stop.set()
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
