@@ -153,16 +153,16 @@ def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
-                 out_pid, out_op, bounds, pos):
+                 out_pid, out_op, bounds, pos, hints):
     """Page ids grouped by thread (``bounds`` holds each thread's row count, _count_by_thread):
     rows of thread t land in [bounds[t], bounds[t+1]) in program order; returns the new page
-    count. The write position of the current run's thread and the last range used per op
-    kind (fetch, load, store, modify) stay in locals."""
+    count. The write position of the current run's thread stays in locals; ``hints`` holds
+    the last range used per op kind (fetch, load, store, modify), indexed without a branch."""
     threads = pos.shape[0]
     for t in range(threads):
         bounds[t + 1] += bounds[t]
         pos[t] = bounds[t]
-    k0 = k1 = k2 = k3 = 0
+    ranged = r_start.shape[0] > 0
     t_cur = -1
     j = 0
     for i in range(addr.shape[0]):
@@ -175,27 +175,24 @@ def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_page
             j = pos[t]
         vpn = a >> PAGE_SHIFT
         last = (a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT
-        o = op[i]
-        k = k0 if o == 0 else (k1 if o == 1 else (k2 if o == 2 else k3))
-        for v in range(vpn, last + 1):
-            if k < r_start.shape[0] and r_start[k] <= v < r_end[k]:
+        o = np.int64(op[i]) & 3
+        k = hints[o]
+        v = vpn
+        while True:
+            if ranged and r_start[k] <= v and v < r_end[k]:
                 pid = r_base[k] + (v - r_start[k])
             else:
                 pid, n_pages, kk = _range_or_hash(keys, vals, r_start, r_end, r_base, v, n_pages,
                                                   new_vpns)
                 if kk >= 0:
                     k = kk
-                    if o == 0:
-                        k0 = kk
-                    elif o == 1:
-                        k1 = kk
-                    elif o == 2:
-                        k2 = kk
-                    else:
-                        k3 = kk
+                    hints[o] = kk
             out_pid[j] = pid
             out_op[j] = o | ((v & VPN_MASK) << 2)
             j += 1
+            if v >= last:
+                break
+            v += 1
     if t_cur >= 0:
         pos[t_cur] = j
     return n_pages
@@ -310,7 +307,7 @@ class PageMap:
             first_new = self.n
             self.n = _map_grouped(addr, size, tid, op, self.keys, self.vals, self.r_start,
                                   self.r_end, self.r_base, self.n, self.vpns, out_pid, out_op,
-                                  bounds, np.zeros(threads, np.int64))
+                                  bounds, np.zeros(threads, np.int64), np.zeros(4, np.int64))
             return out_pid, out_op, bounds, first_new, self.n
 
     def map_batch(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray
