@@ -82,12 +82,16 @@ G_ITLB, G_DTLB, G_STLB = 0, 3, 6
 
 @njit(cache=True, inline="always", _nrt=False)
 def _lookup(tag, lru, geo, lvl, c, vpn, key, stamp):
+    """The way of the set holding ``key`` (stamped as used), or -1. Every way is compared,
+    without an early exit: which way hits is data-dependent, a branch on it mispredicts
+    (a page is cached at most once per level, so the match, if any, is unique)."""
     base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+    found = -1
     for i in range(base, base + geo[lvl + 2]):
-        if tag[c, i] == key:
-            lru[c, i] = stamp
-            return i
-    return -1
+        found = i if tag[c, i] == key else found
+    if found >= 0:
+        lru[c, found] = stamp
+    return found
 
 
 @njit(cache=True, inline="always", _nrt=False)
