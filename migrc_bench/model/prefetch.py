@@ -116,7 +116,11 @@ class MappedBatches:
                     b = self._take_read()
                     if b is not None:
                         break
-                    self._cond.wait()
+                    if not self._mapped:  # (_take_read may have passed the end on to it)
+                        self._cond.wait(1.0)
+                        if not (self._mapped or self._read or self._mapping
+                                or self._thread.is_alive()):
+                            raise RuntimeError("the trace reader thread ended before the trace")
                 else:
                     item = self._mapped.popleft()
                     self._cond.notify_all()
