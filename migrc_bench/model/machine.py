@@ -241,10 +241,15 @@ class Machine:
             heads = np.array([ids[0] for ids in parts if len(ids)], np.int64)
             self.page_flags[heads] = self._vma_flags(self.pagemap.vpns[heads])
             self.n_pages = self.pagemap.n
-        pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-        pids = pids[self.pte_pfn[pids] < 0]
-        if overlapping and len(pids):  # a page once, in the first region that has it
-            pids = pids[np.sort(np.unique(pids, return_index=True)[1])]
+        if overlapping:
+            pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+            pids = pids[self.pte_pfn[pids] < 0]
+            if len(pids):  # a page once, in the first region that has it
+                pids = pids[np.sort(np.unique(pids, return_index=True)[1])]
+            idx: slice | np.ndarray = pids
+        else:  # the ranges were handed out in this order: one id range, all pages new
+            pids = np.arange(first_new, self.pagemap.n, dtype=np.int32)
+            idx = slice(first_new, self.pagemap.n)
         n = len(pids)
         dram, cxl = self.nodes
         # first-touch allocations fall back to the next node below the low watermark (K§5.2)
@@ -260,27 +265,32 @@ class Machine:
             if to0.sum() > room0:
                 extra = int(to0.sum() - room0)
                 to0[np.flatnonzero(to0)[-extra:]] = False
-        else:
-            to0 = np.arange(n) < room0
+        else:  # the first room0 pages to DRAM
+            to0 = slice(0, min(room0, n))
         frames = np.empty(n, np.int32)
-        frames[to0] = dram.free.pop(int(to0.sum()))
-        frames[~to0] = cxl.free.pop(int((~to0).sum()))
+        if isinstance(to0, slice):
+            frames[to0] = dram.free.pop(to0.stop)
+            frames[to0.stop:] = cxl.free.pop(n - to0.stop)
+        else:
+            frames[to0] = dram.free.pop(int(to0.sum()))
+            frames[~to0] = cxl.free.pop(int((~to0).sum()))
         rw_dirty = K.PTE_PRESENT | K.PTE_WRITE | K.PTE_DIRTY
         rw_clean = K.PTE_PRESENT | K.PTE_WRITE
         ro_clean = K.PTE_PRESENT
         mode = self.cfg.memory.initial_pte
         if mode == "steady-state":  # promoted pages are read-only; demoted ones kept write access
-            pte = np.where(to0, ro_clean, rw_clean)
+            pte = np.full(n, rw_clean, np.uint8)
+            pte[to0] = ro_clean
             if stack_parts:  # stacks are written all the time and never migrate
                 stack = np.zeros(self.pagemap.n, np.bool_)
                 stack[np.concatenate(stack_parts)] = True
-                pte[stack[pids]] = rw_dirty
+                pte[stack[idx]] = rw_dirty
         else:
             pte = np.full(n, {"writable-dirty": rw_dirty, "writable-clean": rw_clean,
                               "readonly-clean": ro_clean}[mode])
-        writable = (self.page_flags[pids] & K.VMA_WRITE) != 0
-        self.pte_pfn[pids] = frames
-        self.pte_flags[pids] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)
+        writable = (self.page_flags[idx] & K.VMA_WRITE) != 0
+        self.pte_pfn[idx] = frames
+        self.pte_flags[idx] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)
         self.frame_state[frames] = F_USED
         self.frame_pid[frames] = pids
 
