@@ -14,7 +14,6 @@ from typing import Callable
 from .config import Config
 from .errors import ConfigError, TraceError, UserError
 from .model.replay import Replay, RunResult
-from .results import append_run, file_sha256
 from .trace.native import TraceReader
 
 ProgressFactory = Callable[[int], Callable[[int, float], None]] | None
@@ -91,6 +90,8 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
     result = replay.run()
     run_id = None
     if sha is not None:
+        from .results import append_run  # (pandas: imported once the replay is done)
+
         run_id = append_run(out_dir, result, sha())
     return result, run_id
 
@@ -99,6 +100,8 @@ def _hash_meanwhile(path: str | Path) -> Callable[[], str]:
     """The trace's sha256, computed on a thread while the replay runs (hashlib releases the
     GIL); the returned function waits for it (and raises what hashing raised)."""
     box: dict[str, object] = {}
+
+    from .results import file_sha256
 
     def work() -> None:
         try:
