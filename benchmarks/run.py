@@ -45,7 +45,8 @@ def main(argv: list[str]) -> int:
             print(row, file=sys.stderr, flush=True)
     table = Table(title="migrc-bench benchmarks")
     cols = ["bench", "case", "items", "unit", "seconds", "rate_per_s", "peak_rss_mib"]
-    cols += [c for c in ("c_rate_per_s", "ratio_to_c", "rss_vs_1e8", "cpu_seconds", "load")
+    cols += [c for c in ("c_rate_per_s", "ratio_to_c", "rss_vs_1e8", "says_compiling", "cpu_seconds",
+                        "load")
              if any(c in r for r in rows)]
     for c in cols:
         table.add_column(c)
