@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     for r in rows:
         table.add_row(*(f"{r[c]:,.3g}" if isinstance(r.get(c), float) else f"{r.get(c, ''):,}"
                         if isinstance(r.get(c), int) else str(r.get(c, "")) for c in cols))
-    Console().print(table)
+    # not a terminal (make bench > file): wide enough that no column is cut
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
     print(f"uptime before: {before}\nuptime after:  {_uptime()}")
     return 0
 
