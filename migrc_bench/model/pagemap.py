@@ -64,17 +64,11 @@ def _in_ranges(r_start, r_end, r_base, vpn, hint):
 @njit(cache=True, inline="always", _nrt=False)
 def _page_id(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hints, which):
     """(page id, new page count) for one vpn, registering it in the hash when new."""
-    k = _in_ranges(r_start, r_end, r_base, vpn, hints[which])
+    pid, n_pages, k = _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns,
+                                     hints[which])
     if k >= 0:
         hints[which] = k
-        return r_base[k] + (vpn - r_start[k]), n_pages
-    h = _slot(keys, vpn)
-    if keys[h] == -1:
-        keys[h] = vpn
-        vals[h] = n_pages
-        new_vpns[n_pages] = vpn
-        n_pages += 1
-    return vals[h], n_pages
+    return pid, n_pages
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -137,9 +131,10 @@ def _count_by_thread(addr, size, tid, bounds):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns):
-    """(page id, new page count, range index or -1) for a vpn outside the hinted range."""
-    k = _in_ranges(r_start, r_end, r_base, vpn, -1)
+def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hint):
+    """(page id, new page count, range index or -1) for one vpn (range ``hint`` tried first),
+    registering it in the hash when new."""
+    k = _in_ranges(r_start, r_end, r_base, vpn, hint)
     if k >= 0:
         return r_base[k] + (vpn - r_start[k]), n_pages, k
     h = _slot(keys, vpn)
@@ -183,7 +178,7 @@ def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_page
                 pid = r_base[k] + (v - r_start[k])
             else:
                 pid, n_pages, kk = _range_or_hash(keys, vals, r_start, r_end, r_base, v, n_pages,
-                                                  new_vpns)
+                                                  new_vpns, -1)
                 if kk >= 0:
                     k = kk
                     hints[o] = kk
