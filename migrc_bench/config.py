@@ -136,6 +136,11 @@ SCHEMA: tuple[Key, ...] = (
         1.0, 1e12),
     Key("replay.time_scale", "float", 1.0,
         "multiplies every kernel period, threshold and rate (model.md §1 scaling)", 1e-9, 1e6),
+    Key("replay.space_scale", "float", 1.0,
+        "the share of the real machine's sizes the config's sizes stand for (model.md §1 "
+        "scaling): where the kernel compares a size with an absolute amount (MAX_SCAN_WINDOW, "
+        "pgdat_free_space_enough's 1 GiB, inactive_is_low's GiB, kswapd's lru_size >> "
+        "priority) it sees size / space_scale", 1e-9, 1e6),
     Key("replay.interval", "time", "100ms", "modelled time per row of intervals.parquet", 1e3, 1e15),
     Key("replay.seed", "int", 1, "seed for every random choice of the replay", 0, 2**63 - 1),
     Key("replay.max_accesses", "int", 0, "stop after this many accesses (0: whole trace)", 0, 2**62),
@@ -157,8 +162,10 @@ SCHEMA: tuple[Key, ...] = (
     Key("cost.flush_one", "time", None, "one INVLPG"),
     Key("cost.fault", "time", None, "page-fault entry/exit and handling"),
     Key("cost.migrate_page", "time", None, "per migrated page: rmap walk, unmap, remap, bookkeeping"),
-    Key("cost.pte_update", "time", None, "per PTE made PROT_NONE by the NUMA scanner"),
-    Key("cost.lru_scan", "time", None, "per folio kswapd isolates and checks"),
+    Key("cost.pte_update", "time", None, "per present PTE the NUMA scanner's change_pte_range "
+        "examines (the scan's duration: mm->tlb_flush_pending is set meanwhile)"),
+    Key("cost.lru_scan", "time", None, "per folio reclaim isolates and checks with "
+        "folio_referenced (inactive and active lists alike)"),
     Key("cost.copy_bandwidth_dram", "bandwidth", None, "page-copy bandwidth into node 0"),
     Key("cost.copy_bandwidth_cxl", "bandwidth", None, "page-copy bandwidth into node 1"),
 )

@@ -2,7 +2,8 @@
 
 Random small traces (threads, loads, stores, modifies, fetches, page-crossing accesses,
 first touches), random TLB geometries, quanta, PTI and ceiling settings, and random
-scheduled flushes and PTE changes. Every counter and every CPU clock must be identical.
+scheduled flushes and PTE changes (including flush_tlb_batched_pending after batched unmaps,
+page-table-freeing flushes that reach lazy CPUs, and change_protection with its PTE cost). Every counter and every CPU clock must be identical.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HEAP = 0x10000000
 ANON = 0x20000000
 HEAP_PAGES = 12
 CODE_PAGES = 2
+KINDS = ["range", "full", "batch", "wrprotect", "unmap", "batched", "pending", "mm", "mprotect"]
 REGIONS = (Region(CODE, CODE + CODE_PAGES * 4096, "code", False, True),
            Region(HEAP, HEAP + HEAP_PAGES * 4096, "heap", True, False))
 
@@ -77,9 +79,9 @@ def scenarios(draw):
     events = draw(st.lists(st.builds(
         lambda t, kind, cpu, pages, mask: Event(float(t), kind, cpu % ncpu, tuple(pages),
                                                 tuple(mask[:ncpu])),
-        st.integers(0, 6000), st.sampled_from(["range", "full", "batch", "wrprotect", "unmap"]),
+        st.integers(0, 6000), st.sampled_from(KINDS),
         st.integers(0, 3), st.lists(st.sampled_from(vpns), min_size=1, max_size=5, unique=True),
-        st.lists(st.booleans(), min_size=4, max_size=4)), max_size=6))
+        st.lists(st.booleans(), min_size=4, max_size=4)), max_size=8))
     return ncpu, traces, sets, events
 
 
@@ -132,3 +134,25 @@ def test_reference_counts_something():
                  "nr_tlb_local_flush_one", "dtlb_store_misses"):
         assert fast.totals[name] > 0, name
         assert fast.totals[name] == ref[name], name
+
+
+def test_reference_covers_the_scanner_flushes():
+    """flush_tlb_batched_pending and flush_tlb_mm reach a CPU whose thread has finished (lazy):
+    both models count its IPI, drop it from mm_cpumask, and charge the PTE walk's cost."""
+    traces = [[(1, HEAP, 8)] * 10, [(1, HEAP + 4096, 8), (2, HEAP + 8192, 8)] * 60]
+    events = [Event(300.0, "batched", 0), Event(600.0, "mprotect", 1, ((HEAP >> 12) + 2,)),
+              Event(900.0, "pending", 1), Event(1200.0, "batched", 1), Event(1500.0, "mm", 1),
+              Event(1800.0, "pending", 1)]
+    sets = ["machine.ncpu=2", "replay.quantum=50", 'memory.dram="64KiB"', 'memory.cxl="256KiB"',
+            "memory.min_free_kbytes=8", 'memory.initial_pte="writable-dirty"', 'cost.pte_update="1us"']
+    with tempfile.TemporaryDirectory() as d:
+        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet")
+    ref = run_reference(cfg, traces, events)
+    # mprotect: one full flush_tlb_mm (CPU 0 finished: lazy, IPI'd, leaves the mask) and a
+    # one-page range flush; "pending" then finds nothing new; "mm" flushes CPU 1 alone; the
+    # last "pending" flushes CPU 1 again (the "batched" at 1200 is new)
+    assert fast.totals["nr_tlb_remote_flush"] == ref["nr_tlb_remote_flush"] == 1
+    assert fast.totals["nr_tlb_remote_flush_received"] == ref["nr_tlb_remote_flush_received"] == 1
+    assert fast.totals["nr_tlb_local_flush_all"] == ref["nr_tlb_local_flush_all"] == 3
+    assert fast.totals["nr_tlb_local_flush_one"] == ref["nr_tlb_local_flush_one"] == 1
+    assert clocks == ref["clocks"]

@@ -13,7 +13,10 @@ The rules it encodes, one access at a time (model.md §3-§5, K§1):
   then walks the page table (refilling STLB and L1); a walk of a missing or PROT_NONE PTE, or
   a store walk of a read-only PTE, faults without counting a miss;
 - replacement: the first empty way of the set, else the least recently used;
-- a store through a read-only translation drops that page's translations and faults.
+- a store through a read-only translation drops that page's translations and faults;
+- a flush that frees page tables (flush_tlb_mm) IPIs lazy CPUs too, which switch to init_mm,
+  leave the mm's cpumask and keep their stale generation; flush_tlb_batched_pending does
+  such a flush when a batched unmap was recorded since it last looked.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Event:
     """A scheduled kernel action used by tests: both models apply it the same way."""
 
     t_ns: float
-    kind: str  # "range" | "full" | "batch" | "wrprotect" | "unmap"
+    kind: str  # "range" | "full" | "batch" | "wrprotect" | "unmap" | "batched" | "pending" | "mm" | "mprotect"
     cpu: int
     vpns: tuple[int, ...] = ()
     mask: tuple[bool, ...] = ()
@@ -123,6 +126,7 @@ class ReferenceModel:
             cpu.running = i < len(threads)
         self.mm_cpumask = [i < len(threads) for i in range(ncpu)]
         self.mm_gen = 1
+        self.batched_pending = self.batched_flushed = 0  # mm->tlb_flush_batched
         self.pti = cfg.tlb.pti
         self.ceiling = cfg.tlb.single_page_flush_ceiling
         self.events_per_flush = cfg.tlb.itlb_flush_events_per_flush
@@ -293,6 +297,9 @@ class ReferenceModel:
             cpu.counters["tlb_shootdown_irqs"] += 1
             self._charge(c, self.costs.ipi_receive, "ipi")
             cpu.times["ipi"] += self._kernel_entry(c)
+        if cpu.lazy:  # only a page-table-freeing flush reaches a lazy CPU: to init_mm
+            self.mm_cpumask[c] = False
+            return
         if new_gen != 0 and new_gen <= cpu.gen:
             return
         if cpu.gen == self.mm_gen:
@@ -318,13 +325,14 @@ class ReferenceModel:
         cpu.counters["stlb_flush"] += n
         cpu.gen = self.mm_gen
 
-    def _flush(self, initiator: int, mask: list[bool], pages, new_gen: int) -> None:
+    def _flush(self, initiator: int, mask: list[bool], pages, new_gen: int, freed: bool = False) -> None:
+        mask = list(mask)
         others = [i for i, b in enumerate(mask) if b and i != initiator]
         if others:
             self.cpus[initiator].counters["nr_tlb_remote_flush"] += 1
             ipis = 0
             for i, b in enumerate(mask):
-                if not b or self.cpus[i].lazy:
+                if not b or (self.cpus[i].lazy and not freed):
                     continue
                 if i == initiator:
                     self._flush_local_or_remote(i, pages, new_gen, local=True)
@@ -334,13 +342,18 @@ class ReferenceModel:
             if ipis:
                 co = self.costs
                 self._charge(initiator, ipis * co.ipi_send + co.vmexit + co.ipi_wait, "ipi")
-        elif mask[initiator] and not self.cpus[initiator].lazy:
+        elif mask[initiator] and (freed or not self.cpus[initiator].lazy):
             self._flush_local_or_remote(initiator, pages, new_gen, local=True)
 
-    def _flush_range(self, initiator: int, vpns) -> None:
+    def _flush_range(self, initiator: int, vpns, freed: bool = False) -> None:
         self.mm_gen += 1
         pages = None if vpns is None or len(vpns) > self.ceiling else list(vpns)
-        self._flush(initiator, self.mm_cpumask, pages, self.mm_gen)
+        self._flush(initiator, self.mm_cpumask, pages, self.mm_gen, freed)
+
+    def _flush_batched_pending(self, initiator: int) -> None:
+        if self.batched_pending != self.batched_flushed:
+            self._flush_range(initiator, None, freed=True)
+            self.batched_flushed = self.batched_pending
 
     def _apply(self, ev: Event) -> None:
         if ev.kind == "range":
@@ -349,10 +362,25 @@ class ReferenceModel:
             self._flush_range(ev.cpu, None)
         elif ev.kind == "batch":
             self._flush(ev.cpu, list(ev.mask), None, 0)
+        elif ev.kind == "batched":  # a batched unmap recorded in mm->tlb_flush_batched
+            self.batched_pending += 1
+        elif ev.kind == "pending":
+            self._flush_batched_pending(ev.cpu)
+        elif ev.kind == "mm":
+            self._flush_range(ev.cpu, None, freed=True)
         elif ev.kind == "wrprotect":
             for v in ev.vpns:
                 if v in self.pt and self.pt[v].present:
                     self.pt[v].write = False
+            self._flush_range(ev.cpu, ev.vpns)
+        elif ev.kind == "mprotect":  # change_protection: entry, per-PMD check, PTE walk, flush
+            cpu = self.cpus[ev.cpu]
+            cpu.times["fault"] += self._kernel_entry(ev.cpu)
+            self._flush_batched_pending(ev.cpu)
+            present = [v for v in ev.vpns if v in self.pt and self.pt[v].present]
+            for v in present:
+                self.pt[v].write = False
+            self._charge(ev.cpu, len(present) * self.costs.pte_update, "fault")
             self._flush_range(ev.cpu, ev.vpns)
         elif ev.kind == "unmap":
             freed = []

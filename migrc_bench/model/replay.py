@@ -249,8 +249,6 @@ class Replay:
 
     def _boundary(self) -> None:
         t = self.now()
-        if self.tiering is not None:
-            self.tiering.on_boundary(t)
         while self._events and self._events[0].t_ns <= t:
             ev = heapq.heappop(self._events)
             ev.fn(self)
