@@ -59,15 +59,21 @@ def test_write_protect_fault_forces_the_flush_and_frees_every_held_source(tmp_pa
     assert t["migrc_released_pages"] == 5 and held(r) == 0
 
 
+def _full_dram_first_touch(tmp_path, held: int):
+    """DRAM full (4 spin + 28 heap pages), ``held`` read-only heap pages demoted and held by
+    migrc at 10 us; thread 3 touches a new anonymous page later (a first-touch allocation)."""
+    r = build(tmp_path, spin(4, 3000, {3: [(0.6, 2, ANON)]}), heap_pages=28, sets=RO,
+              engine="migrc")
+    heap_layout(r, on_dram=range(0, 28), on_cxl=range(0))
+    r.at(10_000, lambda rr: demote(rr, 0, range(0, held)))
+    return r, r.run().totals
+
+
 def test_watermark_failure_with_pending_pages_flushes_them(tmp_path):
     """get_page_from_freelist (6/7): DRAM's low watermark check fails with 2 held pages, so
     migrc flushes and frees them and checks again -- with held pages counted as free, the
     second check sees the same 2 pages and fails too: the first touch falls back to CXL."""
-    r = build(tmp_path, spin(4, 3000, {3: [(0.6, 2, ANON)]}), heap_pages=28, sets=RO,
-              engine="migrc")
-    heap_layout(r, on_dram=range(0, 28), on_cxl=range(0))
-    r.at(10_000, lambda rr: demote(rr, 0, range(0, 2)))
-    t = r.run().totals
+    r, t = _full_dram_first_touch(tmp_path, 2)
     assert t["migrc_deferred_pages"] == 2
     assert t["migrc_flush_alloc"] == 1          # free 0 + pending 2 <= low 3: flush, check again
     assert t["migrc_released_pages"] == 2
@@ -77,11 +83,7 @@ def test_watermark_failure_with_pending_pages_flushes_them(tmp_path):
 def test_held_pages_alone_pass_the_watermark_but_give_no_page(tmp_path):
     """With 5 held pages DRAM passes its low watermark on held pages alone (free 0 + 5 > 3),
     so no flush: rmqueue finds nothing and the first touch takes the next node's page."""
-    r = build(tmp_path, spin(4, 3000, {3: [(0.6, 2, ANON)]}), heap_pages=28, sets=RO,
-              engine="migrc")
-    heap_layout(r, on_dram=range(0, 28), on_cxl=range(0))
-    r.at(10_000, lambda rr: demote(rr, 0, range(0, 5)))
-    t = r.run().totals
+    r, t = _full_dram_first_touch(tmp_path, 5)
     assert t["migrc_deferred_pages"] == 5
     assert t["migrc_flush_alloc"] == 0 and t["migrc_released_pages"] == 0
     assert t["numa_hit"] == 0 and t["numa_miss"] == 1

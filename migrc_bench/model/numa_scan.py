@@ -81,7 +81,7 @@ def update_task_scan_period(period: int, period_max: int, smin: int, smax: int,
 class NumaTask:
     """The NUMA-balancing part of one task_struct (one thread, pinned to its CPU)."""
 
-    numa_scan_period: int            # ms, unscaled
+    numa_scan_period: float          # ms, unscaled (whole ms once task_scan_start() set it)
     numa_scan_period_max: int = 0
     numa_scan_seq: int = 0
     ticked: bool = False             # task_tick_numa has set task_scan_start()
@@ -103,7 +103,7 @@ class NumaScanner:
         tc = cfg.tiering
         self.ts = cfg.replay.time_scale
         self.space_scale = cfg.replay.space_scale
-        self.scan_delay_ms = _ms(tc.scan_delay)
+        self.scan_delay_ms = tc.scan_delay / 1e6  # not divided: no need to round to ms
         self.period_min_ms = _ms(tc.scan_period_min)
         self.period_max_ms = _ms(tc.scan_period_max)
         self.scan_size_real = tc.scan_size_mb / self.space_scale
