@@ -23,3 +23,15 @@ def cache_dir() -> Path:
 def cache_path(*parts: str) -> Path:
     """A path inside the cache, e.g. ``cache_path("traces", name)``."""
     return cache_dir().joinpath(*parts)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """The SHA-256 of a file's bytes: the key of what is cached about it, and the trace id of
+    results (a changed file gets a new key, so nothing stale is ever reused)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

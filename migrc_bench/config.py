@@ -105,7 +105,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("memory.dram", "size_or_fraction", "18%", "node 0 (DRAM) capacity: bytes or share of footprint"),
     Key("memory.cxl", "size_or_fraction", "8GiB", "node 1 (CPU-less lower tier) capacity"),
     Key("memory.placement", "choice", "first-touch",
-        "initial placement of a trace that starts mid-run", choices=("first-touch", "interleave")),
+        "initial placement of a trace that starts mid-run: first-touch order (DRAM to its low "
+        "watermark, then CXL), interleave, or hot (most-accessed pages in DRAM)",
+        choices=("first-touch", "interleave", "hot")),
     Key("memory.initial_pte", "choice", "writable-dirty",
         "PTE state of pages present at the start: just initialised (writable-dirty), or the "
         "steady state of a long tiering run (steady-state: DRAM pages promoted, so read-only and "

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .atomic import atomic_path
+from .cache import file_sha256  # noqa: F401 (re-exported: runner, compare, sweep)
 from .errors import UserError
 from .model.counters import COUNTERS, RUN_FIGURES
 from .model.replay import RunResult
@@ -39,14 +40,6 @@ RUN_COLUMNS = RUN_KEYS + COUNTERS + RUN_FIGURES
 # Run context written after the counters (RunResult.extra): numbers, but not counters.
 CONTEXT_COLUMNS = ("threads", "dram_pages", "cxl_pages", "footprint_bytes", "time_scale",
                    "trace_rows")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def make_run_id(trace_sha256: str, config_sha256: str, engine: str) -> str:

@@ -82,12 +82,13 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
               ) -> tuple[RunResult, str | None]:
     """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
     reader = TraceReader(trace_path)
+    sha = file_sha256(trace_path)  # once: the pre-pass cache and the results both key on it
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
     replay = Replay(cfg, reader, engine=make_engine(cfg),
                     progress=progress(total) if progress is not None else None,
-                    check_invariants=check_invariants)
+                    check_invariants=check_invariants, trace_sha256=sha)
     result = replay.run()
     run_id = None
     if out_dir is not None:
-        run_id = append_run(out_dir, result, file_sha256(trace_path))
+        run_id = append_run(out_dir, result, sha)
     return result, run_id

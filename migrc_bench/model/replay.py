@@ -18,12 +18,13 @@ import numpy as np
 from ..config import Config
 from ..errors import ConfigError, TraceError
 from ..trace.native import TraceReader
+from ..trace.prepass import trace_profile
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
 from .feeder import Buffers, Feeder
 from .alloc import Allocator
 from .flush import FlushMechanism
-from .machine import Machine
+from .machine import Machine, needs_profile
 
 ProgressFn = Callable[[int, float], None]  # (accesses so far, modelled ns)
 
@@ -52,7 +53,8 @@ class Replay:
     """One run of one trace through one machine and engine."""
 
     def __init__(self, cfg: Config, trace: "str | Path | TraceReader", engine=None,
-                 progress: ProgressFn | None = None, check_invariants: bool = False):
+                 progress: ProgressFn | None = None, check_invariants: bool = False,
+                 trace_sha256: str | None = None):
         self.cfg = cfg
         self.reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
         meta = self.reader.meta
@@ -67,7 +69,8 @@ class Replay:
         if self.reader.num_rows == 0:
             raise TraceError(self.reader.path, "the trace is empty")
         self.threads = threads
-        self.machine = m = Machine(cfg, meta)
+        profile = trace_profile(self.reader, trace_sha256) if needs_profile(cfg, meta) else None
+        self.machine = m = Machine(cfg, meta, profile=profile)
         m.place_initial()
         m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = FlushMechanism(m)
@@ -310,7 +313,7 @@ class Replay:
             "threads": self.threads,
             "dram_pages": m.nodes[0].pages,
             "cxl_pages": m.nodes[1].pages,
-            "footprint_bytes": self.reader.meta.footprint_bytes,
+            "footprint_bytes": m.footprint_bytes,
             "time_scale": self.cfg.replay.time_scale,
             "trace_rows": self.feeder.read_rows,
         }

@@ -1,4 +1,5 @@
-"""A set of distinct 4 KiB pages with the kinds of access each saw, for ``trace info``.
+"""A set of distinct 4 KiB pages with what the trace did to each: the kinds of access it saw,
+how many accesses it had and when it was first touched (``trace info`` and the pre-pass).
 
 An open-addressing hash table compiled with numba: one pass over each batch, memory
 proportional to the distinct pages (not to the trace), which fits traces with up to tens of
@@ -20,12 +21,14 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @nb.njit(cache=True, boundscheck=False)
-def _insert(keys, flags, count, limit, shift, op, addr, size, start):
-    """Add the pages of records ``start..`` ; stop early (returning the record to resume at)
-    when the table holds ``limit`` keys. Returns (count, next_record)."""
+def _insert(keys, flags, counts, seq, count, limit, shift, op, addr, size, start):
+    """Add the pages of records ``start..``: OR the access kind into the page's flags, count
+    the access, and number new pages in order of first touch. Stop early (returning the record
+    to resume at) when the table holds ``limit`` keys. Returns (count, next_record)."""
     mask = keys.shape[0] - 1
     last_page = EMPTY
     last_flags = np.uint8(0)
+    last_slot = np.uint64(0)
     n = op.shape[0]
     for i in range(start, n):
         f = OP_FLAGS[op[i]]
@@ -34,9 +37,13 @@ def _insert(keys, flags, count, limit, shift, op, addr, size, start):
         s = np.uint64(size[i]) if size[i] > 0 else np.uint64(1)
         end = a + s - np.uint64(1)
         last = end >> np.uint64(PAGE_SHIFT) if end >= a else first
+        if first != last and count + 2 > limit:
+            return count, i  # room for both pages first: a record is never counted twice
         p = first
         while True:
-            if not (p == last_page and (last_flags & f) == f):
+            if p == last_page and (last_flags & f) == f:
+                counts[last_slot] += 1
+            else:
                 slot = (p * _GOLDEN) >> np.uint64(shift)
                 while True:
                     k = keys[slot]
@@ -48,11 +55,14 @@ def _insert(keys, flags, count, limit, shift, op, addr, size, start):
                             return count, i
                         keys[slot] = p
                         flags[slot] = f
+                        seq[slot] = count
                         count += 1
                         break
                     slot = (slot + np.uint64(1)) & np.uint64(mask)
+                counts[slot] += 1
                 last_page = p
                 last_flags = flags[slot]
+                last_slot = slot
             if p == last:
                 break
             p = last
@@ -60,7 +70,7 @@ def _insert(keys, flags, count, limit, shift, op, addr, size, start):
 
 
 @nb.njit(cache=True)
-def _rehash(keys, flags, new_keys, new_flags, shift):
+def _rehash(keys, flags, counts, seq, new_keys, new_flags, new_counts, new_seq, shift):
     mask = new_keys.shape[0] - 1
     for j in range(keys.shape[0]):
         p = keys[j]
@@ -70,10 +80,14 @@ def _rehash(keys, flags, new_keys, new_flags, shift):
                 slot = (slot + np.uint64(1)) & np.uint64(mask)
             new_keys[slot] = p
             new_flags[slot] = flags[j]
+            new_counts[slot] = counts[j]
+            new_seq[slot] = seq[j]
 
 
 class PageSet:
-    """Distinct pages touched, each with FETCH/READ/WRITE bits OR-ed over all its accesses."""
+    """Distinct pages touched, each with FETCH/READ/WRITE bits OR-ed over all its accesses,
+    its access count (an access over a page boundary counts on both pages) and its rank in
+    first-touch order."""
 
     def __init__(self, bits: int = 16):
         self._alloc(bits)
@@ -83,6 +97,8 @@ class PageSet:
         self.bits = bits
         self.keys = np.full(1 << bits, EMPTY, np.uint64)
         self.flags = np.zeros(1 << bits, np.uint8)
+        self.counts = np.zeros(1 << bits, np.int64)
+        self.seq = np.zeros(1 << bits, np.int64)
 
     def add(self, op: np.ndarray, addr: np.ndarray, size: np.ndarray) -> None:
         """Add every page touched by these records (an access over a page boundary touches two)."""
@@ -90,15 +106,15 @@ class PageSet:
         n = len(op)
         while start < n:
             limit = (1 << self.bits) // 2  # load factor <= 1/2 keeps probes short
-            self.count, start = _insert(self.keys, self.flags, self.count, limit, 64 - self.bits,
-                                        op, addr, size, start)
+            self.count, start = _insert(self.keys, self.flags, self.counts, self.seq, self.count,
+                                        limit, 64 - self.bits, op, addr, size, start)
             if start < n:
                 self._grow()
 
     def _grow(self) -> None:
-        keys, flags = self.keys, self.flags
+        old = self.keys, self.flags, self.counts, self.seq
         self._alloc(self.bits + 1)
-        _rehash(keys, flags, self.keys, self.flags, 64 - self.bits)
+        _rehash(*old, self.keys, self.flags, self.counts, self.seq, 64 - self.bits)
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """(pages, flags), sorted by page."""
@@ -106,6 +122,12 @@ class PageSet:
         pages, flags = self.keys[used], self.flags[used]
         order = np.argsort(pages)
         return pages[order], flags[order]
+
+    def in_touch_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pages, flags, access counts), in order of first touch."""
+        used = np.flatnonzero(self.keys != EMPTY)
+        used = used[np.argsort(self.seq[used])]
+        return self.keys[used], self.flags[used], self.counts[used]
 
     def __len__(self) -> int:
         return self.count
