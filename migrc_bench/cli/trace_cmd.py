@@ -10,6 +10,7 @@ import click
 
 from ..trace.convert import convert as convert_trace
 from ..trace.info import TraceInfo, trace_info
+from ..trace.merge import parse_address
 from ..trace.native import OP_NAMES
 from ..trace.readers import FORMATS
 from .options import format_option, quiet_option
@@ -26,15 +27,24 @@ command.add_command(gen)
 
 
 @command.command("convert", short_help="Convert lackey/pinatrace/ChampSim to native.")
-@click.argument("src", metavar="IN", type=click.Path(path_type=str))
+@click.argument("srcs", metavar="IN...", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=str),
               help="Native trace to write (Parquet); replaced atomically.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Input format (default: detected from the content).")
+@click.option("--start-at", "start_at", default=None, metavar="ADDR",
+              help="Drop the records before the first instruction fetch at ADDR (hex, e.g. from "
+                   "nm of a binary linked with -no-pie), in each input.")
 @quiet_option
-def convert(src: str, out: str, fmt: str | None, quiet: bool) -> None:
-    """Convert a lackey, pinatrace or ChampSim trace (optionally .gz/.xz/.zst) to a native trace."""
-    result = convert_trace(src, out, fmt)
+def convert(srcs: tuple[str, ...], out: str, fmt: str | None, start_at: str | None,
+            quiet: bool) -> None:
+    """Convert a lackey, pinatrace or ChampSim trace (optionally .gz/.xz/.zst) to a native trace.
+
+    Several single-thread inputs become one trace with one thread per input, in the order
+    given, interleaved by record count.
+    """
+    result = convert_trace(list(srcs), out, fmt,
+                           start_at=None if start_at is None else parse_address(start_at))
     if not quiet:
         for note in result.notes:
             click.echo(f"migrc-bench: note: {note}", err=True)
