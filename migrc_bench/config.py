@@ -141,6 +141,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("replay.interval", "time", "100ms", "modelled time per row of intervals.parquet", 1e3, 1e15),
     Key("replay.seed", "int", 1, "seed for every random choice of the replay", 0, 2**63 - 1),
     Key("replay.max_accesses", "int", 0, "stop after this many accesses (0: whole trace)", 0, 2**62),
+    Key("replay.warmup", "int", 0, "accesses of each thread replayed before counting starts, to "
+        "warm TLBs and the LRU (counters, times and runtime exclude them; 0: count all)", 0, 2**62),
     # cost model (None: from cost.preset)
     Key("cost.preset", "choice", "kvm-guest", "cost preset (the seed ran in QEMU/KVM)",
         choices=COST_PRESETS),

@@ -25,6 +25,7 @@ from .feeder import Buffers, Feeder
 from .alloc import Allocator
 from .flush import FlushMechanism
 from .machine import Machine, needs_profile
+from .warmup import Warmup
 
 ProgressFn = Callable[[int, float], None]  # (accesses so far, modelled ns)
 
@@ -95,6 +96,7 @@ class Replay:
 
             self.checker = Checker(self)
         self.alloc = Allocator(self)
+        self.warmup = Warmup(self, cfg.replay.warmup) if cfg.replay.warmup else None
         self.engine = engine
         self.tiering = None
         self._vmas_cache: tuple[int, list] | None = None
@@ -220,6 +222,8 @@ class Replay:
                 m.kernel_pids, m.kernel_pos, m.kernel_per_entry)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
+                if self.warmup is not None:
+                    self.warmup.on_dry(int(out[0]))
                 self.feeder.refill(int(out[0]))
                 continue
             if reason == K.R_FAULT_MISSING:
@@ -262,6 +266,13 @@ class Replay:
             while self._next_interval <= t:
                 self._next_interval += self.interval_ns
 
+    def restart_intervals(self) -> None:
+        """Interval rows start afresh from now (the end of the warm-up)."""
+        m = self.machine
+        self.intervals = []
+        self._last_totals = m.counters.sum(axis=0)
+        self._last_times = m.times.sum(axis=0)
+
     def _sample_interval(self, t_ns: float) -> None:
         m = self.machine
         totals = m.counters.sum(axis=0)
@@ -286,16 +297,19 @@ class Replay:
 
     def _result(self, wall_s: float) -> RunResult:
         m = self.machine
-        totals: dict[str, Any] = {name: int(v) for name, v in zip(COUNTERS, m.counters.sum(axis=0))}
-        tsum = m.times.sum(axis=0)
-        runtime_ns = float(m.clock[: self.threads].max())
+        replayed = int(m.counters[:, C["accesses"]].sum())
+        counters, times, start = (self.warmup.counted() if self.warmup is not None
+                                  else (m.counters, m.times, np.zeros(m.ncpu)))
+        totals: dict[str, Any] = {name: int(v) for name, v in zip(COUNTERS, counters.sum(axis=0))}
+        tsum = times.sum(axis=0)
+        runtime_ns = float((m.clock - start)[: self.threads].max())
         totals.update({
             "runtime_s": runtime_ns / 1e9,
             "cpu_time_s": float(tsum[T["busy"]]) / 1e9,
             **{f"stall_{n}_s": float(tsum[i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"},
             "migrc_pending_pages_peak": 0,
             "wall_s": wall_s,
-            "accesses_per_s": totals["accesses"] / wall_s if wall_s > 0 else 0.0,
+            "accesses_per_s": replayed / wall_s if wall_s > 0 else 0.0,
             "invariant_violations": 0,
         })
         if self.engine is not None:
@@ -305,9 +319,9 @@ class Replay:
         cpus = []
         for c in range(m.ncpu):
             row: dict[str, Any] = {"cpu": c}
-            row.update({name: int(m.counters[c, i]) for i, name in enumerate(COUNTERS)})
-            row.update({f"stall_{n}_s": float(m.times[c, i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"})
-            row["cpu_time_s"] = float(m.times[c, T["busy"]]) / 1e9
+            row.update({name: int(counters[c, i]) for i, name in enumerate(COUNTERS)})
+            row.update({f"stall_{n}_s": float(times[c, i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"})
+            row["cpu_time_s"] = float(times[c, T["busy"]]) / 1e9
             cpus.append(row)
         extra = {
             "threads": self.threads,
