@@ -39,7 +39,8 @@ RUN_KEYS = ("run_id", "engine", "trace", "trace_sha256", "config_sha256", "confi
 RUN_COLUMNS = RUN_KEYS + COUNTERS + RUN_FIGURES
 # Run context written after the counters (RunResult.extra): numbers, but not counters.
 CONTEXT_COLUMNS = ("threads", "dram_pages", "cxl_pages", "footprint_bytes", "time_scale",
-                   "trace_rows")
+                   "trace_rows", "itlb_entries", "itlb_ways", "dtlb_entries", "dtlb_ways",
+                   "stlb_entries", "stlb_ways")
 
 
 def make_run_id(trace_sha256: str, config_sha256: str, engine: str) -> str:

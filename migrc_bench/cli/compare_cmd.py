@@ -15,6 +15,8 @@ from rich.text import Text
 from .. import compare as C
 from ..check import fmt_value
 from ..config import load_config
+from ..defaults import config_for
+from ..notices import short_run
 from ..errors import UserError
 from ..runner import default_trace
 from .options import config_options, format_option, quiet_option
@@ -70,7 +72,11 @@ def _split_list(value: str | None) -> list[str] | None:
 def command(inputs, engines, config_path, sets, out_dir, workers, counters, only_changed, by_key,
             where, fmt, quiet) -> None:
     """Compare engines: replay TRACE (default: the config's trace.path) with each engine,
-    or compare runs stored in results directories, runs.parquet or baseline files."""
+    or compare runs stored in results directories, runs.parquet or baseline files.
+
+    Without --config, TRACE runs on an unscaled machine (configs/unscaled.toml); no TRACE
+    replays the bundled default trace on the scaled demo machine (configs/default.toml).
+    """
     engine_list = _split_list(engines)
     if by_key is not None:
         _compare_by_key(inputs, by_key, counters, engine_list, where, fmt)
@@ -95,6 +101,7 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
                             f"baseline files); {bad[0]} is not one (to replay a trace: compare TRACE)")
         engine_list = engine_list if engine_list is not None else _split_list(DEFAULT_ENGINES)
         C.check_engines(engine_list)
+        config_path = config_for(config_path, bool(inputs))
         cfg = load_config(config_path, sets)
         trace = Path(inputs[0]) if inputs else default_trace(cfg, quiet=quiet)
         with engines_progress(engine_list, quiet=quiet) as bars:
@@ -106,6 +113,9 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
             click.echo(f"results: {out_dir} ({ids})", err=True)
     rows = C.build_rows(columns, counter_list, only_changed)
     notes = C.notes_for(columns)
+    if columns:
+        notice = short_run(columns[0].run.config_values(), columns[0].run.counters)
+        notes += [notice] if notice else []
     emit_compare(columns, rows, notes, fmt, quiet)
 
 

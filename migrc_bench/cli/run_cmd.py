@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from ..config import Config, load_config
+from ..defaults import config_for
 from ..model.replay import RunResult
+from ..notices import short_run
 from ..runner import default_trace, run_trace
 from .options import config_options, format_option, quiet_option
 from .output import emit_rows
@@ -29,7 +31,8 @@ SUMMARY = (
 
 EPILOG = """\b
 Examples:
-  migrc-bench run                                  # bundled default trace and config
+  migrc-bench run                                  # bundled default trace and (scaled) config
+  migrc-bench run app.parquet                      # a real machine: configs/unscaled.toml
   migrc-bench run app.parquet --set machine.ncpu=4 --set memory.dram=256MiB
   migrc-bench run app.parquet --engine migrc --out results/ --format json
 """
@@ -55,9 +58,14 @@ def summary_rows(result: RunResult) -> list[dict]:
 @format_option()
 @quiet_option
 def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants, fmt, quiet) -> None:
-    """Replay TRACE (default: the config's trace.path) and print its counters."""
+    """Replay TRACE (default: the config's trace.path) and print its counters.
+
+    Without --config, TRACE runs on an unscaled machine (configs/unscaled.toml: the preset's
+    TLB sizes, the kernel's periods, time_scale 1); no TRACE replays the bundled default
+    trace on the scaled demo machine (configs/default.toml).
+    """
     extra = {"engine": engine} if engine else None
-    cfg: Config = load_config(config_path, sets, extra)
+    cfg: Config = load_config(config_for(config_path, trace is not None), sets, extra)
     trace_path = Path(trace) if trace else default_trace(cfg, quiet=quiet)
     with replay_progress(quiet=quiet) as progress:
         result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress,
@@ -69,6 +77,9 @@ def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants
         emit_rows(summary_rows(result), fmt, title=f"{result.engine} on {trace_path.name}")
         if not quiet and run_id is not None:
             click.echo(f"results: {out_dir} (run_id {run_id})", err=True)
+    notice = short_run(dict(cfg.raw), result.totals)
+    if notice and not quiet:
+        click.echo(f"migrc-bench: note: {notice}", err=True)
     sys.stdout.flush()
     violations = result.totals.get("invariant_violations", 0)
     if violations:

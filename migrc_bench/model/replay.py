@@ -7,6 +7,7 @@ kswapd, interval sampling, scheduled test events) run at quantum boundaries in t
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from dataclasses import dataclass, field
@@ -330,6 +331,8 @@ class Replay:
             "footprint_bytes": m.footprint_bytes,
             "time_scale": self.cfg.replay.time_scale,
             "trace_rows": self.feeder.read_rows,
+            # the effective TLBs (a tlb.* key of 0 in the config means the preset's size)
+            **{k: v for k, v in dataclasses.asdict(m.geometry).items() if k != "source"},
         }
         if self.checker is not None:
             extra["violations"] = [str(v) for v in self.checker.found]
