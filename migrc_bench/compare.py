@@ -363,8 +363,8 @@ def _queue_progress(label: str) -> Callable[[int], Callable[[int, float], None]]
 
 
 def replay_one(config_path: str | None, sets: tuple[str, ...], engine: str, trace: str,
-               label: str, progress: Callable[[int], Callable[[int, float], None]] | None = None
-               ) -> dict[str, Any]:
+               label: str, progress: Callable[[int], Callable[[int, float], None]] | None = None,
+               trace_sha256: str | None = None) -> dict[str, Any]:
     """Run one engine on one trace (in a worker or in-process); plain picklable data back.
 
     User errors come back as {"error": message} (some UserError subclasses cannot be pickled).
@@ -376,7 +376,7 @@ def replay_one(config_path: str | None, sets: tuple[str, ...], engine: str, trac
         progress = _queue_progress(label)
     try:
         cfg = load_config(config_path, sets).with_overrides({"engine": engine})
-        result, _ = run_trace(cfg, trace, None, progress=progress)
+        result, _ = run_trace(cfg, trace, None, progress=progress, trace_sha256=trace_sha256)
     except UserError as exc:
         return {"error": str(exc), "exit_code": exc.exit_code}
     return {"engine": result.engine, "trace_path": result.trace_path, "totals": result.totals,
@@ -405,14 +405,18 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     """
     from .config import load_config
     from .model.replay import RunResult
+    from .model.machine import needs_profile
     from .results import append_run, run_row
     from .trace.native import TraceReader
+    from .trace.prepass import trace_profile
 
     check_engines(engines)
     trace = str(trace)  # recorded as given, as `run` does; workers share our cwd
-    TraceReader(trace)  # a bad trace is one error, not one per worker
+    reader = TraceReader(trace)  # a bad trace is one error, not one per worker
     cfgs = {e: load_config(config_path, sets).with_overrides({"engine": e}) for e in engines}
     sha = file_sha256(trace)
+    if any(needs_profile(c, reader.meta) for c in cfgs.values()):
+        trace_profile(reader, sha)  # the pre-pass once, here, rather than in every worker
     workers = workers or min(len(engines), os.cpu_count() or 1)
     workers = max(1, min(workers, len(engines)))
     payloads: dict[str, dict[str, Any]] = {}
@@ -421,12 +425,12 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
             if on_start:
                 on_start(e)
             payloads[e] = replay_one(config_path, tuple(sets), e, trace, e,
-                                     _progress_factory(on_progress, e))
+                                     _progress_factory(on_progress, e), trace_sha256=sha)
             if "error" in payloads[e]:
                 break
     else:
         payloads = _replay_parallel(config_path, tuple(sets), engines, trace, workers,
-                                    on_progress, on_start)
+                                    on_progress, on_start, sha)
     for e in engines:
         p = payloads.get(e)
         if p is not None and "error" in p:
@@ -453,14 +457,15 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     return columns
 
 
-def _replay_parallel(config_path, sets, engines, trace, workers, on_progress, on_start):
+def _replay_parallel(config_path, sets, engines, trace, workers, on_progress, on_start, sha=None):
     ctx = mp.get_context("spawn")
     q = ctx.Queue() if on_progress is not None else None
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                   initargs=(q,))
     payloads: dict[str, dict[str, Any]] = {}
     try:
-        futures = {pool.submit(replay_one, config_path, sets, e, trace, e): e for e in engines}
+        futures = {pool.submit(replay_one, config_path, sets, e, trace, e, trace_sha256=sha): e
+                   for e in engines}
         if on_start:
             for e in engines:
                 on_start(e)

@@ -78,17 +78,20 @@ def make_engine(cfg: Config):
 
 
 def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = None,
-              progress: ProgressFactory = None, check_invariants: bool = False
-              ) -> tuple[RunResult, str | None]:
-    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
+              progress: ProgressFactory = None, check_invariants: bool = False,
+              trace_sha256: str | None = None) -> tuple[RunResult, str | None]:
+    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None).
+
+    ``trace_sha256``: the trace file's hash when the caller has it; otherwise it is computed
+    at most once, for the pre-pass cache and the results alike.
+    """
     reader = TraceReader(trace_path)
-    sha = file_sha256(trace_path)  # once: the pre-pass cache and the results both key on it
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
     replay = Replay(cfg, reader, engine=make_engine(cfg),
                     progress=progress(total) if progress is not None else None,
-                    check_invariants=check_invariants, trace_sha256=sha)
+                    check_invariants=check_invariants, trace_sha256=trace_sha256)
     result = replay.run()
     run_id = None
     if out_dir is not None:
-        run_id = append_run(out_dir, result, sha)
+        run_id = append_run(out_dir, result, replay.trace_sha256 or file_sha256(trace_path))
     return result, run_id

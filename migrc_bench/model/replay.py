@@ -19,6 +19,7 @@ import numpy as np
 from ..config import Config
 from ..errors import ConfigError, TraceError
 from ..trace.native import TraceReader
+from ..cache import file_sha256
 from ..trace.prepass import trace_profile
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
@@ -71,7 +72,11 @@ class Replay:
         if self.reader.num_rows == 0:
             raise TraceError(self.reader.path, "the trace is empty")
         self.threads = threads
-        profile = trace_profile(self.reader, trace_sha256) if needs_profile(cfg, meta) else None
+        self.trace_sha256 = trace_sha256  # hashed here only when the pre-pass is needed
+        profile = None
+        if needs_profile(cfg, meta):
+            self.trace_sha256 = trace_sha256 or file_sha256(self.reader.path)
+            profile = trace_profile(self.reader, self.trace_sha256)
         self.machine = m = Machine(cfg, meta, profile=profile)
         m.place_initial()
         m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
