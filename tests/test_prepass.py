@@ -133,3 +133,22 @@ def test_regions_trace_steady_state_written_pages(tmp_path: Path) -> None:
     assert pte_of(r, (DATA >> 12) + 1)[1] == K.PTE_PRESENT | K.PTE_WRITE | K.PTE_DIRTY
     assert pte_of(r, DATA >> 12)[1] == K.PTE_PRESENT
     assert r.run().totals["pgfault"] == 0
+
+
+def test_share_of_a_lackey_converted_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's case: `memory.dram = "18%"` on a trace converted from lackey (no regions)."""
+    from migrc_bench.cli.main import main
+
+    log = tmp_path / "app.log"
+    lines = ["==1== Lackey"] + [f"I  {0x400000 + 4 * i:08x},4\n L {0x10000000 + 4096 * (i % 100):08x},8"
+                                for i in range(1000)]
+    log.write_text("\n".join(lines) + "\n")
+    trace = tmp_path / "app.parquet"
+    assert main(["trace", "convert", str(log), "-o", str(trace), "-q"]) == 0
+    out = tmp_path / "res"
+    assert main(["run", str(trace), "--set", 'memory.dram="18%"', "--set", "machine.ncpu=1",
+                 "--out", str(out), "--quiet"]) == 0
+    import pandas as pd
+
+    row = pd.read_parquet(out / "runs.parquet").iloc[0]
+    assert row.footprint_bytes == 100 * 4096 and row.dram_pages == 18
