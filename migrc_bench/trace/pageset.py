@@ -21,52 +21,61 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @nb.njit(cache=True, boundscheck=False)
-def _insert(keys, flags, counts, seq, count, limit, shift, op, addr, size, start):
+def _insert(keys, flags, counts, seq, count, limit, shift, op, addr, size, start, last_page,
+            last_slot):
     """Add the pages of records ``start..``: OR the access kind into the page's flags, count
     the access, and number new pages in order of first touch. Stop early (returning the record
-    to resume at) when the table holds ``limit`` keys. Returns (count, next_record)."""
+    to resume at) when the table holds ``limit`` keys. Returns (count, next_record).
+
+    ``last_page``/``last_slot`` remember, per op, the page last seen and its slot: fetches and
+    data accesses alternate between a few pages, so most records need no probe."""
     mask = keys.shape[0] - 1
-    last_page = EMPTY
-    last_flags = np.uint8(0)
-    last_slot = np.uint64(0)
     n = op.shape[0]
     for i in range(start, n):
-        f = OP_FLAGS[op[i]]
+        o = op[i]
+        f = OP_FLAGS[o]
         a = addr[i]
         first = a >> np.uint64(PAGE_SHIFT)
         s = np.uint64(size[i]) if size[i] > 0 else np.uint64(1)
         end = a + s - np.uint64(1)
         last = end >> np.uint64(PAGE_SHIFT) if end >= a else first
+        if first == last and first == last_page[o]:
+            counts[last_slot[o]] += 1  # the same page as this op's last record: flags already set
+            continue
         if first != last and count + 2 > limit:
             return count, i  # room for both pages first: a record is never counted twice
         p = first
         while True:
-            if p == last_page and (last_flags & f) == f:
-                counts[last_slot] += 1
-            else:
-                slot = (p * _GOLDEN) >> np.uint64(shift)
-                while True:
-                    k = keys[slot]
-                    if k == p:
-                        flags[slot] |= f
-                        break
-                    if k == EMPTY:
-                        if count >= limit:
-                            return count, i
-                        keys[slot] = p
-                        flags[slot] = f
-                        seq[slot] = count
-                        count += 1
-                        break
-                    slot = (slot + np.uint64(1)) & np.uint64(mask)
-                counts[slot] += 1
-                last_page = p
-                last_flags = flags[slot]
-                last_slot = slot
+            slot = (p * _GOLDEN) >> np.uint64(shift)
+            while True:
+                k = keys[slot]
+                if k == p:
+                    flags[slot] |= f
+                    break
+                if k == EMPTY:
+                    if count >= limit:
+                        return count, i
+                    keys[slot] = p
+                    flags[slot] = f
+                    seq[slot] = count
+                    count += 1
+                    break
+                slot = (slot + np.uint64(1)) & np.uint64(mask)
+            counts[slot] += 1
             if p == last:
                 break
             p = last
+        last_page[o] = last
+        last_slot[o] = slot
     return count, n
+
+
+@nb.njit(cache=True, boundscheck=False)
+def count_records(op, tid, by_op, by_thread):
+    """Records per op and per thread id (one pass, no temporary arrays)."""
+    for i in range(op.shape[0]):
+        by_op[op[i]] += 1
+        by_thread[tid[i]] += 1
 
 
 @nb.njit(cache=True)
@@ -104,12 +113,16 @@ class PageSet:
         """Add every page touched by these records (an access over a page boundary touches two)."""
         start = 0
         n = len(op)
+        last_page = np.full(4, EMPTY, np.uint64)  # slots move when the table grows: per call
+        last_slot = np.zeros(4, np.uint64)
         while start < n:
             limit = (1 << self.bits) // 2  # load factor <= 1/2 keeps probes short
             self.count, start = _insert(self.keys, self.flags, self.counts, self.seq, self.count,
-                                        limit, 64 - self.bits, op, addr, size, start)
+                                        limit, 64 - self.bits, op, addr, size, start,
+                                        last_page, last_slot)
             if start < n:
                 self._grow()
+                last_page[:] = EMPTY
 
     def _grow(self) -> None:
         old = self.keys, self.flags, self.counts, self.seq

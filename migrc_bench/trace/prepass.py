@@ -23,7 +23,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..cache import cache_path, file_sha256
 from .native import PAGE_SHIFT, PAGE_SIZE, Region, TraceMeta, TraceReader
-from .pageset import FETCH, WRITE, PageSet
+from .pageset import FETCH, WRITE, PageSet, count_records
 
 PREPASS_VERSION = 1  # bump when what is stored changes: older entries are then ignored
 PREPASS_DIR = "pagesets"
@@ -86,8 +86,7 @@ def scan(batches, regions: tuple[Region, ...] = ()) -> TraceProfile:
     by_thread = np.zeros(1 << 16, np.int64)
     pages = PageSet()
     for batch in batches:
-        by_op += np.bincount(batch.op, minlength=4)[:4]
-        by_thread += np.bincount(batch.tid, minlength=1 << 16)
+        count_records(batch.op, batch.tid, by_op, by_thread)
         pages.add(batch.op, batch.addr, batch.size)
     vpns, flags, counts = pages.in_touch_order()
     code = ((flags & FETCH) != 0) | _in_code_regions(vpns, regions)
