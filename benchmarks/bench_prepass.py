@@ -6,8 +6,9 @@ Cases: the bundled default trace (50 M records, few distinct pages), a synthetic
 many records spread over ~4 M distinct pages (the hash table's worst case here), and the
 first and a later run of ``trace_profile`` on the default trace (SHA-256 of the file + pass +
 store, then SHA-256 + load). Each case runs in a fresh interpreter after a warm-up that fills
-the numba cache, against a private cache directory. MIGRC_BENCH_SCALE=0.1 shrinks the
-synthetic trace.
+the numba cache, against a private cache directory. Besides wall-clock rates the rows give
+records per second of the process's own CPU time, which other load on a shared machine
+inflates less. MIGRC_BENCH_SCALE=0.1 shrinks the synthetic trace.
 """
 
 from __future__ import annotations
@@ -31,20 +32,20 @@ import json, time
 from migrc_bench.trace.native import TraceReader
 from migrc_bench.trace.prepass import scan
 r = TraceReader({trace!r})
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 p = scan(r.iter_batches(), r.meta.regions)
-dt = time.perf_counter() - t
-print(json.dumps({{"items": p.records, "seconds": dt, "pages": len(p.vpns)}}))
+dt, dc = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({{"items": p.records, "seconds": dt, "cpu_seconds": dc, "pages": len(p.vpns)}}))
 """
 
 _PROFILE = """
 import json, os, time
 os.environ["MIGRC_BENCH_CACHE"] = {cache!r}
 from migrc_bench.trace.prepass import trace_profile
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 p = trace_profile({trace!r})
-dt = time.perf_counter() - t
-print(json.dumps({{"items": p.records, "seconds": dt, "pages": len(p.vpns)}}))
+dt, dc = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({{"items": p.records, "seconds": dt, "cpu_seconds": dc, "pages": len(p.vpns)}}))
 """
 
 
@@ -64,7 +65,8 @@ def write_many_pages(path: Path, records: int, pages: int) -> None:
 def row(label: str, r: dict) -> dict:
     return {"case": label, "items": r["items"], "unit": "records", "seconds": round(r["seconds"], 3),
             "rate_per_s": round(r["items"] / r["seconds"]), "peak_rss_mib": r["peak_rss_mib"],
-            "pages": r["pages"]}
+            "pages": r["pages"], "cpu_seconds": round(r["cpu_seconds"], 3),
+            "rate_per_cpu_s": round(r["items"] / r["cpu_seconds"])}
 
 
 def run() -> list[dict]:
