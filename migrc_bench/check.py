@@ -243,7 +243,8 @@ def read_baseline(path: str | Path) -> list[StoredRun]:
             run_id=str(r.get("run_id", "")), engine=r["engine"], trace=str(r.get("trace", "")),
             trace_sha256=str(r.get("trace_sha256", "")), config_sha256=str(r.get("config_sha256", "")),
             config_toml=str(r.get("config_toml", "")), tool_version=str(r.get("tool_version", "")),
-            started_at=str(r.get("started_at", "")), source=str(p), counters=counters,
+            started_at=str(r.get("started_at", "")), engine_file=str(r.get("engine_file", "")),
+            engine_sha256=str(r.get("engine_sha256", "")), source=str(p), counters=counters,
             context=r.get("context", {}) if isinstance(r.get("context"), dict) else {}))
     return runs
 
@@ -259,13 +260,15 @@ def baseline_document(runs: list[StoredRun], source: str) -> dict[str, Any]:
             "engine": r.engine, "run_id": r.run_id, "trace": _portable(r.trace),
             "trace_sha256": r.trace_sha256, "config_sha256": r.config_sha256,
             "tool_version": r.tool_version, "started_at": r.started_at,
+            "engine_file": _portable(r.engine_file), "engine_sha256": r.engine_sha256,
             "context": r.context, "counters": r.counters, "config_toml": r.config_toml,
         } for r in runs],
     }
 
 
 def _portable(path: str) -> str:
-    """A trace path inside the working directory as a relative path (baselines get committed)."""
+    """A trace or engine path inside the working directory as a relative path (baselines get
+    committed)."""
     p = Path(path)
     if p.is_absolute():
         try:
@@ -408,6 +411,10 @@ def pair_runs(baseline: list[StoredRun], result: list[StoredRun],
                                                   if diff else " (config sha256 differs)"))
             else:
                 note = f"config keys new on one side, at their defaults: {', '.join(new_keys)}"
+        if not reason and br.engine_sha256 and rr.engine_sha256 and br.engine_sha256 != rr.engine_sha256:
+            # compared (a changed engine is what a check measures), but never silently
+            note = "; ".join(filter(None, [note, f"the engine's source file changed (sha256 "
+                                                 f"{br.engine_sha256[:12]} -> {rr.engine_sha256[:12]})"]))
         pairs.append(Pair(e, br, rr, reason, note))
     return pairs
 
@@ -579,7 +586,10 @@ def to_json(report: CheckReport, strict: bool = False) -> dict[str, Any]:
         "pairs": [{"engine": p.engine, "comparable": p.comparable, "reason": p.reason or None,
                    "note": p.note or None,
                    "baseline_run_id": p.baseline.run_id if p.baseline else None,
-                   "result_run_id": p.result.run_id if p.result else None} for p in report.pairs],
+                   "result_run_id": p.result.run_id if p.result else None,
+                   "baseline_engine_sha256": p.baseline.engine_sha256 or None if p.baseline else None,
+                   "result_engine_sha256": p.result.engine_sha256 or None if p.result else None}
+                  for p in report.pairs],
         "findings": [{"engine": f.engine, "counter": f.counter, "mark": f.mark,
                       "verdict": f.verdict, "rule": str(f.rule), "rule_origin": f.rule.origin,
                       "baseline": f.baseline, "result": f.result, "delta": f.delta,

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from .errors import UserError
 from .model.counters import COUNTERS, RUN_FIGURES
+from .engines.loader import EngineIdentity
 from .results import (CONTEXT_COLUMNS, StoredRun, config_differences, file_sha256,
                       latest_per_engine, make_run_id)
 
@@ -124,7 +125,8 @@ class Column:
         return {"id": self.id, "engine": r.engine, "run_id": r.run_id, "origin": self.origin,
                 "source": r.source, "trace": r.trace, "trace_sha256": r.trace_sha256,
                 "config_sha256": r.config_sha256, "tool_version": r.tool_version,
-                "started_at": r.started_at, "context": r.context}
+                "started_at": r.started_at, "engine_file": r.engine_file,
+                "engine_sha256": r.engine_sha256, "context": r.context}
 
 
 @dataclass
@@ -209,6 +211,13 @@ def notes_for(columns: list[Column]) -> list[str]:
         if ref.run.trace_sha256 and col.run.trace_sha256 and ref.run.trace_sha256 != col.run.trace_sha256:
             notes.append(f"{col.id}: a different trace from {ref.id} ({col.run.trace or '?'} vs "
                          f"{ref.run.trace or '?'})")
+        twin = next((c for c in columns if c is not col and c.run.engine == col.run.engine
+                     and c.run.engine_sha256 and col.run.engine_sha256
+                     and c.run.engine_sha256 != col.run.engine_sha256), None)
+        if twin is not None and columns.index(twin) < columns.index(col):
+            notes.append(f"{col.id}: engine {col.run.engine} from another source than in "
+                         f"{twin.id} (sha256 {col.run.engine_sha256[:12]} vs "
+                         f"{twin.run.engine_sha256[:12]}, {col.run.engine_file})")
         diff = config_differences(ref.run, col.run)
         if diff:
             shown = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "")
@@ -316,24 +325,36 @@ ProgressFn = Callable[[str, int, int, float], None]  # (column id, done, total, 
 _QUEUE: Any = None
 
 
-def check_engines(engines: list[str]) -> None:
-    """Every engine name must be known and implemented: a clean exit-2 error otherwise."""
-    from .config import ENGINES
+def check_engines(engines: list[str], base_dir: Path | None = None) -> list[EngineIdentity]:
+    """Every engine must be known, implemented and loadable (a file engine is imported and
+    checked here, before any replay): a clean exit-2 error otherwise. Returns their identities;
+    file engines are relative to ``base_dir`` (the config's directory)."""
+    from .config import ENGINES, config_dir
     from .engines import names
+    from .engines.loader import identify, installed, split_file_spec
 
     if not engines:
         raise UserError("--engines: no engine named")
     available = names()
-    seen = set()
+    seen: dict[str, str] = {}
+    idents = []
     for e in engines:
-        if e in seen:
+        if e in seen.values():
             raise UserError(f"--engines: {e!r} named twice")
-        seen.add(e)
-        if e not in ENGINES:
-            raise UserError(f"--engines: unknown engine {e!r} (known: {', '.join(available)})")
-        if e not in available:
-            raise UserError(f"--engines: engine {e!r} is not implemented yet "
-                            f"(available: {', '.join(available)})")
+        if split_file_spec(e) is None and e not in installed():
+            if e not in ENGINES:
+                raise UserError(f"--engines: unknown engine {e!r} (known: {', '.join(available)}; "
+                                f"or an installed engine, or a file engine PATH.py:CLASS)")
+            if e not in available:
+                raise UserError(f"--engines: engine {e!r} is not implemented yet "
+                                f"(available: {', '.join(available)})")
+        ident = identify(e, base_dir if base_dir is not None else config_dir())
+        if ident.name in seen:
+            raise UserError(f"--engines: two engines named {ident.name!r} ({seen[ident.name]} and "
+                            f"{e}); give each class its own name = \"...\"")
+        seen[ident.name] = e
+        idents.append(ident)
+    return idents
 
 
 def _worker_init(q: Any) -> None:
@@ -408,10 +429,11 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     from .results import append_run, run_row
     from .trace.native import TraceReader
 
-    check_engines(engines)
+    base = load_config(config_path, sets)
+    idents = dict(zip(engines, check_engines(engines, base.base_dir)))
     trace = str(trace)  # recorded as given, as `run` does; workers share our cwd
     TraceReader(trace)  # a bad trace is one error, not one per worker
-    cfgs = {e: load_config(config_path, sets).with_overrides({"engine": e}) for e in engines}
+    cfgs = {e: base.with_overrides({"engine": e}) for e in engines}
     sha = file_sha256(trace)
     workers = workers or min(len(engines), os.cpu_count() or 1)
     workers = max(1, min(workers, len(engines)))
@@ -430,26 +452,29 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     for e in engines:
         p = payloads.get(e)
         if p is not None and "error" in p:
-            raise UserError(f"engine {e}: {p['error']}")
+            raise UserError(f"engine {idents[e].name}: {p['error']}")
     columns = []
     for e in engines:
         p = payloads[e]
-        result = RunResult(p["engine"], p["trace_path"], cfgs[e], p["totals"], p["cpus"],
-                           p["intervals"], p["extra"])
-        run_id = make_run_id(sha, cfgs[e].sha256, e)
+        ident = idents[e]
+        result = RunResult(ident.name, p["trace_path"], cfgs[e], p["totals"], p["cpus"],
+                           p["intervals"], p["extra"], ident)
+        run_id = make_run_id(sha, cfgs[e].sha256, ident.run_id_part)
         if out_dir is not None:
             run_id = append_run(out_dir, result, sha)
         row = run_row(result, sha)
         counters = {k: v for k, v in row.items()
                     if k not in CONTEXT_COLUMNS and k != "run_id" and isinstance(v, (int, float))
                     and not isinstance(v, bool)}
-        stored = StoredRun(run_id=run_id, engine=e, trace=result.trace_path, trace_sha256=sha,
-                           config_sha256=row["config_sha256"], config_toml=row["config_toml"],
-                           tool_version=row["tool_version"], started_at=row["started_at"],
+        stored = StoredRun(run_id=run_id, engine=ident.name, trace=result.trace_path,
+                           trace_sha256=sha, config_sha256=row["config_sha256"],
+                           config_toml=row["config_toml"], tool_version=row["tool_version"],
+                           started_at=row["started_at"], engine_file=ident.file,
+                           engine_sha256=ident.sha256,
                            source=str(out_dir) if out_dir is not None else "",
                            counters=counters, context={k: result.extra[k] for k in CONTEXT_COLUMNS
                                                        if k in result.extra})
-        columns.append(Column(e, stored, "replay"))
+        columns.append(Column(ident.name, stored, "replay"))
     return columns
 
 

@@ -28,7 +28,7 @@ class Key:
     """One config knob: how to parse it, what range is valid, and why it has its default."""
 
     path: str
-    kind: str  # int | float | bool | str | choice | size | size_or_fraction | time | freq | bandwidth
+    kind: str  # int | float | bool | str | choice | engine | size | size_or_fraction | time | freq | bandwidth
     default: Any
     doc: str
     lo: float | None = None
@@ -52,7 +52,12 @@ class Key:
             "time": 'a duration such as "250ns", "10us" or "1000ms"',
             "freq": 'a frequency such as "2.1GHz"',
             "bandwidth": 'a bandwidth such as "10GB/s"',
+            "engine": "",
         }[self.kind]
+        if self.kind == "engine":
+            from .engines.loader import describe_forms
+
+            text = describe_forms()
         if self.lo is not None or self.hi is not None:
             lo = "-inf" if self.lo is None else _fmt_num(self.lo)
             hi = "inf" if self.hi is None else _fmt_num(self.hi)
@@ -70,7 +75,8 @@ COST_PRESETS = ("bare-metal", "kvm-guest")
 
 # Cost keys default to None: the value then comes from the cost preset (see model/costs.py).
 SCHEMA: tuple[Key, ...] = (
-    Key("engine", "choice", "baseline", "migration engine", choices=ENGINES),
+    Key("engine", "engine", "baseline", "migration engine: a built-in name, an installed engine or a "
+        "file engine PATH.py:CLASS, relative to the config file (docs/engines.md)", choices=ENGINES),
     # trace
     Key("trace.path", "str", "../traces/default.parquet",
         "trace to replay when none is named; relative to the config file"),
@@ -201,6 +207,13 @@ def _parse_value(key: Key, value: Any) -> Any:
         elif key.kind == "choice":
             if value not in key.choices:
                 raise bad()
+            return value
+        elif key.kind == "engine":
+            from .engines.loader import spec_problem
+
+            problem = spec_problem(value)
+            if problem:
+                raise bad("" if problem == "unknown" else problem)
             return value
         elif key.kind == "size":
             out = units.parse_size(value)
@@ -384,6 +397,11 @@ def read_toml(path: Path) -> dict[str, Any]:
     return _flatten(load_toml_file(path, "config"))
 
 
+def config_dir(path: str | Path | None = None) -> Path:
+    """The directory a config's relative paths resolve in (FILE's, or the bundled default's)."""
+    return (Path(path) if path is not None else DEFAULT_CONFIG).resolve().parent
+
+
 def load_config(path: str | Path | None = None, sets: tuple[str, ...] | list[str] = (),
                 extra: dict[str, Any] | None = None) -> Config:
     """The bundled default (or FILE), then ``extra`` overrides, then each ``--set`` in order."""
@@ -394,7 +412,7 @@ def load_config(path: str | Path | None = None, sets: tuple[str, ...] | list[str
     for item in sets:
         key, value = parse_set(item)
         values[key] = value
-    return build_config(values, cfg_path.resolve().parent)
+    return build_config(values, config_dir(cfg_path))
 
 
 def resolve_capacity(value: int | float, footprint_bytes: int, page_size: int = 4096) -> int:

@@ -34,7 +34,7 @@ from .model.replay import RunResult
 RESULTS_VERSION = 1
 RUNS, INTERVALS, CPUS = "runs.parquet", "intervals.parquet", "cpus.parquet"
 RUN_KEYS = ("run_id", "engine", "trace", "trace_sha256", "config_sha256", "config_toml",
-            "tool_version", "started_at")
+            "tool_version", "started_at", "engine_file", "engine_sha256")
 RUN_COLUMNS = RUN_KEYS + COUNTERS + RUN_FIGURES
 # Run context written after the counters (RunResult.extra): numbers, but not counters.
 CONTEXT_COLUMNS = ("threads", "dram_pages", "cxl_pages", "footprint_bytes", "time_scale",
@@ -50,14 +50,20 @@ def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
 
 
 def make_run_id(trace_sha256: str, config_sha256: str, engine: str) -> str:
-    """Same trace + config + engine ⇒ same id, so a repeated run is recognised."""
+    """Same trace + config + engine ⇒ same id, so a repeated run is recognised.
+
+    ``engine`` is ``EngineIdentity.run_id_part``: a built-in's name, or an outside engine's
+    name and file hash (an edited engine file gives new run ids).
+    """
     return hashlib.sha256(f"{trace_sha256}:{config_sha256}:{engine}".encode()).hexdigest()[:16]
 
 
 def run_row(result: RunResult, trace_sha256: str, started_at: str | None = None) -> dict[str, Any]:
     cfg = result.config
+    ident = result.identity
     row: dict[str, Any] = {
-        "run_id": make_run_id(trace_sha256, cfg.sha256, result.engine),
+        "run_id": make_run_id(trace_sha256, cfg.sha256,
+                              ident.run_id_part if ident is not None else result.engine),
         "engine": result.engine,
         "trace": result.trace_path,
         "trace_sha256": trace_sha256,
@@ -65,6 +71,8 @@ def run_row(result: RunResult, trace_sha256: str, started_at: str | None = None)
         "config_toml": cfg.to_toml(),
         "tool_version": __version__,
         "started_at": started_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "engine_file": ident.file if ident is not None else "",
+        "engine_sha256": ident.sha256 if ident is not None else "",
     }
     row.update({k: result.totals.get(k, 0) for k in COUNTERS + RUN_FIGURES})
     for k, v in result.totals.items():  # an engine's own figures (e.g. luf_tagged_pages_peak)
@@ -207,6 +215,8 @@ class StoredRun:
     config_toml: str = ""
     tool_version: str = ""
     started_at: str = ""
+    engine_file: str = ""    # the engine's source file ("" in results older than the column)
+    engine_sha256: str = ""  # sha256 of that file
     source: str = ""  # where it was read from
     counters: dict[str, float | int] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)

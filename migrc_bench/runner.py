@@ -80,13 +80,30 @@ def make_engine(cfg: Config):
 def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = None,
               progress: ProgressFactory = None, check_invariants: bool = False
               ) -> tuple[RunResult, str | None]:
-    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
+    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None).
+
+    An exception raised in an outside engine's code (loading it, or in one of its hooks)
+    becomes one EngineError naming its file and line, and nothing is appended.
+    """
+    from .engines.loader import hook_error, identify
+
+    ident = identify(cfg.engine, cfg.base_dir)  # import and interface errors, before the trace
     reader = TraceReader(trace_path)
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
-    replay = Replay(cfg, reader, engine=make_engine(cfg),
-                    progress=progress(total) if progress is not None else None,
-                    check_invariants=check_invariants)
-    result = replay.run()
+    try:
+        replay = Replay(cfg, reader, engine=make_engine(cfg),
+                        progress=progress(total) if progress is not None else None,
+                        check_invariants=check_invariants)
+        result = replay.run()
+    except UserError:
+        raise
+    except Exception as exc:
+        err = hook_error(exc, ident)
+        if err is None:
+            raise
+        raise err from None
+    result.engine = ident.name
+    result.identity = ident
     run_id = None
     if out_dir is not None:
         run_id = append_run(out_dir, result, file_sha256(trace_path))

@@ -14,7 +14,8 @@ from rich.text import Text
 
 from .. import compare as C
 from ..check import fmt_value
-from ..config import load_config
+from ..config import config_dir, load_config
+from ..engines.loader import identify, relative_to_config, split_file_spec
 from ..errors import UserError
 from ..runner import default_trace
 from .options import config_options, format_option, quiet_option
@@ -28,6 +29,7 @@ Examples:
   migrc-bench compare                                  # baseline vs migrc on the default trace
   migrc-bench compare app.parquet --engines nobatch,baseline,migrc --out results/
   migrc-bench compare app.parquet --set machine.ncpu=4 --only-changed --format markdown
+  migrc-bench compare --engines baseline,migrc,examples/engines/latr.py:Latr   # your own engine
   migrc-bench compare results/                         # stored runs: last run of each engine
   migrc-bench compare old/ new/ --engines migrc        # migrc in old/ vs migrc in new/
   migrc-bench compare results/ --counters 'nr_tlb_*,itlb_misses,runtime_s' --format json
@@ -50,7 +52,8 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.argument("inputs", nargs=-1, metavar="[TRACE | RESULT [RESULT_B]]")
 @click.option("--engines", default=None, metavar="A,B,...",
               help=f"Engines to replay (default {DEFAULT_ENGINES}) or to pick from stored results "
-                   f"(default: every engine found).")
+                   f"(default: every engine found): built-in names, installed engines or file "
+                   f"engines PATH.py:CLASS (docs/engines.md).")
 @config_options
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Append the runs this command makes to this results directory.")
@@ -87,14 +90,16 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
         if given:
             raise UserError(f"{', '.join(given)}: only for replaying a trace; "
                             f"{' and '.join(inputs)} hold stored runs")
-        columns = C.stored_columns(list(inputs), engine_list)
+        columns = C.stored_columns(list(inputs), _names(engine_list))
     else:
         if len(inputs) == 2:
             bad = [p for p, k in zip(inputs, kinds) if k == "trace"]
             raise UserError(f"compare A B compares two results (directories, runs.parquet or "
                             f"baseline files); {bad[0]} is not one (to replay a trace: compare TRACE)")
         engine_list = engine_list if engine_list is not None else _split_list(DEFAULT_ENGINES)
-        C.check_engines(engine_list)
+        # a file engine is named relative to the current directory; configs resolve it in theirs
+        engine_list = [relative_to_config(e, Path.cwd(), config_dir(config_path)) for e in engine_list]
+        C.check_engines(engine_list, config_dir(config_path))
         cfg = load_config(config_path, sets)
         trace = Path(inputs[0]) if inputs else default_trace(cfg, quiet=quiet)
         with engines_progress(engine_list, quiet=quiet) as bars:
@@ -107,6 +112,13 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
     rows = C.build_rows(columns, counter_list, only_changed)
     notes = C.notes_for(columns)
     emit_compare(columns, rows, notes, fmt, quiet)
+
+
+def _names(engines: list[str] | None) -> list[str] | None:
+    """Engine names for picking stored runs: a file engine PATH.py:CLASS by its class's name."""
+    if engines is None:
+        return None
+    return [identify(e, Path.cwd()).name if split_file_spec(e) else e for e in engines]
 
 
 def _compare_by_key(inputs, key: str, counters: str | None, engines, where, fmt: str) -> None:

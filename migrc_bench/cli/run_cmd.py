@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..config import Config, load_config
+from ..config import Config, config_dir, load_config
+from ..engines.loader import identify, relative_to_config
 from ..model.replay import RunResult
 from ..runner import default_trace, run_trace
 from .options import config_options, format_option, quiet_option
@@ -32,6 +33,7 @@ Examples:
   migrc-bench run                                  # bundled default trace and config
   migrc-bench run app.parquet --set machine.ncpu=4 --set memory.dram=256MiB
   migrc-bench run app.parquet --engine migrc --out results/ --format json
+  migrc-bench run --engine examples/engines/latr.py:Latr --check-invariants --no-save
 """
 
 
@@ -46,7 +48,9 @@ def summary_rows(result: RunResult) -> list[dict]:
 @click.command("run", epilog=EPILOG)
 @click.argument("trace", required=False, type=click.Path(dir_okay=False))
 @config_options
-@click.option("--engine", default=None, help="Migration engine (default: the config's 'engine').")
+@click.option("--engine", default=None,
+              help="Migration engine (default: the config's 'engine'): a built-in name, an "
+                   "installed engine or a file engine PATH.py:CLASS (docs/engines.md).")
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results directory (runs, intervals, cpus Parquet tables are appended).")
 @click.option("--no-save", is_flag=True, help="Do not write the results directory.")
@@ -56,14 +60,19 @@ def summary_rows(result: RunResult) -> list[dict]:
 @quiet_option
 def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants, fmt, quiet) -> None:
     """Replay TRACE (default: the config's trace.path) and print its counters."""
-    extra = {"engine": engine} if engine else None
+    # a file engine is named relative to the current directory; configs resolve it in theirs
+    extra = {"engine": relative_to_config(engine, Path.cwd(), config_dir(config_path))} if engine else None
     cfg: Config = load_config(config_path, sets, extra)
+    identify(cfg.engine, cfg.base_dir)  # a broken engine file fails before any trace is made
     trace_path = Path(trace) if trace else default_trace(cfg, quiet=quiet)
     with replay_progress(quiet=quiet) as progress:
         result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress,
                                    check_invariants=check_invariants)
     if fmt == "json":
-        click.echo(json.dumps({"run_id": run_id, "engine": result.engine, "trace": str(trace_path),
+        ident = result.identity
+        click.echo(json.dumps({"run_id": run_id, "engine": result.engine,
+                               "engine_file": ident.file, "engine_sha256": ident.sha256,
+                               "trace": str(trace_path),
                                "counters": result.totals, "extra": result.extra}, indent=2))
     else:
         emit_rows(summary_rows(result), fmt, title=f"{result.engine} on {trace_path.name}")

@@ -39,6 +39,7 @@ class RunResult:
     cpus: list[dict[str, Any]]
     intervals: list[dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
+    identity: Any = None  # engines.loader.EngineIdentity: name, source file and its sha256
 
 
 @dataclass(order=True)
