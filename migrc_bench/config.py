@@ -90,6 +90,9 @@ SCHEMA: tuple[Key, ...] = (
         "(wake-affine placement when every CPU is busy)", -1, 1023),
     Key("machine.sched_base_slice", "time", None, "EEVDF sysctl_sched_base_slice that kswapd and "
         "the thread sharing its CPU alternate by (default: 0.75 ms x (1 + ilog2(min(ncpu, 8))))"),
+    Key("machine.hz", "int", 250, "CONFIG_HZ: scheduler ticks per second on a busy CPU (kernel/"
+        "Kconfig.hz's default, HZ_250); a kernel period, so 1/hz is scaled by replay.time_scale; "
+        "only engines with an on_tick hook see the tick (docs/engines.md)", 10, 100_000),
     # tlb
     Key("tlb.itlb_entries", "int", 0, "L1 iTLB 4K entries (0: from preset)", 0, 1 << 20),
     Key("tlb.itlb_ways", "int", 0, "L1 iTLB ways (0: from preset)", 0, 1 << 20),

@@ -95,12 +95,15 @@ class Replay:
         self.alloc = Allocator(self)
         self.engine = engine
         self.tiering = None
+        self.sched = None
         self._vmas_cache: tuple[int, list] | None = None
         if engine is not None:
+            from .sched import Scheduler
             from .tiering import Tiering
 
             engine.attach(self)
             self.tiering = Tiering(self, engine)
+            self.sched = Scheduler(self, engine)
 
     # ---- scheduling --------------------------------------------------------------------
     def at(self, t_ns: float, fn: Callable[["Replay"], None]) -> None:
@@ -207,6 +210,7 @@ class Replay:
         if self.engine is not None:
             self.engine.start()
             self.tiering.start()
+            self.sched.start()
         t_stop = self._next_stop()
         while True:
             reason = K.run_loop(

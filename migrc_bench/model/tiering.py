@@ -285,6 +285,7 @@ class Tiering:
         cpu = run["cpu"]
         if not m.lazy[cpu]:  # switched in from the user thread: a kernel entry
             m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+            self.r.flush.switch_to_kernel(cpu)
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
         t0 = float(m.clock[cpu])
         done = False
