@@ -52,7 +52,7 @@ FIGURES = ("latr_posted", "latr_processed", "latr_local_flushes", "latr_released
            "latr_fallback_alloc", "latr_held_pages_peak")
 
 
-@dataclass
+@dataclass(eq=False)  # entries are told apart by identity (list.remove), never by value
 class Shootdown:
     """lazytlb_shootdown_t: one posted shootdown (a full flush of the mm) and what it protects."""
 
