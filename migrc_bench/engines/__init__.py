@@ -30,6 +30,8 @@ _PUBLIC = {
     "PTE_WRITE": ("migrc_bench.model.kernel", "PTE_WRITE"),
     "PTE_DIRTY": ("migrc_bench.model.kernel", "PTE_DIRTY"),
     "PTE_YOUNG": ("migrc_bench.model.kernel", "PTE_YOUNG"),
+    "C": ("migrc_bench.model.counters", "C"),  # counter name -> column of machine.counters
+    "T": ("migrc_bench.model.counters", "T"),  # stall bucket name -> index (machine.charge)
 }
 __all__ = sorted(_PUBLIC) + ["create", "names", "register"]
 
