@@ -63,7 +63,7 @@ def test_latr_replays_with_no_invariant_violation(xs_trace, capsys):
     assert c["latr_local_flushes"] > 0
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(workloads())
 def test_latr_never_violates_under_random_load(workload):
     recs, heap, sets, kswapd_times = workload

@@ -192,15 +192,6 @@ def test_a_broken_engine_is_one_line_exit_2_and_nothing_written(tmp_path, trace,
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_a_hook_error_in_a_worker_process_is_one_line(tmp_path, trace, capsys, monkeypatch):
-    write_engine(tmp_path, BROKEN[8][1], "bad.py")
-    monkeypatch.chdir(tmp_path)
-    code, stdout, err = cli(["compare", trace, "--engines", "baseline,bad.py:Bad", "--workers", "2",
-                             "--quiet", *sets_args()], capsys)
-    assert code == 2 and not stdout and len(err.strip().splitlines()) == 1
-    assert "engine bad: bad.py:4: AttributeError" in err
-
-
 def test_bad_engine_values_in_a_config(tmp_path, capsys):
     for value, message in (("nosuch", "expected one of 'nobatch', 'baseline'"),
                            ("x.py", "a file engine also names its class: PATH.py:CLASS"),
