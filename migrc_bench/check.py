@@ -35,7 +35,7 @@ from .atomic import write_text_atomic
 from .compare import KNOWN, GROUP_NAMES, ORDER, group_of
 from .config import load_toml_file
 from .errors import UserError
-from .results import StoredRun, latest_per_engine, read_stored_runs
+from .results import LOCATION_KEYS, StoredRun, latest_per_engine, read_stored_runs
 
 BASELINE_FORMAT = "migrc-bench-baseline"
 BASELINE_VERSION = 1
@@ -406,7 +406,7 @@ def pair_runs(baseline: list[StoredRun], result: list[StoredRun],
             if diff or not (br.config_toml and rr.config_toml):
                 reason = ("a different config" + (f": {', '.join(diff[:5])}" + (", ..." if len(diff) > 5 else "")
                                                   if diff else " (config sha256 differs)"))
-            else:
+            elif new_keys:
                 note = f"config keys new on one side, at their defaults: {', '.join(new_keys)}"
         pairs.append(Pair(e, br, rr, reason, note))
     return pairs
@@ -415,6 +415,7 @@ def pair_runs(baseline: list[StoredRun], result: list[StoredRun],
 def _config_change(a: StoredRun, b: StoredRun) -> tuple[list[str], list[str]]:
     """(keys whose values differ, keys present on one side only at today's default).
 
+    Where the trace file was (``trace.path``) is not compared: the trace itself is, by sha256.
     A key the config schema gained since the baseline was written is on one side only; at its
     default value it changes nothing the baseline did not have, so it does not make the runs
     incomparable (a default that changes behaviour shows in the counters, which the rules check).
@@ -424,6 +425,8 @@ def _config_change(a: StoredRun, b: StoredRun) -> tuple[list[str], list[str]]:
     ca, cb = a.config_values(), b.config_values()
     diff, added = [], []
     for key in sorted(set(ca) | set(cb)):
+        if key in LOCATION_KEYS:
+            continue
         if key in ca and key in cb:
             if ca[key] != cb[key]:
                 diff.append(key)

@@ -236,7 +236,13 @@ def flat_config(text: str) -> dict[str, Any]:
     return flat
 
 
-def config_differences(a: StoredRun, b: StoredRun, ignore: tuple[str, ...] = ("engine",)) -> list[str]:
+# Config keys that say where a run's input was, not what it was (the trace is compared by
+# its sha256): a baseline recorded with the trace elsewhere still compares.
+LOCATION_KEYS = ("trace.path",)
+
+
+def config_differences(a: StoredRun, b: StoredRun,
+                       ignore: tuple[str, ...] = ("engine",) + LOCATION_KEYS) -> list[str]:
     """Config keys whose values differ between two runs (``ignore`` left out)."""
     ca, cb = a.config_values(), b.config_values()
     keys = sorted(set(ca) | set(cb))

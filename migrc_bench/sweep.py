@@ -50,7 +50,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .config import SCHEMA_BY_PATH, Config, build_config, load_config, load_toml_file, parse_set
+from .config import (SCHEMA_BY_PATH, Config, build_config, find_file, load_config, load_toml_file,
+                     parse_set)
 from .errors import ConfigError, UserError
 from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_results_dir,
                       make_run_id, merged, read_table)
@@ -124,7 +125,7 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
 
     Every problem is a one-line ConfigError/UserError naming the file and the key.
     """
-    gpath = Path(path)
+    gpath = find_file(path, "grid")
     doc = load_toml_file(gpath, "grid", missing="no such grid file")
     unknown = [k for k in doc if k not in GRID_KEYS]
     if unknown:
@@ -137,6 +138,8 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
         if not isinstance(doc["config"], str) or not doc["config"]:
             raise ConfigError(f"{gpath}: 'config': expected a config file name, got {doc['config']!r}")
         base_file = gdir / Path(doc["config"]).expanduser()
+        if not base_file.exists() and "/" not in doc["config"]:
+            base_file = find_file(doc["config"])  # a bundled config's name
     base = load_config(base_file)
 
     traces: list[Path] | None = None

@@ -8,7 +8,7 @@ import sys
 import click
 
 from .. import check as K
-from ..config import CONFIG_DIR
+from ..config import CONFIG_DIR, find_file
 from ..errors import UserError
 from ..results import latest_per_engine
 from .options import format_option, quiet_option
@@ -64,7 +64,8 @@ def command(result, baseline, thresholds, rules, engines, strict, write_baseline
     if baseline is not None:
         ruleset = K.RuleSet()
         if thresholds is not None or not rules:
-            ruleset.extend(K.load_thresholds(thresholds or DEFAULT_THRESHOLDS))
+            ruleset.extend(K.load_thresholds(find_file(thresholds, "thresholds")
+                                             if thresholds else DEFAULT_THRESHOLDS))
         ruleset.common.extend(K.parse_rule(r) for r in rules)
         base_runs = K.load_runs(baseline)
         if not base_runs:
