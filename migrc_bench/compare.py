@@ -23,6 +23,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import interrupts
 from .errors import UserError
 from .model.counters import COUNTERS, RUN_FIGURES
 from .results import (CONTEXT_COLUMNS, StoredRun, config_differences, file_sha256,
@@ -405,10 +406,12 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     """
     from .config import load_config
     from .model.replay import RunResult
-    from .results import append_run, run_row
+    from .results import append_run, check_results_dir, run_row
     from .trace.native import TraceReader
 
     check_engines(engines)
+    if out_dir is not None:
+        check_results_dir(out_dir)  # before the replays, not after
     trace = str(trace)  # recorded as given, as `run` does; workers share our cwd
     TraceReader(trace)  # a bad trace is one error, not one per worker
     cfgs = {e: load_config(config_path, sets).with_overrides({"engine": e}) for e in engines}
@@ -432,6 +435,7 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
         if p is not None and "error" in p:
             raise UserError(f"engine {e}: {p['error']}")
     columns = []
+    appended: list[str] = []
     for e in engines:
         p = payloads[e]
         result = RunResult(p["engine"], p["trace_path"], cfgs[e], p["totals"], p["cpus"],
@@ -439,6 +443,9 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
         run_id = make_run_id(sha, cfgs[e].sha256, e)
         if out_dir is not None:
             run_id = append_run(out_dir, result, sha)
+            appended.append(e)
+            interrupts.keep(f"{out_dir}: {', '.join(appended)} appended, "
+                            f"{len(engines) - len(appended)} engine(s) not")
         row = run_row(result, sha)
         counters = {k: v for k, v in row.items()
                     if k not in CONTEXT_COLUMNS and k != "run_id" and isinstance(v, (int, float))

@@ -99,3 +99,14 @@ def keep(text: str) -> None:
 
 def kept() -> str:
     return _kept or "nothing was written"
+
+
+def keep_target(path, what: str = "") -> None:
+    """An interrupt from now on leaves ``path`` as it was (or absent, when it was)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.exists():
+        keep(f"{p}: unchanged{what}")
+    else:
+        keep(f"{p}: not written")

@@ -12,7 +12,7 @@ from typing import Callable
 from .config import Config
 from .errors import ConfigError, TraceError, UserError
 from .model.replay import Replay, RunResult
-from .results import append_run, file_sha256
+from .results import append_run, check_results_dir, file_sha256
 from .trace.native import TraceReader
 
 ProgressFactory = Callable[[int], Callable[[int, float], None]] | None
@@ -55,7 +55,12 @@ def make_engine(cfg: Config):
 def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = None,
               progress: ProgressFactory = None, check_invariants: bool = False
               ) -> tuple[RunResult, str | None]:
-    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
+    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None).
+
+    ``out_dir`` is checked before the replay, so an unusable one never costs a finished run.
+    """
+    if out_dir is not None:
+        check_results_dir(out_dir)
     reader = TraceReader(trace_path)
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
     replay = Replay(cfg, reader, engine=make_engine(cfg),

@@ -53,7 +53,8 @@ from .atomic import atomic_path
 from .config import (SCHEMA_BY_PATH, Config, build_config, find_file, load_config, load_toml_file,
                      parse_set)
 from .errors import ConfigError, UserError
-from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_results_dir,
+from .results import (CPUS, INTERVALS, RUNS, append_rows, check_results_dir, file_sha256, locked,
+                      make_results_dir,
                       make_run_id, merged, read_table)
 from .runner import check_generated
 
@@ -399,9 +400,8 @@ def _now() -> str:
 # ---- the results directory (coordinator only) ------------------------------------------------
 def prepare_out(out: str | Path) -> Path:
     """Create the results directory; remove temp files that a killed append left behind."""
+    check_results_dir(out)
     out = make_results_dir(out)
-    if not os.access(out, os.W_OK):
-        raise UserError(f"{out}: results directory is not writable")
     with locked(out):  # under the lock no append is in progress: every temp file is stale
         for name in (RUNS, INTERVALS, CPUS, ERRORS):
             for tmp in out.glob(f".{name}.*.tmp"):

@@ -13,10 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import compare as C
+from .. import interrupts
 from ..check import fmt_value
 from ..config import load_config
 from ..errors import UserError
 from ..runner import default_trace
+from .first_use import note_compile
 from .options import config_options, format_option, quiet_option
 from .output import emit_rows, markdown_table
 from .progress import engines_progress
@@ -97,6 +99,9 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
         C.check_engines(engine_list)
         cfg = load_config(config_path, sets)
         trace = Path(inputs[0]) if inputs else default_trace(cfg, quiet=quiet)
+        if out_dir is not None:
+            interrupts.keep_target(out_dir, " (no run appended)")
+        note_compile(quiet)
         with engines_progress(engine_list, quiet=quiet) as bars:
             columns = C.replay_columns(
                 config_path, tuple(sets), engine_list, trace, workers=workers, out_dir=out_dir,

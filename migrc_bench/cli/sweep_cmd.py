@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from .. import interrupts
 from ..errors import UserError
+from .first_use import note_compile
 from .options import config_options, format_option, quiet_option
 from .output import emit_rows
 
@@ -197,7 +199,18 @@ def run_command(grid, config_path, sets, out_dir, workers, scheduler, force, dry
             p.status = "skipped" if p.run_id in have else "pending"
         emit_rows(_point_rows(points, fmt), fmt, title=f"sweep {g.name}: {len(points)} points")
         return
-    listener, stop = _progress(quiet)
+    shown, stop = _progress(quiet)
+    kept = [0]
+
+    def listener(event, point, done, total):
+        if event == "ran":
+            kept[0] += 1
+            interrupts.keep(f"{out}: {kept[0]} new point(s) kept, {total - done} not run; "
+                            f"run the sweep again to resume")
+        shown(event, point, done, total)
+
+    interrupts.keep(f"{out}: no new point kept; run the sweep again to resume")
+    note_compile(quiet)
     try:
         if not quiet:
             have = set() if force or not out.is_dir() else done_run_ids(out)

@@ -14,6 +14,7 @@ import json
 import shlex
 from pathlib import Path
 
+from .. import interrupts
 from ..cache import cache_path, make_cache_dir
 from ..errors import ConfigError, UserError
 from .sizes import check_size
@@ -69,6 +70,7 @@ def ensure(text: str, path: Path | None = None, quiet: bool = False) -> Path:
                override=f"'migrc-bench trace gen {text} --force -o FILE', then trace.path = FILE,")
     if path is None:
         make_cache_dir("traces")
+    interrupts.keep(f"{target}: not generated (nothing written)")
     if not quiet:
         import click
 
