@@ -14,7 +14,7 @@ from rich.text import Text
 
 from .. import compare as C
 from .. import interrupts
-from ..check import fmt_value
+from ..catalogue import fmt_value
 from ..config import load_config
 from ..errors import UserError
 from ..runner import default_trace
