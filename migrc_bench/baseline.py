@@ -67,6 +67,9 @@ def read_baseline(path: str | Path) -> list[StoredRun]:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise UserError(f"{p}: runs[{i}].counters.{k}: expected a number, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):  # json reads NaN and Infinity
+                raise UserError(f"{p}: runs[{i}].counters.{k}: expected a finite number, "
+                                f"got {v!r}")
             counters[k] = v
         runs.append(StoredRun(
             run_id=str(r.get("run_id", "")), engine=r["engine"], trace=str(r.get("trace", "")),

@@ -172,7 +172,15 @@ def _rules_table(table: dict[str, Any], origin: str) -> list[Rule]:
 
 
 def validate_rules(rules: RuleSet, runs: list[StoredRun]) -> None:
-    """A rule naming no known or stored counter is a typo: exit 2, not a silent pass."""
+    """A rule naming no known or stored counter, or rules for an engine that is neither known
+    nor in the runs, is a typo: exit 2, not a silent pass."""
+    from .config import ENGINES
+
+    engines = set(ENGINES) | {r.engine for r in runs}
+    for engine, table in rules.per_engine.items():
+        if engine not in engines and table:
+            raise UserError(f"{table[0].origin}: no engine named {engine!r} (engines: "
+                            f"{', '.join(sorted(engines))})")
     present = set(KNOWN)
     for r in runs:
         present.update(r.counters)

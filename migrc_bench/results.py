@@ -332,7 +332,10 @@ def stored_runs_from_frame(frame: pd.DataFrame, source: str = "") -> list[Stored
         for c in numeric:
             v = rec.get(c)
             if v is None or isinstance(v, float) and math.isnan(v):
-                continue
+                continue  # a column its writer did not have
+            if isinstance(v, float) and math.isinf(v):
+                raise UserError(f"{source}: run {rec['run_id']}: {c} is {v}, not a number a "
+                                f"run can have")
             v = int(v) if c in ints else float(v)
             (context if c in CONTEXT_COLUMNS else counters)[c] = v
         runs.append(StoredRun(run_id=str(rec["run_id"]), source=source, counters=counters,
