@@ -58,14 +58,16 @@ def check_size(est: SizeEstimate, out: str | Path, force: bool, override: str = 
     """Raise a one-line UserError when ``est`` is beyond what anyone means, unless ``force``."""
     if force:
         return
-    problem = ""
+    problem = hint = ""
     if est.records > MAX_RECORDS:
         problem = f"more than {MAX_RECORDS:.0e} records".replace("e+0", "e")
+        hint = est.hint
     else:
         free = free_bytes(out)
         if free is not None and est.bytes > free:
             problem = f"more than the {human_bytes(free)} free for {out}"
+            hint = "write it where there is room, or make it shorter"
     if problem:
-        hint = f"; {est.hint}" if est.hint else ""
+        hint = f"; {hint}" if hint else ""
         raise UserError(f"refusing to write {out}: {est.describe()}, {problem}{hint} "
                         f"({override} writes it anyway)")
