@@ -36,16 +36,18 @@ def sets(*extra):
 
 
 @pytest.fixture(scope="module")
-def trace(tmp_path_factory):
-    return make_trace(tmp_path_factory.mktemp("rel") / "t.parquet")
-
-
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory, trace):
-    out = tmp_path_factory.mktemp("rel-stored") / "results"
+def stored(tmp_path_factory):
+    """Results of four engines on one small trace (beside them, as t.parquet)."""
+    d = tmp_path_factory.mktemp("rel")
+    t = make_trace(d / "t.parquet")
     for engine in ("baseline", "migrc", "luf", "nobatch"):
-        run_into(out, trace, engine)
-    return out
+        run_into(d / "results", t, engine)
+    return d / "results"
+
+
+@pytest.fixture()
+def trace(stored):
+    return stored.parent / "t.parquet"
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
