@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import Config
-from .errors import ConfigError, TraceError, UserError
+from .errors import ConfigError, TraceError
 from .model.replay import Replay, RunResult
 from .results import append_run, check_results_dir, file_sha256
 from .trace.native import TraceReader

@@ -14,6 +14,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,8 +123,6 @@ def work(tmp_path_factory):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_run(work, tmp_path, sig):
     out = tmp_path / "results"
-    import shutil
-
     shutil.copytree(work["earlier"], out)
     before = snapshot(out)
     cli = Cli(["run", work["big"], "--config", "ci", "--out", out], tty=True)
@@ -138,8 +137,6 @@ def test_run(work, tmp_path, sig):
 @pytest.mark.parametrize("sig,workers", [(signal.SIGINT, 0), (signal.SIGTERM, 1)])
 def test_compare(work, tmp_path, sig, workers):
     out = tmp_path / "results"
-    import shutil
-
     shutil.copytree(work["earlier"], out)
     before = snapshot(out)
     cli = Cli(["compare", work["big"], "--config", "ci", "--engines", "baseline,migrc",

@@ -11,10 +11,8 @@ import json
 import os
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
