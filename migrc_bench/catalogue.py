@@ -86,7 +86,7 @@ def fmt_value(v: float | int | None) -> str:
             return "0"
         if not math.isfinite(x):
             return str(x)
-        if x.is_integer() and abs(x) < 1e18 or abs(x) >= 1e6:
+        if x.is_integer() and abs(x) < 1e18 or abs(x) >= 1e5:  # 6 digits: no decimals left
             return f"{x:,.0f}"
         return f"{x:.6g}"
     return str(v)

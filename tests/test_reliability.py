@@ -260,8 +260,9 @@ def test_one_number_format_per_table():
     from migrc_bench.catalogue import fmt_value
     from migrc_bench.cli.output import emit_rows
 
-    assert [fmt_value(v) for v in (np.int64(853307), 1277320.0, 1277320.5, 0.0712345, 3)] == \
-        ["853,307", "1,277,320", "1,277,320", "0.0712345", "3"]
+    assert [fmt_value(v) for v in (np.int64(853307), 1277320.0, 1277320.5, 937856.3, 0.0712345,
+                                   31622.78, 3)] == \
+        ["853,307", "1,277,320", "1,277,320", "937,856", "0.0712345", "31622.8", "3"]
     buf = io.StringIO()
     old, sys.stdout = sys.stdout, buf
     try:

@@ -154,6 +154,8 @@ def fmt_delta(d: Any) -> str:
         return "-"
     if isinstance(d, int):
         return f"{d:+,}" if d else "0"
+    if abs(d) >= 1e4:  # as fmt_value: a large figure with separators, not 1.208e+05
+        return f"{d:+,.0f}"
     return f"{d:+.4g}" if d else "0"
 
 
@@ -203,26 +205,31 @@ def compare_tables(columns: list[C.Column], rows: list[C.Row], width: int) -> li
     """
     probe = Console(width=10_000, file=io.StringIO())
 
-    def fits(t: Table) -> bool:
-        return probe.measure(t).maximum <= width
+    def fitting(*tables: Table) -> list[Table] | None:
+        """The tables as they are, else with padding collapsed, if that makes them fit."""
+        for collapse in (False, True):
+            for t in tables:
+                t.collapse_padding = collapse
+            if all(probe.measure(t).maximum <= width for t in tables):
+                return list(tables)
+        return None
 
     others = list(range(1, len(columns)))
     full = _table(columns, rows, [0, *others], with_delta=True)
-    if fits(full) or not others:
+    if not others or fitting(full):
         return [full]
-    short = _table(columns, rows, [0, *others], with_delta=False)
-    if fits(short):
-        return [short]
-    matrix = _table(columns, rows, [0, *others], with_delta=False, values=False)
-    if fits(matrix):
-        return [matrix]
+    for values in (True, False):
+        one = fitting(_table(columns, rows, [0, *others], with_delta=False, values=values))
+        if one:
+            return one
     for k in range(len(others) - 1, 0, -1):
         parts = [others[i:i + k] for i in range(0, len(others), k)]
-        tables = [_table(columns, rows, [0, *part], with_delta=False, part=(n + 1, len(parts)))
-                  for n, part in enumerate(parts)]
-        if all(fits(t) for t in tables):
+        tables = fitting(*(_table(columns, rows, [0, *part], with_delta=False,
+                                  part=(n + 1, len(parts))) for n, part in enumerate(parts)))
+        if tables:
             return tables
-    return tables
+    return [_table(columns, rows, [0, o], with_delta=False, part=(n + 1, len(others)))
+            for n, o in enumerate(others)]
 
 
 def _table(columns: list[C.Column], rows: list[C.Row], shown: list[int], with_delta: bool,
@@ -241,7 +248,7 @@ def _table(columns: list[C.Column], rows: list[C.Row], shown: list[int], with_de
     if not values:
         caption += (f"; values of {cols[0].id} only (every value: a wider terminal, or "
                     f"--format markdown)")
-    table = Table(title=title, caption=caption, caption_justify="left", collapse_padding=True)
+    table = Table(title=title, caption=caption, caption_justify="left")
     table.add_column("counter", no_wrap=True)
     for c in valued:
         table.add_column(c.id, justify="right", no_wrap=True)
