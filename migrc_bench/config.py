@@ -18,8 +18,9 @@ from typing import Any
 from . import units
 from .errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "configs"
+# The bundled configs: in a checkout migrc_bench/configs is a symlink to the top-level
+# configs/, in an installed package the directory the build copied them into.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 
 
@@ -78,10 +79,12 @@ SCHEMA: tuple[Key, ...] = (
     Key("engine", "engine", "baseline", "migration engine: a built-in name, an installed engine or a "
         "file engine PATH.py:CLASS, relative to the config file (docs/engines.md)", choices=ENGINES),
     # trace
-    Key("trace.path", "str", "../traces/default.parquet",
-        "trace to replay when none is named; relative to the config file"),
+    Key("trace.path", "str", "",
+        "trace to replay when none is named; relative to the config file (a bundled config's: "
+        "to the current directory); empty: trace.generate's trace in the cache"),
     Key("trace.generate", "str", "",
-        "generator arguments (as for 'trace gen') used to create trace.path when it is missing"),
+        "generator arguments (as for 'trace gen') that make the trace: kept in the cache, or "
+        "written to trace.path when that is set and missing"),
     # machine
     Key("machine.ncpu", "int", 16, "CPUs on node 0 (the seed: 16-vCPU KVM guest)", 1, 1024),
     Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset", choices=TLB_PRESETS),
@@ -400,15 +403,56 @@ def read_toml(path: Path) -> dict[str, Any]:
     return _flatten(load_toml_file(path, "config"))
 
 
+def bundled_files() -> dict[str, Path]:
+    """Name (file name without .toml) -> path of every file shipped in the package's configs."""
+    try:
+        return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.toml"))}
+    except OSError:
+        return {}
+
+
+def is_bundled(path: str | Path) -> bool:
+    try:
+        return Path(path).resolve().parent == CONFIG_DIR.resolve()
+    except OSError:
+        return False
+
+
+def find_file(value: str | Path, kind: str = "config") -> Path:
+    """A file path as given, or the name of a bundled file (``xsbench-cxl16``, ``ci.toml``).
+
+    A path that exists wins over a bundled name; anything else is a one-line ConfigError that
+    lists the bundled names.
+    """
+    p = Path(value).expanduser()
+    if p.exists() or p.parent != Path("."):
+        return p
+    bundled = bundled_files()
+    name = p.name[:-5] if p.name.endswith(".toml") else p.name
+    if name in bundled:
+        return bundled[name]
+    names = ", ".join(bundled) or "none"
+    raise ConfigError(f"{value}: {kind} file not found (nor a bundled one: {names}; "
+                      f"see 'migrc-bench config list')")
+
+
 def config_dir(path: str | Path | None = None) -> Path:
-    """The directory a config's relative paths resolve in (FILE's, or the bundled default's)."""
-    return (Path(path) if path is not None else DEFAULT_CONFIG).resolve().parent
+    """The directory a config's relative paths resolve in: FILE's; for a bundled config (the
+    default, or one named by name), which may sit in a read-only site-packages, the current
+    directory."""
+    cfg_path = find_file(path) if path is not None else DEFAULT_CONFIG
+    return Path.cwd() if is_bundled(cfg_path) else cfg_path.resolve().parent
 
 
 def load_config(path: str | Path | None = None, sets: tuple[str, ...] | list[str] = (),
                 extra: dict[str, Any] | None = None) -> Config:
-    """The bundled default (or FILE), then ``extra`` overrides, then each ``--set`` in order."""
-    cfg_path = Path(path) if path is not None else DEFAULT_CONFIG
+    """The bundled default (or FILE, or a bundled config's name), then ``extra`` overrides,
+    then each ``--set`` in order.
+
+    Relative paths in a config resolve against its directory; in a bundled config (which may
+    sit in a read-only site-packages) against the current directory.
+    """
+    cfg_path = find_file(path) if path is not None else DEFAULT_CONFIG
     values = read_toml(cfg_path)
     if extra:
         values.update(extra)

@@ -52,10 +52,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .config import SCHEMA_BY_PATH, Config, build_config, load_config, load_toml_file, parse_set
+from .config import (SCHEMA_BY_PATH, Config, build_config, find_file, load_config, load_toml_file,
+                     parse_set)
 from .engines.loader import identify, relative_to_config
 from .errors import ConfigError, EngineError, UserError
-from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_results_dir,
+from .results import (CPUS, INTERVALS, RUNS, append_rows, check_results_dir, file_sha256, locked,
+                      make_results_dir,
                       make_run_id, merged, read_table)
 from .runner import check_generated
 
@@ -127,7 +129,7 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
 
     Every problem is a one-line ConfigError/UserError naming the file and the key.
     """
-    gpath = Path(path)
+    gpath = find_file(path, "grid")
     doc = load_toml_file(gpath, "grid", missing="no such grid file")
     unknown = [k for k in doc if k not in GRID_KEYS]
     if unknown:
@@ -140,6 +142,8 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
         if not isinstance(doc["config"], str) or not doc["config"]:
             raise ConfigError(f"{gpath}: 'config': expected a config file name, got {doc['config']!r}")
         base_file = gdir / Path(doc["config"]).expanduser()
+        if not base_file.exists() and "/" not in doc["config"]:
+            base_file = find_file(doc["config"])  # a bundled config's name
     base = load_config(base_file)
 
     traces: list[Path] | None = None
@@ -407,9 +411,8 @@ def _now() -> str:
 # ---- the results directory (coordinator only) ------------------------------------------------
 def prepare_out(out: str | Path) -> Path:
     """Create the results directory; remove temp files that a killed append left behind."""
+    check_results_dir(out)
     out = make_results_dir(out)
-    if not os.access(out, os.W_OK):
-        raise UserError(f"{out}: results directory is not writable")
     with locked(out):  # under the lock no append is in progress: every temp file is stale
         for name in (RUNS, INTERVALS, CPUS, ERRORS):
             for tmp in out.glob(f".{name}.*.tmp"):

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import click
 
+from .. import interrupts
 from ..config import Config, config_dir, load_config
 from ..engines.loader import identify, relative_to_config
 from ..model.replay import RunResult
+from ..results import check_results_dir
 from ..runner import default_trace, run_trace
+from .first_use import note_compile
 from .options import config_options, format_option, quiet_option
 from .output import emit_rows
 from .progress import replay_progress
@@ -65,6 +68,12 @@ def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants
     cfg: Config = load_config(config_path, sets, extra)
     identify(cfg.engine, cfg.base_dir)  # a broken engine file fails before any trace is made
     trace_path = Path(trace) if trace else default_trace(cfg, quiet=quiet)
+    if no_save:
+        interrupts.keep("nothing was written (--no-save)")
+    else:
+        check_results_dir(out_dir)  # before the replay, not after it
+        interrupts.keep_target(out_dir, " (the replay was not saved)")
+    note_compile(quiet)
     with replay_progress(quiet=quiet) as progress:
         result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress,
                                    check_invariants=check_invariants)

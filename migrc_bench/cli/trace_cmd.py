@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .. import interrupts
 from ..trace.convert import convert as convert_trace
 from ..trace.info import TraceInfo, trace_info
 from ..trace.native import OP_NAMES
@@ -17,7 +18,37 @@ from .output import emit_rows
 from .trace_gen import gen
 
 
-@click.group("trace")
+EPILOG = """\b
+Examples:
+  migrc-bench trace gen xsbench -s small -m event -l 20000 -t 4 -o small.parquet
+  valgrind --tool=lackey --trace-mem=yes --log-file=app.log ./app
+  migrc-bench trace convert app.log -o app.parquet
+  migrc-bench trace info app.parquet
+"""
+
+CONVERT_EPILOG = """\b
+Examples:
+  migrc-bench trace convert app.log -o app.parquet            # valgrind lackey
+  migrc-bench trace convert pinatrace.out.xz -o app.parquet   # Intel Pin pinatrace
+  migrc-bench trace convert 600.perlbench.champsimtrace.xz --format champsim -o perl.parquet
+  migrc-bench trace convert mine.parquet -o app.parquet       # own Parquet (tid, op, addr, size)
+
+\b
+The input's format is detected from its content (--format to say it). Every record is
+checked: op 0..3, size 1..255, address below 2^57; thread ids are renumbered 0..N-1.
+The output is written atomically: an error or an interrupt leaves no file, and an existing
+one untouched.
+"""
+
+INFO_EPILOG = """\b
+Examples:
+  migrc-bench trace info app.parquet
+  migrc-bench trace info app.log --format json      # a lackey log, parsed on the fly
+  migrc-bench trace info app.parquet --format markdown
+"""
+
+
+@click.group("trace", epilog=EPILOG)
 def command() -> None:
     """Generate, convert and inspect traces."""
 
@@ -25,7 +56,8 @@ def command() -> None:
 command.add_command(gen)
 
 
-@command.command("convert", short_help="Convert lackey/pinatrace/ChampSim to native.")
+@command.command("convert", epilog=CONVERT_EPILOG,
+                 short_help="Convert lackey/pinatrace/ChampSim to native.")
 @click.argument("src", metavar="IN", type=click.Path(path_type=str))
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=str),
               help="Native trace to write (Parquet); replaced atomically.")
@@ -34,6 +66,7 @@ command.add_command(gen)
 @quiet_option
 def convert(src: str, out: str, fmt: str | None, quiet: bool) -> None:
     """Convert a lackey, pinatrace or ChampSim trace (optionally .gz/.xz/.zst) to a native trace."""
+    interrupts.keep_target(out)
     result = convert_trace(src, out, fmt)
     if not quiet:
         for note in result.notes:
@@ -41,7 +74,7 @@ def convert(src: str, out: str, fmt: str | None, quiet: bool) -> None:
         click.echo(f"migrc-bench: {result.summary()}", err=True)
 
 
-@command.command("info", short_help="Ops, threads, pages and footprint of a trace.")
+@command.command("info", epilog=INFO_EPILOG, short_help="Ops, threads, pages and footprint of a trace.")
 @click.argument("trace", type=click.Path(path_type=str))
 @format_option()
 @click.option("--input-format", "input_fmt", type=click.Choice(FORMATS), default=None,

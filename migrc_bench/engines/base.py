@@ -26,9 +26,7 @@ import numpy as np
 from ..model import kernel as K
 from ..model.counters import C, T
 from ..model.memory import F_USED
-
-MR_DEMOTION = "demotion"
-MR_NUMA_MISPLACED = "numa_misplaced"
+from ..model.migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED  # noqa: F401 (re-exported)
 
 
 @dataclass

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines.base import MR_DEMOTION, MR_NUMA_MISPLACED
 from . import kernel as K
 from .counters import C, T
 from .memory import F_USED, Lru
+from .migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED
 
 NS_PER_MS = 1e6
 GIB_PAGES = (1 << 30) >> 12

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import TraceError, UserError
 from .native import TraceWriter
-from .readers import CHUNK_BYTES, open_reader
+from .readers import CHUNK_BYTES, NativeSource, open_reader
 
 
 @dataclass
@@ -46,6 +46,8 @@ def convert(src: str | Path, out: str | Path, fmt: str | None = None,
     src, out = Path(src), Path(out)
     t0 = time.perf_counter()
     reader = open_reader(src, fmt, chunk_bytes)
+    if isinstance(reader, NativeSource):
+        reader.renumber_threads = True  # what we write, `run` must accept
     if out.is_dir():
         raise UserError(f"{out}: is a directory; give the output file's name")
     meta = reader.base_meta()
