@@ -56,9 +56,9 @@ class Key:
             "engine": "",
         }[self.kind]
         if self.kind == "engine":
-            from .engines.loader import describe_forms
+            from .engine_spec import describe_forms
 
-            text = describe_forms()
+            text = describe_forms(self.choices)
         if self.lo is not None or self.hi is not None:
             lo = "-inf" if self.lo is None else _fmt_num(self.lo)
             hi = "inf" if self.hi is None else _fmt_num(self.hi)
@@ -215,9 +215,9 @@ def _parse_value(key: Key, value: Any) -> Any:
                 raise bad()
             return value
         elif key.kind == "engine":
-            from .engines.loader import spec_problem
+            from .engine_spec import spec_problem
 
-            problem = spec_problem(value)
+            problem = spec_problem(value, key.choices)
             if problem:
                 raise bad("" if problem == "unknown" else problem)
             return value

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..engine_spec import installed, split_file_spec
+from ..engine_spec import describe_forms as _describe_forms
 from ..errors import ConfigError, EngineError
 
-ENTRY_POINT_GROUP = "migrc_bench.engines"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the directory holding migrc_bench/
 
@@ -58,58 +59,16 @@ class EngineIdentity:
         return self.name if self.kind == "builtin" else f"{self.name}@{self.sha256}"
 
 
-# ---- the forms of an engine value ---------------------------------------------------------
-def split_file_spec(value: str) -> tuple[str, str] | None:
-    """(PATH, CLASS) of a file engine ``PATH.py:CLASS``; None for a name."""
-    path, sep, cls = value.rpartition(":")
-    if sep and path.endswith(".py"):
-        return path, cls
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def installed() -> dict[str, Any]:
-    """Installed engines: entry point name -> importlib.metadata.EntryPoint."""
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
+# ---- the forms of an engine value (checked in engine_spec.py, below the config) -----------
 def builtin_names() -> tuple[str, ...]:
     from ..config import ENGINES
 
     return ENGINES
 
 
-def spec_problem(value: Any) -> str | None:
-    """Why ``value`` cannot name an engine ("unknown" for a name nobody provides), or None.
-
-    The config schema's check: the form only; whether a file exists and holds a good class
-    is checked when the engine is loaded (``resolve``), before any replay starts.
-    """
-    if not isinstance(value, str) or not value:
-        return "unknown"
-    parts = split_file_spec(value)
-    if parts is not None:
-        path, cls = parts
-        if path == ".py" or not path:
-            return "a file engine needs a file name before ':'"
-        if not cls.isidentifier():
-            return f"the class after ':' must be a Python name, got {cls!r}"
-        return None
-    if value.endswith(".py"):
-        return "a file engine also names its class: PATH.py:CLASS"
-    if value in builtin_names() or value in installed():
-        return None
-    return "unknown"
-
-
 def describe_forms() -> str:
     """The accepted forms, for error messages."""
-    names = ", ".join(repr(n) for n in builtin_names())
-    inst = ", ".join(repr(n) for n in sorted(installed()))
-    return (f"one of {names}, an installed engine (entry point group '{ENTRY_POINT_GROUP}': "
-            f"{inst or 'none installed'}) or a file engine PATH.py:CLASS")
+    return _describe_forms(builtin_names())
 
 
 def relative_to_config(spec: str, from_dir: Path, config_dir: Path) -> str:

@@ -28,10 +28,10 @@ import numpy as np
 
 
 def overrides(engine, hook: str) -> bool:
-    """Whether ``engine``'s class replaces the base Engine's (empty) ``hook``."""
-    from ..engines.base import Engine
-
-    return getattr(type(engine), hook) is not getattr(Engine, hook)
+    """Whether ``engine``'s class replaces the base Engine's (empty) ``hook``: the MRO's first
+    definition is not its last one, Engine's (the model does not import the engines above it)."""
+    defs = [vars(k)[hook] for k in type(engine).__mro__ if hook in vars(k)]
+    return len(defs) > 1 and defs[0] is not defs[-1]
 
 
 class Scheduler:
