@@ -12,8 +12,6 @@ from typing import Any
 
 from ..config import Config
 
-_REGISTRY: dict[str, type] = {}
-
 # The public engine interface: name -> (module, attribute).
 _PUBLIC = {
     "Engine": ("migrc_bench.engines.base", "Engine"),
@@ -33,7 +31,7 @@ _PUBLIC = {
     "C": ("migrc_bench.model.counters", "C"),  # counter name -> column of machine.counters
     "T": ("migrc_bench.model.counters", "T"),  # stall bucket name -> index (machine.charge)
 }
-__all__ = sorted(_PUBLIC) + ["create", "names", "register"]
+__all__ = sorted(_PUBLIC) + ["create", "names"]
 
 
 def __getattr__(name: str) -> Any:
@@ -43,19 +41,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def register(cls: type) -> type:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load() -> None:
-    from . import baseline, luf, migrc, migrc_unsafe, nobatch  # noqa: F401  (they register)
-
-
 def names() -> list[str]:
     """The built-in engines of this build."""
-    _load()
-    return sorted(_REGISTRY)
+    from .builtin import classes
+
+    return sorted(classes())
 
 
 def create(cfg: Config):

@@ -90,17 +90,17 @@ def resolve(spec: str, base_dir: Path) -> tuple[type, EngineIdentity]:
     parts = split_file_spec(spec)
     if parts is not None:
         return _from_file(spec, parts[0], parts[1], base_dir)
-    from . import _REGISTRY, _load
+    from .builtin import classes
 
-    _load()
-    if spec in _REGISTRY:
-        cls = _REGISTRY[spec]
+    builtins = classes()
+    if spec in builtins:
+        cls = builtins[spec]
         src = Path(inspect.getsourcefile(cls) or "").resolve()
         return cls, EngineIdentity(spec, spec, "builtin", _package_relative(src),
                                    hashlib.sha256(src.read_bytes()).hexdigest())
     if spec in builtin_names():
         raise ConfigError(f"config key 'engine': {spec!r} is not implemented yet (available: "
-                          f"{', '.join(sorted(_REGISTRY)) or 'none'}); set tiering.enabled = false "
+                          f"{', '.join(sorted(builtins)) or 'none'}); set tiering.enabled = false "
                           f"to replay without migration")
     eps = installed()
     if spec in eps:
