@@ -10,18 +10,10 @@ import pytest
 
 from migrc_bench import compare as C
 from migrc_bench import results as R
-from migrc_bench.config import DEFAULT_CONFIG
 
-from results_util import SETS, cli, make_trace, run_into
+from results_util import SETS, cli, make_trace, run_into, sets_args
 
 NOISY = ("wall_s", "accesses_per_s")  # wall-clock figures: differ between any two runs
-
-
-def sets_args(*extra):
-    out = ["--config", str(DEFAULT_CONFIG)]  # the sets are for the bundled default machine
-    for s in SETS + extra:
-        out += ["--set", s]
-    return out
 
 
 @pytest.fixture(scope="module")

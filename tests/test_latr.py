@@ -41,9 +41,9 @@ def xs_trace(tmp_path_factory):
     return trace
 
 
-ARGS = ["--no-save", "--check-invariants", "--set", "machine.ncpu=4", "--set",
-        "tiering.enabled=true", "--set", "replay.time_scale=1e-5", "--set", 'memory.dram="30%"',
-        "--set", 'memory.initial_pte="readonly-clean"', "--format", "json"]
+ARGS = ["--config", "default", "--no-save", "--check-invariants", "--set", "machine.ncpu=4",
+        "--set", "tiering.enabled=true", "--set", "replay.time_scale=1e-5", "--set",
+        'memory.dram="30%"', "--set", 'memory.initial_pte="readonly-clean"', "--format", "json"]
 
 
 def run_json(argv, capsys):

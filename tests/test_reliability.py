@@ -26,11 +26,7 @@ from migrc_bench import results as R
 from migrc_bench.cli.main import cli as root_command
 from migrc_bench.trace.native import Region, TraceMeta, TraceReader, write_trace
 
-from results_util import SETS, cli, make_trace, run_into
-
-
-def sets(*extra):
-    return [x for s in SETS + extra for x in ("--set", s)]
+from results_util import cli, make_trace, run_into, sets_args
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +82,7 @@ def test_run_out_on_a_read_only_directory_fails_before_replaying(trace, read_onl
                                                                   monkeypatch, capsys):
     no_replay(monkeypatch)
     for out in (read_only_dir, read_only_dir / "results"):
-        code, stdout, err = cli(["run", trace, "--out", out, *sets()], capsys)
+        code, stdout, err = cli(["run", trace, "--out", out, *sets_args()], capsys)
         assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1, err
         assert "cannot write the results directory" in err and str(out) in err
     assert list(read_only_dir.iterdir()) == []
@@ -101,7 +97,7 @@ def test_a_read_only_file_system_is_found_before_replaying(trace, tmp_path, monk
     monkeypatch.setattr(R.tempfile, "mkstemp", erofs)
     for argv in (["run", trace, "--out", tmp_path / "r"],
                  ["compare", trace, "--engines", "baseline,migrc", "--out", tmp_path / "r"]):
-        code, _, err = cli(argv + sets(), capsys)
+        code, _, err = cli(argv + sets_args(), capsys)
         assert code == 2 and "Read-only file system" in err, err
     assert not (tmp_path / "r").exists()
 
@@ -119,7 +115,7 @@ def test_run_out_that_is_not_a_results_directory_fails_before_replaying(
         pq.write_table(pa.table({"run_id": ["a"]}), out / "runs.parquet")
     before = snapshot(out)
     no_replay(monkeypatch)
-    code, stdout, err = cli(["run", trace, "--out", out, *sets()], capsys)
+    code, stdout, err = cli(["run", trace, "--out", out, *sets_args()], capsys)
     assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1, err
     assert str(out) in err
     assert snapshot(out) == before
@@ -134,7 +130,7 @@ def test_a_write_failure_is_one_line_and_exit_2(trace, stored, tmp_path, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(R.pq, "write_table", full)
-    code, _, err = cli(["run", trace, "--out", out, "--engine", "migrc", *sets("replay.seed=9")],
+    code, _, err = cli(["run", trace, "--out", out, "--engine", "migrc", *sets_args("replay.seed=9")],
                        capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "No space left on device" in err and "as it was" in err
@@ -157,7 +153,7 @@ def test_parquet_without_metadata_runs_and_converts(tmp_path, capsys):
                         np.full(n, 8))
     r = TraceReader(own)
     assert r.meta.threads == 2 and r.meta.source == "parquet"
-    code, _, err = cli(["run", own, "--no-save", "--format", "json", *sets()], capsys)
+    code, _, err = cli(["run", own, "--no-save", "--format", "json", *sets_args()], capsys)
     assert code == 0, err
     out = tmp_path / "native.parquet"
     code, _, err = cli(["trace", "convert", own, "-o", out], capsys)
@@ -179,7 +175,7 @@ def test_addresses_of_2_57_and_above_are_refused_by_every_reader(tmp_path, capsy
     for stats in (True, False):  # from the row-group statistics, or batch by batch
         nat = plain_parquet(tmp_path / f"n{stats}.parquet", [0, 0], [1, 1], [0x1000, addr],
                             [8, 8], stats=stats)
-        code, _, err = cli(["run", nat, "--no-save", *sets()], capsys)
+        code, _, err = cli(["run", nat, "--no-save", *sets_args()], capsys)
         assert code == 2 and "row 1: address" in err and "Traceback" not in err, err
     assert not (tmp_path / "o.parquet").exists()
 
@@ -187,7 +183,7 @@ def test_addresses_of_2_57_and_above_are_refused_by_every_reader(tmp_path, capsy
 def test_size_0_is_refused_in_native_traces_as_in_lackey(tmp_path, capsys):
     nat = plain_parquet(tmp_path / "z.parquet", [0, 0, 0], [1, 1, 1], [0x1000, 0x2000, 0x3000],
                         [8, 0, 8])
-    for argv in (["run", nat, "--no-save", *sets()], ["trace", "info", nat],
+    for argv in (["run", nat, "--no-save", *sets_args()], ["trace", "info", nat],
                  ["trace", "convert", nat, "-o", tmp_path / "o.parquet"]):
         code, _, err = cli(argv, capsys)
         assert code == 2 and "row 1: size 0" in err, (argv, err)
@@ -203,13 +199,13 @@ def test_convert_writes_thread_ids_that_run_accepts(tmp_path, capsys):
                       np.array([7, 7, 299, 299] * 500, np.uint16), np.ones(2000, np.uint8),
                       np.array([0x10000000 + (i % 64) * 4096 for i in range(2000)], np.uint64),
                       np.full(2000, 8, np.uint8))
-    code, _, err = cli(["run", src, "--no-save", *sets()], capsys)
+    code, _, err = cli(["run", src, "--no-save", *sets_args()], capsys)
     assert code == 2 and "machine.ncpu" in err  # 300 declared threads on 2 CPUs
     out = tmp_path / "dense.parquet"
     code, _, err = cli(["trace", "convert", src, "-o", out], capsys)
     assert code == 0 and "thread ids 7, 299 renumbered 0..1" in err
     assert TraceReader(out).thread_ids().tolist() == [0, 1]
-    code, _, err = cli(["run", out, "--no-save", *sets()], capsys)
+    code, _, err = cli(["run", out, "--no-save", *sets_args()], capsys)
     assert code == 0, err
 
 

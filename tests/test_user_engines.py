@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from migrc_bench.results import make_run_id, read_runs
-from results_util import SETS, cli, make_trace
+from results_util import SETS, cli, make_trace, sets_args
 
 # An engine that behaves exactly as the v6.7 baseline and counts its batched flushes.
 TWIN = '''
@@ -39,10 +39,6 @@ class Twin(Engine):
     def run_figures(self):
         return {"twin_batches": self.batches}
 '''
-
-
-def sets_args(*extra: str) -> list[str]:
-    return [a for s in (*SETS, *extra) for a in ("--set", s)]
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +113,11 @@ def test_relative_paths_cwd_on_the_command_line_config_dir_in_a_config(tmp_path,
     cfg.write_text('engine = "../engines/twin.py:Twin"\n')
     monkeypatch.chdir(tmp_path)
     code, out, err = cli(["run", trace, "--config", cfg, "--no-save", "--format", "json",
-                          *sets_args()], capsys)
+                          *sets_args(config=None)], capsys)
     assert code == 0, err
     assert json.loads(out)["engine"] == "twin"
     code, out, err = cli(["run", trace, "--config", cfg, "--engine", "engines/twin.py:Twin",
-                          "--no-save", "--format", "json", *sets_args()], capsys)
+                          "--no-save", "--format", "json", *sets_args(config=None)], capsys)
     assert code == 0, err
     assert json.loads(out)["engine_file"] == str((tmp_path / "engines" / "twin.py").resolve())
 
