@@ -76,6 +76,21 @@ def test_damaged_cache_entry_is_recomputed(tmp_path: Path) -> None:
     assert prepass.trace_profile(trace).counts.tolist() == want.counts.tolist()
 
 
+def test_profiles_live_in_the_tagged_cache_and_cache_clean_removes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrc_bench import cache
+
+    monkeypatch.setenv("MIGRC_BENCH_CACHE", str(tmp_path / "c"))
+    trace = lackey_like(tmp_path / "t.parquet")
+    prepass.trace_profile(trace)
+    entry = prepass.profile_path(prepass.file_sha256(trace))
+    assert entry.parent == tmp_path / "c" / prepass.PREPASS_DIR and entry.is_file()
+    assert cache.is_ours(tmp_path / "c")  # the tag: cache clean may empty it
+    assert cache.usage().parts[prepass.PREPASS_DIR][1] == 1
+    cache.clean()
+    assert not entry.exists()
+
+
 def replay(trace: Path, *sets: str) -> Replay:
     cfg = load_config(None, ['trace.generate=""', 'memory.cxl="1MiB"', "machine.ncpu=1",
                              "tiering.enabled=false", "memory.min_free_kbytes=8", *sets])

@@ -1,4 +1,5 @@
-"""``migrc-bench cache [clean]``: where generated traces and compiled code are kept, and how much."""
+"""``migrc-bench cache [clean]``: where generated traces, page sets and compiled code are kept,
+and how much."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ Examples:
 \b
 The directory is $MIGRC_BENCH_CACHE, else $XDG_CACHE_HOME/migrc-bench, else
 ~/.cache/migrc-bench. It holds the traces that configs' trace.generate make (traces/, named
-by their arguments) and, for an installed package, numba's compiled code (numba/).
+by their arguments), each replayed trace's pre-pass (pagesets/, named by the trace's sha256)
+and, for an installed package, numba's compiled code (numba/).
 """
 
 
@@ -53,7 +55,7 @@ Examples:
   MIGRC_BENCH_CACHE=/scratch/mb migrc-bench cache clean
 """)
 def clean() -> None:
-    """Remove everything in the cache: generated traces, compiled code, stale temp files.
+    """Remove everything in the cache: generated traces, page sets, compiled code, stale temp files.
 
     Temp files of commands still running are left to them.
     """

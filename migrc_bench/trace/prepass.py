@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cache import cache_path, file_sha256
+from ..cache import cache_path, file_sha256, make_cache_dir
 from .native import PAGE_SHIFT, PAGE_SIZE, Region, TraceMeta, TraceReader
 from .pageset import FETCH, WRITE, PageSet, count_records
 
@@ -112,6 +112,7 @@ def _load(path: Path) -> TraceProfile | None:
 def _store(path: Path, profile: TraceProfile) -> None:
     """Best effort, atomically: a cache that cannot be written only costs the next run a pass."""
     try:
+        make_cache_dir(PREPASS_DIR)  # the cache's tag, as for generated traces
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **{name: getattr(profile, name) for name in _FIELDS})
