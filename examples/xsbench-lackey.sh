@@ -52,5 +52,5 @@ rm -f "$WORK/xsbench.log"
 RECORDS=$("$MB" trace info "$WORK/xsbench-lackey.parquet" --format json |
           python3 -c 'import json, sys; print(json.load(sys.stdin)["records"])')
 # shellcheck disable=SC2086  # COMPARE_ARGS is a list of words
-"$MB" compare "$WORK/xsbench-lackey.parquet" --config "$HERE/configs/xsbench-lackey.toml" \
+"$MB" compare "$WORK/xsbench-lackey.parquet" --config xsbench-lackey \
     --engines baseline,migrc,luf --set replay.max_accesses="$RECORDS" ${COMPARE_ARGS:-}

@@ -14,6 +14,7 @@ import sysconfig
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,13 +55,18 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     time.sleep(1.0)  # the install's own files are older than t0
     t0 = time.time()
     assert "0.1.0" in mb("--version").stdout
-    assert "xsbench-cxl16" in mb("config", "list").stdout
+    listed = mb("config", "list").stdout
+    assert "xsbench-cxl16" in listed and "unscaled" in listed
     gen = ["trace", "gen", "xsbench", "-s", "small", "-m", "event", "-l", "2000", "-t", "2",
            "-o", "T.parquet", "--quiet"]
     mb(*gen)
     first = mb("run", "T.parquet", "--set", "machine.ncpu=2")
     assert "compiling the replay loop" in first.stderr  # a new cache: said once
     assert "compiling" not in mb("run", "T.parquet", "--set", "machine.ncpu=2").stderr
+    # a user's trace without --config: the bundled unscaled machine, its pre-pass in the cache
+    runs = pd.read_parquet(empty / "results" / "runs.parquet")
+    assert set(runs.dtlb_entries) == {64} and set(runs.time_scale) == {1.0}
+    assert list((tmp_path / "cache" / "pagesets").glob("*.npz"))
     mb("compare", "T.parquet", "--set", "machine.ncpu=2")
     mb("compare", "T.parquet", "--config", "xsbench-cxl16", "--engines", "baseline,migrc")
     mb("config", "show", "--config", "xsbench-cxl16", "--format", "json")

@@ -3,6 +3,7 @@ tiering policy says so once instead of reporting zeros that look like results.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -65,6 +66,21 @@ def test_no_trace_means_the_bundled_scaled_config() -> None:
     real = load_config(config_for(None, True))
     assert real.tlb.dtlb_entries == 0 and real.replay.time_scale == 1.0  # 0: the preset's
     assert real.tiering.scan_delay == 1e9 and real.tiering.hot_threshold == 1e9
+
+
+def test_the_unscaled_machine_is_a_bundled_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """By name, in `config list`, and (as every bundled config) with relative paths resolved
+    in the current directory, which is what an installed package needs."""
+    from migrc_bench.config import bundled_files, is_bundled
+
+    assert bundled_files()["unscaled"] == UNSCALED_CONFIG and is_bundled(UNSCALED_CONFIG)
+    monkeypatch.chdir(tmp_path)
+    by_name, implied = load_config("unscaled"), load_config(config_for(None, True))
+    assert by_name.sha256 == implied.sha256 and by_name.base_dir == implied.base_dir == tmp_path
+    assert main(["config", "list", "--format", "json"]) == 0
+    listed = {r["name"] for r in json.loads(capsys.readouterr().out)}
+    assert {"unscaled", "xsbench-lackey", "default"} <= listed
 
 
 def test_notice_only_when_the_policy_had_no_time() -> None:

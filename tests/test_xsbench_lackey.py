@@ -53,7 +53,7 @@ def test_xsbench_lackey_example(tmp_path: Path, capsys: pytest.CaptureFixture[st
     trace = tmp_path / "xsbench-lackey.parquet"
     records = TraceReader(trace).num_rows  # as the script: the 16 threads split the lookups
     for engine in ("migrc", "luf"):
-        code = main(["run", str(trace), "--config", str(REPO / "configs/xsbench-lackey.toml"),
+        code = main(["run", str(trace), "--config", "xsbench-lackey",
                      "--engine", engine, "--check-invariants", "--no-save", "--quiet",
                      "--format", "json", "--set", f"replay.max_accesses={records}"])
         result = json.loads(capsys.readouterr().out)
