@@ -70,6 +70,28 @@ def test_a_period_below_the_quantum_ticks_at_every_boundary(tmp_path):
     assert len(times) > 3 and np.allclose(np.diff(times), 500.0)
 
 
+def test_the_next_tick_is_always_after_now(tmp_path):
+    from migrc_bench.model.sched import next_tick
+
+    period = 1e9 / 300 * 0.01  # hz 300, the seed's time_scale: 33,333.33 ns
+    assert period * (2_100_000.0 // period + 1) <= 2_100_000.0  # the rounding this is about
+    assert 2_100_000.0 < next_tick(2_100_000.0, period) <= 2_100_000.0 + period
+    # end to end: with hz 300 and time_scale 7e-6 (a tick per 23.3 ns), the boundary at
+    # 1,050 ns used to reschedule its tick at 1,050 ns itself, over and over
+    sets = ["machine.hz=300", "replay.time_scale=7e-6", "replay.quantum=50"]
+    r = build(tmp_path, spin(2, 2000), heap_pages=8, sets=sets, engine=probe_file(tmp_path))
+    seen = set()
+
+    def once_per_boundary(cpu):
+        assert (r.now(), cpu) not in seen, f"a second tick at {r.now()} ns"
+        seen.add((r.now(), cpu))
+
+    r.engine.on_tick = once_per_boundary
+    res = r.run()
+    assert any(t == 1_050.0 for t, _ in seen)
+    assert abs(len({t for t, _ in seen}) - res.totals["runtime_s"] * 1e9 / 50.0) <= 2
+
+
 def test_kswapd_switches_in_and_back_out(tmp_path):
     r = build(tmp_path, kswapd_workload(), heap_pages=24, engine=probe_file(tmp_path))
     r.at(30_000, lambda rr: rr.tiering.wake_kswapd(0) or rr.tiering.kswapd())

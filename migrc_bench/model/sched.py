@@ -55,4 +55,17 @@ class Scheduler:
         self.ticks += 1
         for cpu in np.flatnonzero(replay.running):
             self.engine.on_tick(int(cpu))
-        replay.at(self.period * (math.floor(now / self.period) + 1), self._tick)
+        replay.at(next_tick(now, self.period), self._tick)
+
+
+def next_tick(now: float, period: float) -> float:
+    """The first tick time (a multiple of ``period``) after ``now``.
+
+    ``floor(now / period) + 1`` alone can give ``now`` itself: with hz 300 and time_scale 0.01
+    (period 33,333.33 ns) and ``now`` 2.1 ms, ``now / period`` rounds to just below 63 and
+    63 periods round to 2.1 ms. A tick at ``now`` runs again at the same boundary, forever.
+    """
+    k = math.floor(now / period) + 1
+    while k * period <= now:
+        k += 1
+    return k * period
