@@ -5,7 +5,8 @@ Three entry points mirror the kernel's:
   with tlb_single_page_flush_ceiling turning long ranges into full flushes;
 - ``flush_batch``: arch_tlbbatch_flush (the batched unmap flush of migration and reclaim),
   always a full flush of the loaded mm on a captured cpumask;
-- ``switch_back``: a lazy CPU returning to the mm catches up on its TLB generation.
+- ``switch_back``: a lazy CPU returning to the mm catches up on its TLB generation
+  (``switch_to_kernel`` is the way in: kswapd takes the CPU, the mm stays loaded lazily).
 Beside them the mm's two flush-related states: ``mm->tlb_flush_batched`` (batched unmaps
 not yet seen by ``flush_tlb_batched_pending``) and ``mm->tlb_flush_pending`` (an mmu_gather
 in progress, during which x86 ``pte_accessible()`` is true for a PROT_NONE PTE).
@@ -66,6 +67,9 @@ class FlushMechanism:
         # (start, end) on the scanning CPU's clock of each mmu_gather (change_prot_numa) in
         # progress: mm->tlb_flush_pending is set from tlb_gather_mmu to tlb_finish_mmu
         self.pending_windows: deque[tuple[float, float]] = deque(maxlen=64)
+        # Called with (cpu, to_kernel) before kswapd switches in on a CPU (to_kernel) or back
+        # out: __schedule's context switch, for engines that act there (model/sched.py).
+        self.on_context_switch: list[Callable[[int, bool], None]] = []
 
     # ---- generations -------------------------------------------------------------------
     def inc_mm_gen(self) -> int:
@@ -140,8 +144,16 @@ class FlushMechanism:
         """Whether some batched flush's IPI round trip spans modelled time ``t``."""
         return any(t0 <= t < t1 for t0, t1 in self.batch_windows)
 
+    def switch_to_kernel(self, cpu: int) -> None:
+        """A kernel thread (kswapd) switches in on ``cpu``: the user mm stays loaded, lazily."""
+        for hook in self.on_context_switch:
+            hook(cpu, True)
+        self.m.lazy[cpu] = True
+
     def switch_back(self, cpu: int) -> None:
         """A lazy CPU switches back to the mm: flush if its generation fell behind."""
+        for hook in self.on_context_switch:
+            hook(cpu, False)
         m = self.m
         m.lazy[cpu] = False
         m.mm_cpumask[cpu] = True  # switch_mm_irqs_off: back in the mm's cpumask

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines.base import MR_NUMA_MISPLACED
 from . import kernel as K
 from .counters import C, T
 from .memory import F_USED, Lru
+from .migrate_reason import MR_NUMA_MISPLACED
 from .numa_scan import NumaScanner
 from .vmscan import MAX_RECLAIM_RETRIES, Reclaim
 
@@ -243,6 +243,7 @@ class Tiering:
         cpu = run["cpu"]
         if not m.lazy[cpu]:  # switched in from the user thread: a kernel entry
             m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+            self.r.flush.switch_to_kernel(cpu)
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
         t0 = float(m.clock[cpu])
         done = False

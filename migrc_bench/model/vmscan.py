@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Generator
 
-from ..engines.base import MR_DEMOTION
+from .migrate_reason import MR_DEMOTION
 from . import kernel as K
 from .counters import C, T
 

@@ -33,8 +33,10 @@ from .xsbench_kernel import (C_CONCS, C_GRID, C_HASH_BINS, C_INDEX_GRID, C_ITERS
                              C_N_POINTS, C_NUCLIDE_GRID, C_NUM_NUCS, C_THREADS, C_UEG, N_CFG,
                              U_SEED, U_START, fill, sequence_length)
 from .xsbench_layout import ArraySpan, XSBenchLayout, build_layout
-from .xsbench_params import (DEFAULT_HASH_BINS, GRID_IDS, MATERIAL_CDF, MODE_IDS, STARTING_SEED,
-                             XSBenchParams, click_params, material_lists, resolve_params)
+from .sizes import SizeEstimate
+from .xsbench_params import (DEFAULT_HASH_BINS, DEFAULT_LOOKUPS_PER_PARTICLE, GRID_IDS,
+                             MATERIAL_CDF, MODE_IDS, STARTING_SEED, XSBenchParams, click_params,
+                             material_lists, resolve_params)
 
 SOURCE = "xsbench-synth"
 VERIFY_MODULUS = 999_983          # Main.c: verification = verification % 999983
@@ -43,7 +45,7 @@ Progress = Callable[[int, int], None]
 
 __all__ = ["XSBenchResult", "generate_xsbench", "generate_from_args", "xsbench_layout",
            "xsbench_checksum", "iter_blocks", "expected_records_per_lookup",
-           "max_records_per_lookup", "parse_args", "resolve_params"]
+           "max_records_per_lookup", "parse_args", "resolve_params", "size_estimate"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,33 @@ def expected_records_per_lookup(p: XSBenchParams) -> float:
     probes = float(np.log2(p.n_points)) if p.grid == "unionized" else 0.0
     per_lookup = 2 + 1 + 1 + probes + 1 + nucs * (2 + search + 2 + 3)
     return 2 * (per_lookup + 2 / p.lookups_per_iteration * (p.mode == "history"))
+
+
+def size_estimate(p: XSBenchParams, lookups_given: bool = True,
+                  particles_given: bool = True) -> SizeEstimate:
+    """Records of run ``p`` from its parameters alone (lookups x records per lookup, by size,
+    grid type and mode), and the flags a user giving these most likely meant."""
+    records = p.total_lookups * expected_records_per_lookup(p)
+    if p.mode == "history":
+        what = (f"{p.total_lookups:,} lookups ({p.particles:,} particles x {p.lookups:,} "
+                f"lookups each)")
+    else:
+        what = f"{p.total_lookups:,} lookups"
+    hint = ""
+    if p.mode == "history" and lookups_given and not particles_given:
+        per = DEFAULT_LOOKUPS_PER_PARTICLE
+        hint = (f"in history mode -l is lookups per particle (x {p.particles:,} particles); for "
+                f"{p.lookups:,} lookups in all give -m event -l {p.lookups} or "
+                f"-p {max(1, -(-p.lookups // per))} -l {per}")
+    elif p.mode == "history" and not lookups_given and not particles_given:
+        hint = "XSBench's defaults: give -p (e.g. -p 400) or -l for a shorter run"
+    else:
+        scale = max(1, -(-int(records) // 10**8))  # about 10^8 records
+        if p.mode == "history":
+            hint = f"for about 10^8 records give -p {max(1, p.particles // scale)}"
+        else:
+            hint = f"for about 10^8 records give -l {max(1, p.lookups // scale)}"
+    return SizeEstimate(what, records, hint)
 
 
 def _kernel_config(p: XSBenchParams, layout: XSBenchLayout, data: XSBenchData) -> np.ndarray:
