@@ -138,3 +138,49 @@ def test_scan_balance_and_list_ratio(tmp_path):
     assert vm.inactive_is_low()
     vm.space_scale = 1 / 4096
     assert not vm.inactive_is_low()
+
+
+def test_a_hopeless_kswapd_sleeps_and_is_not_woken_until_reclaim_succeeds(tmp_path):
+    """No demotion target (the CXL node at its min watermark) and no swap: every chunk's
+    migrate_pages meets -ENOMEM at its first folio. One balance_pgdat walks priorities 12 to
+    1 with 23 shrink_inactive_list calls and reclaims nothing: kswapd_failures + 1
+    (balance_pgdat). prepare_kswapd_sleep lets the unbalanced node sleep only once it is
+    hopeless, at MAX_RECLAIM_RETRIES (16) runs: 16 x 23 = 368 failed migrations. The wake-ups
+    at 400 and 800 us find it hopeless (wakeup_kswapd returns). Then a demotion target frees
+    up and direct reclaim succeeds (SWAP_CLUSTER_MAX folios): shrink_node resets
+    kswapd_failures, and once allocations take the node below promo again, the next wake-up
+    at 950 us runs kswapd."""
+    sets = ['memory.dram="512KiB"', "replay.space_scale=0.001953125", 'cost.lru_scan="10ns"']
+    r = build(tmp_path, spin(4, 40000), heap_pages=120, sets=sets)
+    heap_layout(r, on_dram=range(0, 120), on_cxl=range(0))
+    cxl = r.machine.nodes[1]
+    taken = [int(f) for f in cxl.free.pop(cxl.nr_free - cxl.wmark.min)]
+    vm, tiering = r.tiering.vmscan, r.tiering
+    seen = {}
+
+    def wake(at):
+        def fn(rr):
+            tiering.wake_kswapd(0, 0)
+            seen[at] = (tiering.kswapd_runs, tiering.kswapd_pending, vm.kswapd_failures,
+                        int(rr.machine.counters[:, C["pgmigrate_fail"]].sum()))
+        r.at(at, fn)
+
+    def revive(rr):
+        for f in reversed(taken):
+            cxl.free.push_head(f)
+        tiering.direct_reclaim(1)
+        dram = rr.machine.nodes[0]
+        seen["direct"] = (vm.kswapd_failures, dram.nr_free)
+        dram.free.pop(dram.nr_free - dram.wmark.high)  # taken by allocations: below promo
+
+    for at in (5_000, 400_000, 800_000):
+        wake(at)
+    r.at(900_000, revive)
+    wake(950_000)
+    t = r.run().totals
+    assert seen[5_000] == (0, True, 0, 0)
+    assert seen[400_000] == seen[800_000] == (1, False, 16, 368)
+    assert seen["direct"] == (0, 4 + 48)  # at least SWAP_CLUSTER_MAX, in whole chunks
+    assert seen[950_000][:3] == (1, True, 0)
+    assert tiering.kswapd_runs == 2
+    assert t["pgdemote_kswapd"] > 0 and t["pgdemote_direct"] > 0
