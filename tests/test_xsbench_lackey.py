@@ -18,7 +18,7 @@ from migrc_bench.trace.native import TraceReader
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "xsbench-lackey.sh"
-LOOKUPS = 24000  # ~40 M records: a run of ~25 modelled ms, two scans past the first
+LOOKUPS = 24000  # ~40 M records: a run of ~20 modelled ms, its one scan at the start
 
 
 def xsbench_source() -> Path | None:
