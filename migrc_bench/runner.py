@@ -6,12 +6,11 @@ stay thin and run exactly the same path.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Callable
 
 from .config import Config
-from .errors import ConfigError, TraceError, UserError
+from .errors import TraceError, UserError
 from .model.replay import Replay, RunResult
 from .results import append_run, file_sha256
 from .trace.native import TraceReader
@@ -31,13 +30,13 @@ def check_generated(cfg: Config, path: Path) -> None:
         return
     import json
 
+    from .trace.generators import from_args
     from .trace.native import TraceReader
-    from .trace.xsbench import parse_args
 
-    argv = shlex.split(gen)
-    want = json.loads(json.dumps(parse_args(argv[1:] if argv and argv[0] == "xsbench" else argv).to_json()))
+    spec, params = from_args(gen)
+    want = json.loads(json.dumps(params.to_json()))
     have = TraceReader(path).meta.generator
-    if not have or have.get("generator") != "xsbench":
+    if not have or not have.get("generator"):
         return  # converted or hand-made: nothing to compare
     differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     if differ:
@@ -54,17 +53,14 @@ def default_trace(cfg: Config, quiet: bool = False) -> Path:
         return path
     if not cfg.trace.generate:
         raise TraceError(path, "no such file (and the config's trace.generate is empty)")
-    argv = shlex.split(cfg.trace.generate)
-    if not argv or argv[0] != "xsbench":
-        raise ConfigError(f"config key 'trace.generate': expected generator arguments starting "
-                          f"with 'xsbench', got {cfg.trace.generate!r}")
-    from .trace.xsbench import generate_from_args
+    from .trace.generators import from_args
 
+    spec, params = from_args(cfg.trace.generate)
     if not quiet:
         import click
 
         click.echo(f"generating {path} ({cfg.trace.generate}) ...", err=True)
-    generate_from_args(argv[1:], path)
+    spec.generate(path, params)
     return path
 
 

@@ -389,6 +389,29 @@ def in_background(blocks: Iterator[Block], depth: int = 2, name: str = "trace-ke
         worker.join(timeout=5)
 
 
+@dataclass(frozen=True)
+class GenResult:
+    """What a generation produced (the registry's ``generate`` return value)."""
+
+    path: Path
+    meta: TraceMeta
+    params: Any
+    records: int
+
+    def summary(self) -> str:
+        p = self.params
+        return (f"{self.records:,} records ({p.work_units:,} {p.work_unit}s, {p.threads} "
+                f"thread{'s' if p.threads != 1 else ''})")
+
+
+def generate_trace(out_path: str | Path, params: Any, meta: TraceMeta, blocks: Iterator[Block],
+                   units_done: Callable[[], int], progress: Progress | None = None) -> GenResult:
+    """``write_trace`` for a generator whose position is ``units_done()`` work units."""
+    tick = None if progress is None else (lambda: progress(units_done(), params.work_units))
+    rows = write_trace(out_path, meta, blocks, tick)
+    return GenResult(Path(out_path), meta, params, rows)
+
+
 def write_trace(out_path: str | Path, meta: TraceMeta, blocks: Iterator[Block],
                 progress: Callable[[], None] | None = None) -> int:
     """Write ``blocks`` (computed in a background thread) as a native trace, atomically.

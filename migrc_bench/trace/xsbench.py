@@ -39,7 +39,8 @@ VERIFY_MODULUS = 999_983          # Main.c: verification = verification % 999983
 
 __all__ = ["XSBenchResult", "generate_xsbench", "generate_from_args", "xsbench_layout",
            "xsbench_checksum", "iter_blocks", "expected_records_per_lookup",
-           "max_records_per_lookup", "parse_args", "resolve_params"]
+           "max_records_per_lookup", "parse_args", "resolve_params", "click_params", "generate",
+           "expected_records"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ class XSBenchResult:
     @property
     def lookups(self) -> int:
         return self.params.total_lookups
+
+    def summary(self) -> str:
+        p = self.params
+        return (f"{self.records:,} records ({p.total_lookups:,} lookups, {p.threads} threads, "
+                f"{p.size}/{p.grid}/{p.mode}); XSBench verification checksum {self.verification}")
 
 
 def max_records_per_lookup(p: XSBenchParams) -> int:
@@ -186,6 +192,16 @@ def generate_xsbench(out_path: str | Path, size: str = "large", grid: str = "uni
     p = resolve_params(size=size, grid=grid, mode=mode, lookups=lookups, particles=particles,
                        threads=threads, gridpoints=gridpoints, hash_bins=hash_bins, seed=seed)
     return _generate(out_path, p, block_records, progress)
+
+
+def generate(out_path: str | Path, params: XSBenchParams, progress: Progress | None = None
+             ) -> XSBenchResult:
+    """The generator registry's entry point (``trace.generators``)."""
+    return _generate(out_path, params, ROW_GROUP_ROWS, progress)
+
+
+def expected_records(p: XSBenchParams) -> float:
+    return p.total_lookups * expected_records_per_lookup(p)
 
 
 def parse_args(argv: Sequence[str] | str) -> XSBenchParams:

@@ -1,0 +1,103 @@
+"""The registry of synthetic trace generators: one entry per program, loaded when first used.
+
+Every generator module offers the same small interface, so the CLI (``trace gen NAME``), the
+config's ``trace.generate`` and the workload suite treat them alike:
+
+* ``click_params()`` — the program's own flags (fresh click parameters on each call);
+* ``resolve_params(**flags)`` — checked, defaulted parameters with ``threads``, ``work_units``,
+  ``work_unit`` (what one unit of work is, e.g. "update") and ``to_json()`` (recorded in the
+  trace as ``migrc_bench.generator``, with ``"generator": NAME``);
+* ``generate(out, params, progress=None)`` — writes the trace; returns an object with
+  ``records``, ``meta`` and ``summary()``; ``progress(done, total)`` counts work units;
+* ``expected_records(params)`` — records of a run, for size notes before it starts.
+
+Modules are imported lazily: each one compiles numba kernels on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Sequence
+
+from ..errors import ConfigError
+from .gencore import parse_flags
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """A registered generator: its name, the module that implements it and its help texts."""
+
+    name: str
+    module: str
+    summary: str
+    epilog: str = ""
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module, __package__)
+
+    def click_params(self) -> list:
+        return self.load().click_params()
+
+    def resolve(self, **flags: Any) -> Any:
+        return self.load().resolve_params(**flags)
+
+    def parse(self, argv: Sequence[str] | str) -> Any:
+        """Parameters from the program's flags (a list or one shell-quoted string)."""
+        return self.resolve(**parse_flags(self.name, self.click_params(), argv))
+
+    def generate(self, out: str | Path, params: Any,
+                 progress: Callable[[int, int], None] | None = None) -> Any:
+        return self.load().generate(out, params, progress=progress)
+
+    def expected_records(self, params: Any) -> float:
+        return float(self.load().expected_records(params))
+
+
+REGISTRY: dict[str, GeneratorSpec] = {}
+
+
+def register(spec: GeneratorSpec) -> GeneratorSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+register(GeneratorSpec(
+    "xsbench", ".xsbench", "XSBench's cross-section lookups (docs/xsbench.md)."))
+register(GeneratorSpec(
+    "gups", ".gups", "HPCC RandomAccess (GUPS): XOR updates at random over a table of 2^n words.",
+    epilog="""\b
+Examples:
+  migrc-bench trace gen gups -n 20 -u 4000000 -t 4 -o gups.parquet
+  migrc-bench trace gen gups -n 23 -t 16 -o gups-cxl16.parquet
+"""))
+def names() -> list[str]:
+    return list(REGISTRY)
+
+
+def get(name: str) -> GeneratorSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown trace generator {name!r} (known: {', '.join(REGISTRY)})"
+                          ) from None
+
+
+def from_args(argv: Sequence[str] | str, where: str = "trace.generate") -> tuple[GeneratorSpec, Any]:
+    """(generator, parameters) from ``"NAME FLAGS..."`` as ``trace.generate`` holds it."""
+    args = shlex.split(argv) if isinstance(argv, str) else [str(a) for a in argv]
+    if not args or args[0] not in REGISTRY:
+        got = args[0] if args else ""
+        raise ConfigError(f"config key '{where}': expected generator arguments starting with "
+                          f"one of {', '.join(REGISTRY)}, got {got!r}")
+    spec = REGISTRY[args[0]]
+    return spec, spec.parse(args[1:])
+
+
+def generate_from_args(argv: Sequence[str] | str, out: str | Path,
+                       progress: Callable[[int, int], None] | None = None) -> Any:
+    spec, params = from_args(argv)
+    return spec.generate(out, params, progress)
