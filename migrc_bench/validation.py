@@ -226,12 +226,13 @@ class Profile:
 
 
 def generated_layout(trace: str | Path) -> list[tuple[int, int, str]]:
-    """A generated trace's named ranges from its regions (stacks all called "stack")."""
+    """A generated trace's named ranges from its regions: "items:3" counts as "items", every
+    stack as "stack"."""
     out = []
     for r in TraceReader(trace).meta.regions:
         if r.kind == "code":
             continue
-        out.append((r.start, r.end, "stack" if r.kind == "stack" else r.name))
+        out.append((r.start, r.end, "stack" if r.kind == "stack" else r.name.split(":")[0]))
     return out
 
 

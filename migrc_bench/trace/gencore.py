@@ -88,9 +88,12 @@ class Heap:
         self.cursor = base
         self.arrays: dict[str, ArraySpan] = {}
 
-    def alloc(self, name: str, length: int, elem_size: int) -> ArraySpan:
+    def alloc(self, name: str, length: int, elem_size: int, fresh_page: bool = False
+              ) -> ArraySpan:
+        """Place one allocation; ``fresh_page`` starts a small one on a page of its own, as
+        the first chunk of a thread's malloc arena (or any mmap()ed chunk) does."""
         nbytes = length * elem_size
-        if nbytes >= MMAP_THRESHOLD:
+        if nbytes >= MMAP_THRESHOLD or fresh_page:
             start = round_up(self.cursor, PAGE_SIZE) + CHUNK_HEADER
             self.cursor = round_up(start + nbytes, PAGE_SIZE)
         else:
@@ -212,30 +215,83 @@ def emit(out, pos, rec, tid, sites, site, addr):
     return pos + 2
 
 
-@nb.njit(inline="always")
-def emit_copy(out, pos, tid, sites, load_site, store_site, dst, src, nbytes, vec):
-    """A memcpy of ``nbytes`` as glibc's vector loop does it: ``vec``-byte loads and stores.
+VEC = 32   # AVX2 vector bytes: glibc's memmove/memset variant on the traced machines
 
-    Sizes below one vector are one access of that size. Each piece is two emits (load, store).
+
+@nb.njit(inline="always")
+def emit_memcpy(out, pos, tid, sites, load_site, store_site, dst, src, n):
+    """memcpy(dst, src, n) as glibc's ``__memmove_avx_unaligned_erms`` does it (forward, no
+    overlap, below the non-temporal threshold): which vector loads and stores, in order.
+
+    Under 32 bytes two overlapping loads and stores of the largest power of two <= n (one byte
+    when n is 1); up to 64, 128 and 256 bytes 2, 4 and 8 vectors from both ends; beyond, the
+    first vector and the last four are loaded, the middle is copied four vectors at a time to
+    32-byte aligned destinations, then the five saved vectors are stored.
     """
-    done = 0
-    while done < nbytes:
-        piece = min(vec, nbytes - done)
-        pos = emit_sized(out, pos, tid, sites, load_site, src + done, piece)
-        pos = emit_sized(out, pos, tid, sites, store_site, dst + done, piece)
-        done += piece
-    return pos
+    if n <= 0:
+        return pos
+    if n < VEC:
+        if n == 1:
+            pos = emit_sized(out, pos, tid, sites, load_site, src, 1)
+            return emit_sized(out, pos, tid, sites, store_site, dst, 1)
+        w = 16 if n >= 16 else 8 if n >= 8 else 4 if n >= 4 else 2
+        tail = 1 if w == 2 else w
+        pos = emit_sized(out, pos, tid, sites, load_site, src, w)
+        pos = emit_sized(out, pos, tid, sites, load_site, src + n - tail, tail)
+        pos = emit_sized(out, pos, tid, sites, store_site, dst, w)
+        return emit_sized(out, pos, tid, sites, store_site, dst + n - tail, tail)
+    if n <= 8 * VEC:
+        k = 1 if n <= 2 * VEC else 2 if n <= 4 * VEC else 4     # vectors from each end
+        for i in range(k):
+            pos = emit_sized(out, pos, tid, sites, load_site, src + VEC * i, VEC)
+        for i in range(k):
+            pos = emit_sized(out, pos, tid, sites, load_site, src + n - VEC * (i + 1), VEC)
+        for i in range(k):
+            pos = emit_sized(out, pos, tid, sites, store_site, dst + VEC * i, VEC)
+        for i in range(k):
+            pos = emit_sized(out, pos, tid, sites, store_site, dst + n - VEC * (i + 1), VEC)
+        return pos
+    pos = emit_sized(out, pos, tid, sites, load_site, src, VEC)
+    for i in range(4):
+        pos = emit_sized(out, pos, tid, sites, load_site, src + n - VEC * (i + 1), VEC)
+    d = (dst | (VEC - 1)) + 1
+    s = src + (d - dst)
+    end = dst + n - 4 * VEC
+    while True:
+        for i in range(4):
+            pos = emit_sized(out, pos, tid, sites, load_site, s + VEC * i, VEC)
+        for i in range(4):
+            pos = emit_sized(out, pos, tid, sites, store_site, d + VEC * i, VEC)
+        s += 4 * VEC
+        d += 4 * VEC
+        if d >= end:
+            break
+    for i in range(4):
+        pos = emit_sized(out, pos, tid, sites, store_site, end + VEC * (3 - i), VEC)
+    return emit_sized(out, pos, tid, sites, store_site, dst, VEC)
+
+
+def memcpy_records(n: int) -> int:
+    """Data accesses of ``emit_memcpy`` for n bytes at a 32-byte aligned destination."""
+    if n <= 0:
+        return 0
+    if n < VEC:
+        return 2 if n == 1 else 4
+    if n <= 8 * VEC:
+        return 4 * (1 if n <= 2 * VEC else 2 if n <= 4 * VEC else 4)
+    loops = max(1, -(-(n - 4 * VEC - VEC) // (4 * VEC)))
+    return 10 + 8 * loops
 
 
 @nb.njit(inline="always")
-def emit_fill(out, pos, tid, sites, store_site, dst, nbytes, vec):
-    """A memset of ``nbytes`` as ``vec``-byte stores."""
-    done = 0
-    while done < nbytes:
-        piece = min(vec, nbytes - done)
-        pos = emit_sized(out, pos, tid, sites, store_site, dst + done, piece)
-        done += piece
-    return pos
+def emit_access(out, pos, tid, op, addr, size):
+    """A second data access of the instruction just emitted (xchg: a load, then a modify)."""
+    o_tid, o_op, o_addr, o_size = out
+    o_tid[pos] = tid
+    o_op[pos] = op
+    o_addr[pos] = addr
+    o_size[pos] = size
+    return pos + 1
 
 
 @nb.njit(inline="always")

@@ -74,6 +74,15 @@ Examples:
   migrc-bench trace gen gups -n 20 -u 4000000 -t 4 -o gups.parquet
   migrc-bench trace gen gups -n 23 -t 16 -o gups-cxl16.parquet
 """))
+register(GeneratorSpec(
+    "kv", ".kv", "A memcached-like key-value store under YCSB zipfian gets and a few puts.",
+    epilog="""\b
+Examples:
+  migrc-bench trace gen kv -k 100000 -n 1000000 -t 4 -o kv.parquet
+  migrc-bench trace gen kv -k 50000 -v 1000 -z 0.99 -w 0.05 -n 2000000 -t 16 -o kv-cxl16.parquet
+"""))
+
+
 def names() -> list[str]:
     return list(REGISTRY)
 
