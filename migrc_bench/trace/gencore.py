@@ -218,7 +218,7 @@ def emit(out, pos, rec, tid, sites, site, addr):
 VEC = 32   # AVX2 vector bytes: glibc's memmove/memset variant on the traced machines
 
 
-@nb.njit(inline="always")
+@nb.njit(cache=True, nogil=True, _nrt=False)
 def emit_memcpy(out, pos, tid, sites, load_site, store_site, dst, src, n):
     """memcpy(dst, src, n) as glibc's ``__memmove_avx_unaligned_erms`` does it (forward, no
     overlap, below the non-temporal threshold): which vector loads and stores, in order.
@@ -271,6 +271,37 @@ def emit_memcpy(out, pos, tid, sites, load_site, store_site, dst, src, n):
     return emit_sized(out, pos, tid, sites, store_site, dst, VEC)
 
 
+@nb.njit(cache=True, nogil=True, _nrt=False)
+def emit_memset(out, pos, tid, sites, store_site, dst, n):
+    """memset(dst, c, n) as glibc's ``__memset_avx2_unaligned_erms``: one or two stores below
+    a vector, 2 and 4 vectors from both ends up to 64 and 128 bytes; beyond, four vectors at
+    each end and the middle four 32-byte aligned vectors at a time."""
+    if n <= 0:
+        return pos
+    if n <= VEC:
+        w = 16 if n >= 16 else 8 if n >= 8 else 4 if n >= 4 else 2 if n >= 2 else 1
+        pos = emit_sized(out, pos, tid, sites, store_site, dst, w)
+        if w < n:
+            pos = emit_sized(out, pos, tid, sites, store_site, dst + n - w, w)
+        return pos
+    if n <= 4 * VEC:
+        k = 1 if n <= 2 * VEC else 2
+        for i in range(k):
+            pos = emit_sized(out, pos, tid, sites, store_site, dst + VEC * i, VEC)
+            pos = emit_sized(out, pos, tid, sites, store_site, dst + n - VEC * (i + 1), VEC)
+        return pos
+    for i in range(4):
+        pos = emit_sized(out, pos, tid, sites, store_site, dst + VEC * i, VEC)
+    d = ((dst + 4 * VEC) | (VEC - 1)) + 1 - VEC
+    while d < dst + n - 4 * VEC:
+        for i in range(4):
+            pos = emit_sized(out, pos, tid, sites, store_site, d + VEC * i, VEC)
+        d += 4 * VEC
+    for i in range(4):
+        pos = emit_sized(out, pos, tid, sites, store_site, dst + n - VEC * (4 - i), VEC)
+    return pos
+
+
 def memcpy_records(n: int) -> int:
     """Data accesses of ``emit_memcpy`` for n bytes at a 32-byte aligned destination."""
     if n <= 0:
@@ -281,17 +312,6 @@ def memcpy_records(n: int) -> int:
         return 4 * (1 if n <= 2 * VEC else 2 if n <= 4 * VEC else 4)
     loops = max(1, -(-(n - 4 * VEC - VEC) // (4 * VEC)))
     return 10 + 8 * loops
-
-
-@nb.njit(inline="always")
-def emit_access(out, pos, tid, op, addr, size):
-    """A second data access of the instruction just emitted (xchg: a load, then a modify)."""
-    o_tid, o_op, o_addr, o_size = out
-    o_tid[pos] = tid
-    o_op[pos] = op
-    o_addr[pos] = addr
-    o_size[pos] = size
-    return pos + 1
 
 
 @nb.njit(inline="always")
@@ -325,25 +345,36 @@ def loop_length(n, threads, chunk):
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
+def static_block(n, threads, t):
+    """(first iteration, count) of thread t under GCC's schedule(static): q+1 iterations from
+    t(q+1) when t < n mod T, else q from tq + n mod T (q = n div T)."""
+    q = n // threads
+    rem = n - q * threads
+    if t < rem:
+        return t * (q + 1), q + 1
+    return t * q + rem, q
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def dynamic_chunk_bounds(it, n, threads, chunk):
+    """(first, last): is iteration ``it``'s chunk its thread's first or last one?"""
+    k = it // chunk
+    n_chunks = -(-n // chunk)
+    return k < threads, k + threads >= n_chunks
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
 def loop_position(seq, n, threads, chunk):
     """(thread, iteration, first, last) at position ``seq`` of an interleaved OpenMP loop.
 
     ``iteration`` is -1 for padding. ``first``/``last`` say whether the iteration opens or
-    closes its chunk (static: the thread's whole block), where the loop's per-chunk code runs.
-    Static: thread t gets q+1 iterations from t(q+1) when t < n mod T, else q from tq + n mod T
-    (q = n div T), as libgomp's gomp_loop_static without a chunk size.
+    closes its chunk (static: the thread's whole block, ``static_block``), where the loop's
+    per-chunk code runs.
     """
     if chunk == STATIC:
         t = seq % threads
         i = seq // threads
-        q = n // threads
-        rem = n - q * threads
-        if t < rem:
-            length = q + 1
-            lo = t * (q + 1)
-        else:
-            length = q
-            lo = t * q + rem
+        lo, length = static_block(n, threads, t)
         if i >= length:
             return t, -1, False, False
         return t, lo + i, i == 0, i == length - 1

@@ -81,6 +81,26 @@ Examples:
   migrc-bench trace gen kv -k 100000 -n 1000000 -t 4 -o kv.parquet
   migrc-bench trace gen kv -k 50000 -v 1000 -z 0.99 -w 0.05 -n 2000000 -t 16 -o kv-cxl16.parquet
 """))
+register(GeneratorSpec(
+    "gapbs-bfs", ".gapbs_bfs", "GAP's direction-optimising BFS on its Kronecker graph (-g SCALE).",
+    epilog="""\b
+Examples:
+  migrc-bench trace gen gapbs-bfs -g 16 -n 4 -t 4 -o bfs.parquet
+  migrc-bench trace gen gapbs-bfs -g 19 -k 16 -n 3 -t 16 -o bfs-cxl16.parquet
+
+\b
+GAP's -t is not a BFS flag; -t is the thread count here, as for every generator.
+"""))
+register(GeneratorSpec(
+    "gapbs-pr", ".gapbs_pr", "GAP's PageRank (pull, Gauss-Seidel) on its Kronecker graph.",
+    epilog="""\b
+Examples:
+  migrc-bench trace gen gapbs-pr -g 16 -i 5 -t 4 -o pr.parquet
+  migrc-bench trace gen gapbs-pr -g 18 -i 10 -n 1 -t 16 -o pr-cxl16.parquet
+
+\b
+GAP's own -t (tolerance) is --tolerance here: -t is the thread count in every generator.
+"""))
 
 
 def names() -> list[str]:
@@ -95,7 +115,8 @@ def get(name: str) -> GeneratorSpec:
                           ) from None
 
 
-def from_args(argv: Sequence[str] | str, where: str = "trace.generate") -> tuple[GeneratorSpec, Any]:
+def from_args(argv: Sequence[str] | str, where: str = "trace.generate"
+              ) -> tuple[GeneratorSpec, Any]:
     """(generator, parameters) from ``"NAME FLAGS..."`` as ``trace.generate`` holds it."""
     args = shlex.split(argv) if isinstance(argv, str) else [str(a) for a in argv]
     if not args or args[0] not in REGISTRY:

@@ -272,6 +272,8 @@ def generate(out: str | Path, p: GupsParams, progress: Progress | None = None) -
                               entry, m2, sites)
         yield from filler.flush()
 
-    done = lambda: min(p.updates, int(st[0]) * p.updates // max(1, int(cfg[C_SEQ_END])))  # noqa: E731
+    def done() -> int:
+        return min(p.updates, int(st[0]) * p.updates // max(1, int(cfg[C_SEQ_END])))
+
     return generate_trace(out, p, meta, blocks(), done, progress)
 

@@ -20,11 +20,12 @@ so the hot keys are spread over the items. Every thread draws from its own split
 (seed + thread). Read-mostly with a hot set: the case migrc was built for.
 
 The trace is what kv.c's ``serve`` does, compiled by GCC 12 -O2, access for access (its
-instruction offsets from ``objdump -d kv``): the request load, the lock ``xchg`` (a load and a
-modify), the bucket and chain loads, the register spills around the memcpy call, the counter
-increments; the memcpy as ``gencore.emit_memcpy``. Not modelled: the PLT's GOT load and the
-two libc tunables memcpy reads per call (about 3 % of the records, in libc's data), and the
-client that fills the request buffers (outside ``serve``, as in the real trace's cut).
+instruction offsets from ``objdump -d kv``): the request load, the lock ``xchg`` (one
+read-modify-write), the bucket and chain loads, the register spills around the memcpy call,
+the counter increments; the memcpy as ``gencore.emit_memcpy``. Not modelled: the PLT's GOT
+load and the two libc tunables memcpy reads per call (about 3 % of the records, in libc's
+data), and the client that fills the request buffers (outside ``serve``, as in the real
+trace's cut).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 
 from ..errors import UserError
 from .gencore import (CODE_BASE, LIB_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap,
-                      GenResult, Heap, Progress, emit, emit_access, emit_memcpy, generate_trace,
+                      GenResult, Heap, Progress, emit, emit_memcpy, generate_trace,
                       join_site_tables, memcpy_records, stack_regions, stack_tops)
 from .native import TraceMeta
 
@@ -68,7 +69,7 @@ _SITES = tuple(("" + name, "serve", off, isize, op, dsize) for name, off, isize,
     ("push_r12", 0x24, 2, S_, 8), ("push_rbp", 0x26, 1, S_, 8), ("push_rbx", 0x27, 1, S_, 8),
     ("spill_end", 0x2C, 5, S_, 8), ("spill_wbuf", 0x35, 5, S_, 8),
     ("spill_nbytes", 0x3A, 5, S_, 4),
-    ("req", 0x4A, 3, L, 8), ("lock", 0x93, 3, L, 4), ("mask", 0x9A, 4, L, 8),
+    ("req", 0x4A, 3, L, 8), ("lock", 0x93, 3, M, 4), ("mask", 0x9A, 4, L, 8),
     ("buckets", 0x9E, 3, L, 8), ("bucket", 0xAB, 3, L, 8), ("chain_next", 0xBB, 3, L, 8),
     ("key_cmp", 0xC3, 4, L, 8), ("nbytes", 0xCE, 3, L, 4), ("wbuf", 0xD1, 5, L, 8),
     ("spill_c", 0xDA, 5, S_, 8), ("spill_s", 0xDF, 5, S_, 8), ("call_get", 0xE4, 5, S_, 8),
@@ -77,14 +78,14 @@ _SITES = tuple(("" + name, "serve", off, isize, op, dsize) for name, off, isize,
     ("pop_rbx", 0x111, 1, L, 8), ("pop_rbp", 0x112, 1, L, 8), ("pop_r12", 0x113, 2, L, 8),
     ("pop_r13", 0x115, 2, L, 8), ("pop_r14", 0x117, 2, L, 8), ("pop_r15", 0x119, 2, L, 8),
     ("misses", 0x125, 5, M, 8),
-    ("slab_lock", 0x13B, 2, L, 4), ("free", 0x141, 4, L, 8), ("spill_lock", 0x145, 5, S_, 8),
+    ("slab_lock", 0x13B, 2, M, 4), ("free", 0x141, 4, L, 8), ("spill_lock", 0x145, 5, S_, 8),
     ("nw_next", 0x151, 4, L, 8), ("free_set", 0x159, 4, S_, 8), ("slab_unlock", 0x15D, 8, S_, 4),
     ("nw_key", 0x165, 4, S_, 8), ("spill_s2", 0x169, 5, S_, 8), ("cas", 0x16E, 4, L, 8),
     ("nbytes_arg", 0x172, 4, L, 4), ("spill_nw", 0x176, 5, S_, 8), ("spill_c2", 0x17B, 5, S_, 8),
     ("nw_nbytes", 0x184, 4, S_, 4), ("cas_set", 0x188, 4, S_, 8), ("nw_cas", 0x18C, 4, S_, 8),
     ("call_put", 0x190, 5, S_, 8), ("reload_c2", 0x198, 5, L, 8), ("reload_nw", 0x19D, 5, L, 8),
     ("reload_s2", 0x1A2, 5, L, 8), ("old_hnext", 0x1A9, 3, L, 8), ("reload_lock", 0x1AC, 5, L, 8),
-    ("nw_hnext", 0x1B1, 3, S_, 8), ("link_set", 0x1B4, 3, S_, 8), ("slab_lock2", 0x1C3, 2, L, 4),
+    ("nw_hnext", 0x1B1, 3, S_, 8), ("link_set", 0x1B4, 3, S_, 8), ("slab_lock2", 0x1C3, 2, M, 4),
     ("free2", 0x1C9, 4, L, 8), ("old_next", 0x1CD, 4, S_, 8), ("free_set2", 0x1D1, 4, S_, 8),
     ("slab_unlock2", 0x1D5, 8, S_, 4), ("puts", 0x1DD, 5, M, 8),
     ("buckets_new", 0x1F0, 3, L, 8), ("mask_new", 0x1F3, 4, L, 8), ("bucket_new", 0x1FB, 3, L, 8),
@@ -110,7 +111,7 @@ assert _PROLOGUE == list(range(P0, P0 + 6)) and _POPS == list(range(POP0, POP0 +
  S_SPILL_C2, S_NW_NBYTES, S_CAS_SET, S_NW_CAS, S_CALL_PUT, S_RELOAD_C2, S_RELOAD_NW,
  S_RELOAD_S2, S_OLD_HNEXT, S_RELOAD_LOCK, S_NW_HNEXT, S_LINK_SET, S_SLAB_LOCK2, S_FREE2,
  S_OLD_NEXT, S_FREE_SET2, S_SLAB_UNLOCK2, S_PUTS, S_BUCKETS_NEW, S_MASK_NEW, S_BUCKET_NEW,
- S_NW_HNEXT_NEW, S_BUCKET_SET, S_MC_LOAD, S_MC_STORE, S_MC_RET) = (SITE[n] for n in (
+ S_NW_HNEXT_NEW, S_BUCKET_SET, S_MC_LOAD, S_MC_STORE, S_MC_RET) = (np.int64(SITE[n]) for n in (
     "spill_end", "spill_wbuf", "spill_nbytes", "req", "lock", "mask", "buckets", "bucket",
     "chain_next", "key_cmp", "nbytes", "wbuf", "spill_c", "spill_s", "call_get", "reload_c",
     "reload_s", "hits", "unlock", "end_cmp", "misses", "slab_lock", "free", "spill_lock",
@@ -349,7 +350,6 @@ def _fill(cfg, st, fcfg, zc, x, lo, cnt, entry_sp, reqs, conns, slabs, bucket, h
         hv = _mix64(want)
         lock = store + ST_LOCKS + 4 * np.int64(hv & np.uint64(N_LOCKS - 1))
         pos = emit(out, pos, True, t, sites, S_LOCK, lock)
-        pos = emit_access(out, pos, t, OP_MODIFY, lock, 4)
         pos = emit(out, pos, True, t, sites, S_MASK, store + ST_MASK)
         pos = emit(out, pos, True, t, sites, S_BUCKETS, store + ST_BUCKETS)
         b = np.int64(hv & mask)
@@ -385,7 +385,6 @@ def _fill(cfg, st, fcfg, zc, x, lo, cnt, entry_sp, reqs, conns, slabs, bucket, h
         else:
             slab_lock = store + ST_SLAB_LOCK
             pos = emit(out, pos, True, t, sites, S_SLAB_LOCK, slab_lock)
-            pos = emit_access(out, pos, t, OP_MODIFY, slab_lock, 4)
             pos = emit(out, pos, True, t, sites, S_FREE, store + ST_FREE)
             pos = emit(out, pos, True, t, sites, S_SPILL_LOCK, rsp + 0x28)
             nw = st[0]
@@ -423,7 +422,6 @@ def _fill(cfg, st, fcfg, zc, x, lo, cnt, entry_sp, reqs, conns, slabs, bucket, h
                 else:
                     bucket[b] = nw
                 pos = emit(out, pos, True, t, sites, S_SLAB_LOCK2, slab_lock)
-                pos = emit_access(out, pos, t, OP_MODIFY, slab_lock, 4)
                 pos = emit(out, pos, True, t, sites, S_FREE2, store + ST_FREE)
                 pos = emit(out, pos, True, t, sites, S_OLD_NEXT, addr + I_NEXT)
                 inext[it] = st[0]
@@ -514,5 +512,7 @@ def generate(out: str | Path, p: KvParams, progress: Progress | None = None) -> 
                               cnt, entry, reqs, conns, slabs, bucket, hnext, key, inext, SITES)
         yield from filler.flush()
 
-    done = lambda: min(p.ops, int(st[1]) * p.ops // max(1, int(cfg[C_SEQ_END])))  # noqa: E731
+    def done() -> int:
+        return min(p.ops, int(st[1]) * p.ops // max(1, int(cfg[C_SEQ_END])))
+
     return generate_trace(out, p, meta, blocks(), done, progress)
