@@ -319,16 +319,21 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
                     _check_generated(cfg, path, checked)
                 else:
                     path = Path(trace).resolve()
-                tsha = hashes(path)
-                rid = make_run_id(tsha, cfg.sha256, cfg.engine)
-                if rid in seen:
+                point = make_point(len(points), cfg, path, values, hashes)
+                if point.run_id in seen:
                     continue
-                seen.add(rid)
-                points.append(Point(index=len(points), engine=engine, trace=str(path),
-                                    values=dict(values), config=dict(cfg.raw),
-                                    base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
-                                    trace_sha256=tsha, run_id=rid))
+                seen.add(point.run_id)
+                points.append(point)
     return points
+
+
+def make_point(index: int, cfg: Config, trace: Path, values: dict[str, Any],
+               hashes: TraceHashes) -> Point:
+    """The point that replays ``trace`` with ``cfg`` (its run_id known before it runs)."""
+    tsha = hashes(trace)
+    return Point(index=index, engine=cfg.engine, trace=str(trace), values=dict(values),
+                 config=dict(cfg.raw), base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
+                 trace_sha256=tsha, run_id=make_run_id(tsha, cfg.sha256, cfg.engine))
 
 
 def _check_generated(cfg: Config, path: Path, checked: set[tuple[Path, str]]) -> None:

@@ -38,7 +38,7 @@ from .gapbs_common import (B_ARGS, B_FRAME, B_GRAPH, B_SP, G_IN_INDEX, G_NUM_NOD
 from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap, GenResult,
                       Progress, STATIC, dynamic_chunk_bounds, emit, generate_trace, loop_length,
                       loop_position, stack_regions, static_block)
-from .native import TraceMeta
+from .native import ROW_GROUP_ROWS, TraceMeta
 
 K_DAMP = np.float32(0.85)
 PR_CHUNK = 16384
@@ -369,7 +369,8 @@ class PrResult(GenResult):
                 f"{p.threads} thread{'s' if p.threads != 1 else ''})")
 
 
-def generate(out: str | Path, p: PrParams, progress: Progress | None = None) -> PrResult:
+def generate(out: str | Path, p: PrParams, progress: Progress | None = None,
+             block_records: int = ROW_GROUP_ROWS) -> PrResult:
     g = build_graph(p)
     n = g.num_nodes
     lay = graph_layout(g, p.threads, [("scores", n, 4), ("contrib", n, 4)])
@@ -389,7 +390,7 @@ def generate(out: str | Path, p: PrParams, progress: Progress | None = None) -> 
     err = np.zeros(p.threads, np.float64)
     scores = np.zeros(n, np.float32)
     contrib = np.zeros(n, np.float32)
-    filler = BlockFiller(max(1 << 20, 2 * int(cfg[C_MAX_REC])))
+    filler = BlockFiller(max(block_records, 2 * int(cfg[C_MAX_REC])))
 
     def blocks():
         yield from filler.run(_fill, lambda: st[ST_PHASE] == PH_DONE, cfg, st, fst, err,

@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import UserError
 from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap, GenResult,
                       Heap, Progress, emit, generate_trace, stack_regions, stack_tops)
-from .native import TraceMeta
+from .native import ROW_GROUP_ROWS, TraceMeta
 
 POLY = np.uint64(7)
 PERIOD = 1317624576693539401
@@ -249,7 +249,8 @@ def expected_records(p: GupsParams) -> float:
     return 2.0 * p.updates + p.threads * 2.0 * (12 + 64 + 62 * 32 + 7)
 
 
-def generate(out: str | Path, p: GupsParams, progress: Progress | None = None) -> GenResult:
+def generate(out: str | Path, p: GupsParams, progress: Progress | None = None,
+             block_records: int = ROW_GROUP_ROWS) -> GenResult:
     heap, tops = layout(p)
     regions = [CODE.region(), heap.region("table")] + stack_regions(tops)
     meta = TraceMeta(source="gups-synth", threads=p.threads, regions=tuple(regions),
@@ -265,7 +266,7 @@ def generate(out: str | Path, p: GupsParams, progress: Progress | None = None) -
     ran = np.zeros(p.threads, np.uint64)
     m2 = np.zeros(64, np.uint64)
     sites = CODE.site_table()
-    filler = BlockFiller()
+    filler = BlockFiller(max(block_records, 2 * MAX_PROLOGUE + 4))
 
     def blocks():
         yield from filler.run(_fill, lambda: st[0] >= cfg[C_SEQ_END], cfg, st, ran, lo, cnt,

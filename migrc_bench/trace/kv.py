@@ -42,7 +42,7 @@ from ..errors import UserError
 from .gencore import (CODE_BASE, LIB_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap,
                       GenResult, Heap, Progress, emit, emit_memcpy, generate_trace,
                       join_site_tables, memcpy_records, stack_regions, stack_tops)
-from .native import TraceMeta
+from .native import ROW_GROUP_ROWS, TraceMeta
 
 HDR = 48
 SLAB_BYTES = 1 << 20
@@ -477,7 +477,8 @@ def expected_records(p: KvParams) -> float:
     return 2.0 * p.ops * per_op
 
 
-def generate(out: str | Path, p: KvParams, progress: Progress | None = None) -> GenResult:
+def generate(out: str | Path, p: KvParams, progress: Progress | None = None,
+             block_records: int = ROW_GROUP_ROWS) -> GenResult:
     heap, tops, per_slab = layout(p)
     a = heap.arrays
     regions = [CODE.region(), LIBC.region()] + heap.array_regions() + stack_regions(tops)
@@ -505,7 +506,7 @@ def generate(out: str | Path, p: KvParams, progress: Progress | None = None) -> 
     reqs = np.array([a[f"requests:{t}"].start for t in range(p.threads)], np.int64)
     conns = np.array([a[f"conn:{t}"].start for t in range(p.threads)], np.int64)
     fcfg = np.array([p.put_share], np.float64)
-    filler = BlockFiller(max(1 << 20, 4 * max_rec))
+    filler = BlockFiller(max(block_records, 2 * max_rec))
 
     def blocks():
         yield from filler.run(_fill, lambda: st[1] >= cfg[C_SEQ_END], cfg, st, fcfg, zc, x, lo,
