@@ -339,6 +339,17 @@ def _flush(out, pos, t, sites, st, lin, lbuf, queue, qaddr, lbuf_addr, bases, re
 
 
 @nb.njit(cache=True, nogil=True, _nrt=False)
+def _end_flush(out, pos, t, sites, seqs, end_seq, call_site, ret_slot, st, lin, lbuf, queue, qaddr,
+               lbuf_addr, bases):
+    """A thread's end of TDStep or BitmapToQueue: the epilogue, then QueueBuffer::flush (the
+    memcpy call only when the buffer holds something)."""
+    pos = emit_seq(out, pos, t, sites, seqs, end_seq, bases)
+    if lin[t] > 0:
+        pos = emit(out, pos, True, t, sites, call_site, bases[t, B_SP] + ret_slot)
+    return _flush(out, pos, t, sites, st, lin, lbuf, queue, qaddr, lbuf_addr, bases, ret_slot)
+
+
+@nb.njit(cache=True, nogil=True, _nrt=False)
 def _push(out, pos, t, sites, site, v, st, lin, lbuf, queue, qaddr, lbuf_addr, bases, seqs):
     """QueueBuffer::push_back (flushing a full buffer first)."""
     if lin[t] == QBUF:
@@ -352,374 +363,243 @@ def _push(out, pos, t, sites, site, v, st, lin, lbuf, queue, qaddr, lbuf_addr, b
 
 
 @nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_start(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """PH_START"""
-    pos = emit_seq(out, pos, T0, sites, seqs, Q_TRIAL_START, bases)
-    st[ST_PHASE] = PH_INIT
-    st[ST_SEQ] = 0
-    return pos
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_init(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """InitParent"""
-    cap = len(out[0])
-    threads = cfg[C_THREADS]
-    n = cfg[C_N]
-    index = cfg[C_INDEX]
-    paddr = cfg[C_PARENT]
-    while True:
-        if pos + cfg[C_MAX_REC] > cap:
-            return pos
-        seq = st[ST_SEQ]
-        if seq >= loop_length(n, threads, STATIC):
-            st[ST_PHASE] = PH_SETUP
-            return pos
-        t, u, first, last = loop_position(seq, n, threads, STATIC)
-        st[ST_SEQ] = seq + 1
-        if u < 0:
-            continue
-        if first:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_INIT, bases)
-        pos = emit(out, pos, True, t, sites, S_IP_HI, index + 8 * (u + 1))
-        pos = emit(out, pos, True, t, sites, S_IP_LO, index + 8 * u)
-        deg = offsets[u + 1] - offsets[u]
-        parent[u] = -deg if deg != 0 else -1
-        pos = emit(out, pos, True, t, sites, S_IP_SET if deg != 0 else S_IP_SET0,
-                   paddr + 4 * u)
-        if last:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_INIT_END, bases)
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_setup(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """parent[source] = source; the queue; curr/front reset"""
-    paddr = cfg[C_PARENT]
-    qaddr = cfg[C_QUEUE]
-    words = cfg[C_WORDS]
-    src = sources[st[ST_TRIAL]]
-    parent[src] = src
-    pos = emit(out, pos, True, 0, sites, S_DB_PARENT_SRC, paddr + 4 * src)
-    queue[0] = src
-    pos = emit(out, pos, True, 0, sites, S_DB_PUSH_SRC, qaddr)
-    st[ST_IN] = 1
-    st[ST_LO] = 0
-    st[ST_HI] = 1
-    for b in range(2):
-        bits[b, :] = 0
-        pos = emit_memset(out, pos, T0, sites, S_MS_STORE, cfg[C_BITS0 + b], 8 * words)
-        pos = emit(out, pos, True, 0, sites, S_MS_RET, bases[0, B_FRAME] - 8)
-    st[ST_FRONT] = 1
-    st[ST_EDGES] = cfg[C_M]
-    st[ST_SCOUT] = offsets[src + 1] - offsets[src]
-    st[ST_PHASE] = PH_DECIDE
-    return pos
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_decide(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """PH_DECIDE"""
-    pos = emit_seq(out, pos, T0, sites, seqs, Q_DECIDE, bases)
-    st[ST_SEQ] = 0
-    tcount[:] = 0
-    if st[ST_LO] == st[ST_HI]:
-        st[ST_PHASE] = PH_FINAL
-    elif st[ST_SCOUT] > st[ST_EDGES] // ALPHA:
-        st[ST_PHASE] = PH_Q2B
-        pos = emit_seq(out, pos, T0, sites, seqs, Q_Q2B_MAIN, bases)
-    else:
-        st[ST_EDGES] -= st[ST_SCOUT]
-        st[ST_PHASE] = PH_TD
-        st[ST_TD_STEPS] += 1
-    return pos
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_td(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """TDStep, static over the queue's window"""
-    cap = len(out[0])
-    threads = cfg[C_THREADS]
-    nb_ = cfg[C_NEIGHS]
-    index = cfg[C_INDEX]
-    paddr = cfg[C_PARENT]
-    qaddr = cfg[C_QUEUE]
-    while True:
-        if pos + cfg[C_MAX_REC] > cap:
-            return pos
-        seq = st[ST_SEQ]
-        w = st[ST_HI] - st[ST_LO]
-        if seq >= loop_length(w, threads, STATIC):
-            st[ST_SCOUT] = tcount.sum()
-            st[ST_LO] = st[ST_HI]
-            st[ST_HI] = st[ST_IN]
-            pos = emit_seq(out, pos, T0, sites, seqs, Q_TD_MAIN, bases)
-            st[ST_PHASE] = PH_DECIDE
-            return pos
-        t, i, first, last = loop_position(seq, w, threads, STATIC)
-        st[ST_SEQ] = seq + 1
-        if i < 0:
-            continue
-        if first:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_TD, bases)
-        pos = emit(out, pos, True, t, sites, S_TD_ARG_G, bases[t, B_ARGS])
-        u = queue[st[ST_LO] + i]
-        pos = emit(out, pos, True, t, sites, S_TD_U, qaddr + 4 * (st[ST_LO] + i))
-        pos = emit(out, pos, True, t, sites, S_TD_OUT_INDEX, bases[t, B_GRAPH] + G_OUT_INDEX)
-        pos = emit(out, pos, True, t, sites, S_TD_HI, index + 8 * (u + 1))
-        pos = emit(out, pos, True, t, sites, S_TD_LO, index + 8 * u)
-        for j in range(offsets[u], offsets[u + 1]):
-            v = neighs[j]
-            pos = emit(out, pos, True, t, sites, S_TD_ARG_PARENT, bases[t, B_ARGS] + 8)
-            pos = emit(out, pos, True, t, sites, S_TD_V, nb_ + 4 * j)
-            pos = emit(out, pos, True, t, sites, S_TD_PARENT_START,
-                       bases[t, B_FRAME] + PARENT_OBJ)
-            pos = emit(out, pos, True, t, sites, S_TD_PARENT_V, paddr + 4 * v)
-            cur = parent[v]
-            if cur < 0:
-                pos = emit(out, pos, True, t, sites, S_TD_CAS, paddr + 4 * v)
-                parent[v] = u
-                tcount[t] += -cur
-                pos = _push(out, pos, t, sites, S_TD_PUSH, np.int64(v), st, lin, lbuf, queue, qaddr,
-                            lbuf_addr, bases, seqs)
-        st[ST_DONE_EDGES] += offsets[u + 1] - offsets[u]
-        if last:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_TD_END, bases)
-            if lin[t] > 0:
-                pos = emit(out, pos, True, t, sites, S_TD_CALL_MEMCPY,
-                           bases[t, B_SP] - 0x78)
-            pos = _flush(out, pos, t, sites, st, lin, lbuf, queue, qaddr, lbuf_addr, bases,
-                         RET_TD)
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_q2b(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """QueueToBitmap(queue, front), static over the window"""
-    cap = len(out[0])
-    threads = cfg[C_THREADS]
-    qaddr = cfg[C_QUEUE]
-    while True:
-        if pos + cfg[C_MAX_REC] > cap:
-            return pos
-        seq = st[ST_SEQ]
-        w = st[ST_HI] - st[ST_LO]
-        front = st[ST_FRONT]
-        if seq >= loop_length(w, threads, STATIC):
-            st[ST_AWAKE] = w
-            st[ST_LO] = st[ST_HI]
-            st[ST_PHASE] = PH_BU
-            st[ST_SEQ] = 0
-            return pos
-        t, i, first, last = loop_position(seq, w, threads, STATIC)
-        st[ST_SEQ] = seq + 1
-        if i < 0:
-            continue
-        if first:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_Q2B, bases)
-        u = queue[st[ST_LO] + i]
-        pos = emit(out, pos, True, t, sites, S_QB_U, qaddr + 4 * (st[ST_LO] + i))
-        pos = emit(out, pos, True, t, sites, S_QB_ARG_BM, bases[t, B_ARGS] + 8)
-        pos = emit(out, pos, True, t, sites, S_QB_BM_START, bases[t, B_FRAME] + FRONT_OBJ)
-        word = cfg[C_BITS0 + front] + 8 * (u >> 6)
-        pos = emit(out, pos, True, t, sites, S_QB_WORD, word)
-        pos = emit(out, pos, True, t, sites, S_QB_CAS, word)
-        bits[front, u >> 6] |= np.uint64(1) << np.uint64(u & 63)
-        if last:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_Q2B_END, bases)
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_bu(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """BUStep(g, parent, front, next = curr): dynamic 1024"""
-    cap = len(out[0])
-    threads = cfg[C_THREADS]
-    n = cfg[C_N]
-    nb_ = cfg[C_NEIGHS]
-    index = cfg[C_INDEX]
-    paddr = cfg[C_PARENT]
-    words = cfg[C_WORDS]
-    while True:
-        if pos + cfg[C_MAX_REC] > cap:
-            return pos
-        seq = st[ST_SEQ]
-        front = st[ST_FRONT]
-        nxt = 1 - front
-        if seq == 0:
-            st[ST_OLD_AWAKE] = st[ST_AWAKE]
-            bits[nxt, :] = 0
-            pos = emit_memset(out, pos, T0, sites, S_MS_STORE, cfg[C_BITS0 + nxt], 8 * words)
-            pos = emit(out, pos, True, 0, sites, S_MS_RET, bases[0, B_FRAME] - 8)
-            pos = emit_seq(out, pos, T0, sites, seqs, Q_BU_MAIN, bases)
-            tcount[:] = 0
-            st[ST_BU_STEPS] += 1
-        if seq >= loop_length(n, threads, BU_CHUNK):
-            awake = tcount.sum()
-            st[ST_AWAKE] = awake
-            st[ST_FRONT] = nxt               # front.swap(curr)
-            st[ST_SEQ] = 0
-            if not (awake >= st[ST_OLD_AWAKE] or awake > n // BETA):
-                st[ST_PHASE] = PH_B2Q
-                tcount[:] = 0
-                pos = emit_seq(out, pos, T0, sites, seqs, Q_B2Q_MAIN, bases)
-            return pos
-        t, u, first, last = loop_position(seq, n, threads, BU_CHUNK)
-        st[ST_SEQ] = seq + 1
-        if u < 0:
-            continue
-        thread_first, thread_last = dynamic_chunk_bounds(u, n, threads, BU_CHUNK)
-        if first:
-            if thread_first:
-                pos = emit_seq(out, pos, t, sites, seqs, Q_BU, bases)
-            pos = emit_seq(out, pos, t, sites, seqs, Q_BU_CHUNK, bases)
-        pos = emit(out, pos, True, t, sites, S_BU_PARENT_U, paddr + 4 * u)
-        if parent[u] < 0:
-            pos = emit(out, pos, True, t, sites, S_BU_IN_INDEX, bases[t, B_GRAPH] + G_IN_INDEX)
-            pos = emit(out, pos, True, t, sites, S_BU_HI, index + 8 * (u + 1))
-            pos = emit(out, pos, True, t, sites, S_BU_LO, index + 8 * u)
-            if offsets[u + 1] > offsets[u]:
-                pos = emit(out, pos, True, t, sites, S_BU_FRONT_START,
-                           bases[t, B_FRAME] + FRONT_OBJ)
-            for j in range(offsets[u], offsets[u + 1]):
-                v = neighs[j]
-                pos = emit(out, pos, True, t, sites, S_BU_V, nb_ + 4 * j)
-                pos = emit(out, pos, True, t, sites, S_BU_FRONT_WORD,
-                           cfg[C_BITS0 + front] + 8 * (v >> 6))
-                st[ST_DONE_EDGES] += 1
-                if (bits[front, v >> 6] >> np.uint64(v & 63)) & np.uint64(1):
-                    pos = emit(out, pos, True, t, sites, S_BU_ARG_NEXT, bases[t, B_ARGS] + 0x18)
-                    parent[u] = v
-                    pos = emit(out, pos, True, t, sites, S_BU_SET_PARENT, paddr + 4 * u)
-                    pos = emit(out, pos, True, t, sites, S_BU_NEXT_START,
-                               bases[t, B_FRAME] + CURR_OBJ)
-                    pos = emit(out, pos, True, t, sites, S_BU_NEXT_WORD,
-                               cfg[C_BITS0 + nxt] + 8 * (u >> 6))
-                    bits[nxt, u >> 6] |= np.uint64(1) << np.uint64(u & 63)
-                    tcount[t] += 1
-                    break
-        if last:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_BU_CHUNK_END, bases)
-            if thread_last:
-                pos = emit_seq(out, pos, t, sites, seqs, Q_BU_END, bases)
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_b2q(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """BitmapToQueue(g, front, queue): static over vertices"""
-    cap = len(out[0])
-    threads = cfg[C_THREADS]
-    n = cfg[C_N]
-    qaddr = cfg[C_QUEUE]
-    while True:
-        if pos + cfg[C_MAX_REC] > cap:
-            return pos
-        seq = st[ST_SEQ]
-        front = st[ST_FRONT]
-        if seq >= loop_length(n, threads, STATIC):
-            st[ST_HI] = st[ST_IN]          # slide_window (LO is the old end)
-            st[ST_SCOUT] = 1
-            st[ST_PHASE] = PH_DECIDE
-            return pos
-        t, u, first, last = loop_position(seq, n, threads, STATIC)
-        st[ST_SEQ] = seq + 1
-        if u < 0:
-            continue
-        if first:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_B2Q, bases)
-        pos = emit(out, pos, True, t, sites, S_BQ_ARG_BM, bases[t, B_ARGS] + 8)
-        pos = emit(out, pos, True, t, sites, S_BQ_BM_START, bases[t, B_FRAME] + FRONT_OBJ)
-        pos = emit(out, pos, True, t, sites, S_BQ_WORD, cfg[C_BITS0 + front] + 8 * (u >> 6))
-        if (bits[front, u >> 6] >> np.uint64(u & 63)) & np.uint64(1):
-            pos = _push(out, pos, t, sites, S_BQ_PUSH, u, st, lin, lbuf, queue, qaddr,
-                        lbuf_addr, bases, seqs)
-        if last:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_B2Q_END, bases)
-            if lin[t] > 0:
-                pos = emit(out, pos, True, t, sites, S_BQ_CALL_MEMCPY,
-                           bases[t, B_SP] - 0x58)
-            pos = _flush(out, pos, t, sites, st, lin, lbuf, queue, qaddr, lbuf_addr, bases,
-                         RET_B2Q)
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_final(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """parent[n] < -1 -> -1, static"""
-    cap = len(out[0])
-    threads = cfg[C_THREADS]
-    n = cfg[C_N]
-    paddr = cfg[C_PARENT]
-    while True:
-        if pos + cfg[C_MAX_REC] > cap:
-            return pos
-        seq = st[ST_SEQ]
-        if seq >= loop_length(n, threads, STATIC):
-            st[ST_PHASE] = PH_END
-            return pos
-        t, u, first, last = loop_position(seq, n, threads, STATIC)
-        st[ST_SEQ] = seq + 1
-        if u < 0:
-            continue
-        if first:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_FINAL, bases)
-        pos = emit(out, pos, True, t, sites, S_FL_PARENT, paddr + 4 * u)
-        if parent[u] < -1:
-            parent[u] = -1
-            pos = emit(out, pos, True, t, sites, S_FL_RESET, paddr + 4 * u)
-        if parent[u] >= 0:
-            st[ST_VISITED] += 1
-        if last:
-            pos = emit_seq(out, pos, t, sites, seqs, Q_FINAL_END, bases)
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
-def _ph_end(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
-        bases, sites, seqs, out, pos):
-    """PH_END"""
-    pos = emit_seq(out, pos, T0, sites, seqs, Q_TRIAL_END, bases)
-    st[ST_TRIAL] += 1
-    st[ST_SEQ] = 0
-    st[ST_PHASE] = PH_START if st[ST_TRIAL] < cfg[C_TRIALS] else PH_DONE
-    return pos
-
-
-@nb.njit(cache=True, nogil=True, _nrt=False)
 def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr, tcount,
           bases, sites, seqs, o_tid, o_op, o_addr, o_size, pos):
-    """BFS trials from the state in st until the block is nearly full (see ST_*, PH_*). Each
-    phase is its own compiled function: one function of them all took a minute to compile."""
+    """BFS trials from the state in st until the block is nearly full (see ST_*, PH_*)."""
     out = (o_tid, o_op, o_addr, o_size)
     cap = len(o_tid)
-    while st[ST_PHASE] != PH_DONE and pos + cfg[C_MAX_REC] <= cap:
+    threads = cfg[C_THREADS]
+    n = cfg[C_N]
+    nb_ = cfg[C_NEIGHS]
+    index = cfg[C_INDEX]
+    paddr = cfg[C_PARENT]
+    qaddr = cfg[C_QUEUE]
+    words = cfg[C_WORDS]
+    while st[ST_PHASE] != PH_DONE:
+        if pos + cfg[C_MAX_REC] > cap:
+            break
         ph = st[ST_PHASE]
-        args = (cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbuf_addr,
-                tcount, bases, sites, seqs, out, pos)
+        seq = st[ST_SEQ]
         if ph == PH_START:
-            pos = _ph_start(*args)
-        elif ph == PH_INIT:
-            pos = _ph_init(*args)
-        elif ph == PH_SETUP:
-            pos = _ph_setup(*args)
+            pos = emit_seq(out, pos, T0, sites, seqs, Q_TRIAL_START, bases)
+            st[ST_PHASE] = PH_INIT
+            st[ST_SEQ] = 0
+        elif ph == PH_INIT:  # InitParent
+            if seq >= loop_length(n, threads, STATIC):
+                st[ST_PHASE] = PH_SETUP
+                continue
+            t, u, first, last = loop_position(seq, n, threads, STATIC)
+            st[ST_SEQ] = seq + 1
+            if u < 0:
+                continue
+            if first:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_INIT, bases)
+            pos = emit(out, pos, True, t, sites, S_IP_HI, index + 8 * (u + 1))
+            pos = emit(out, pos, True, t, sites, S_IP_LO, index + 8 * u)
+            deg = offsets[u + 1] - offsets[u]
+            parent[u] = -deg if deg != 0 else -1
+            pos = emit(out, pos, True, t, sites, S_IP_SET if deg != 0 else S_IP_SET0,
+                       paddr + 4 * u)
+            if last:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_INIT_END, bases)
+        elif ph == PH_SETUP:  # parent[source] = source; the queue; curr/front reset
+            src = sources[st[ST_TRIAL]]
+            parent[src] = src
+            pos = emit(out, pos, True, 0, sites, S_DB_PARENT_SRC, paddr + 4 * src)
+            queue[0] = src
+            pos = emit(out, pos, True, 0, sites, S_DB_PUSH_SRC, qaddr)
+            st[ST_IN] = 1
+            st[ST_LO] = 0
+            st[ST_HI] = 1
+            for b in range(2):
+                bits[b, :] = 0
+                pos = emit_memset(out, pos, T0, sites, S_MS_STORE, cfg[C_BITS0 + b], 8 * words)
+                pos = emit(out, pos, True, 0, sites, S_MS_RET, bases[0, B_FRAME] - 8)
+            st[ST_FRONT] = 1
+            st[ST_EDGES] = cfg[C_M]
+            st[ST_SCOUT] = offsets[src + 1] - offsets[src]
+            st[ST_PHASE] = PH_DECIDE
         elif ph == PH_DECIDE:
-            pos = _ph_decide(*args)
-        elif ph == PH_TD:
-            pos = _ph_td(*args)
-        elif ph == PH_Q2B:
-            pos = _ph_q2b(*args)
-        elif ph == PH_BU:
-            pos = _ph_bu(*args)
-        elif ph == PH_B2Q:
-            pos = _ph_b2q(*args)
-        elif ph == PH_FINAL:
-            pos = _ph_final(*args)
-        else:
-            pos = _ph_end(*args)
+            pos = emit_seq(out, pos, T0, sites, seqs, Q_DECIDE, bases)
+            st[ST_SEQ] = 0
+            tcount[:] = 0
+            if st[ST_LO] == st[ST_HI]:
+                st[ST_PHASE] = PH_FINAL
+            elif st[ST_SCOUT] > st[ST_EDGES] // ALPHA:
+                st[ST_PHASE] = PH_Q2B
+                pos = emit_seq(out, pos, T0, sites, seqs, Q_Q2B_MAIN, bases)
+            else:
+                st[ST_EDGES] -= st[ST_SCOUT]
+                st[ST_PHASE] = PH_TD
+                st[ST_TD_STEPS] += 1
+        elif ph == PH_TD:  # TDStep, static over the queue's window
+            w = st[ST_HI] - st[ST_LO]
+            if seq >= loop_length(w, threads, STATIC):
+                st[ST_SCOUT] = tcount.sum()
+                st[ST_LO] = st[ST_HI]
+                st[ST_HI] = st[ST_IN]
+                pos = emit_seq(out, pos, T0, sites, seqs, Q_TD_MAIN, bases)
+                st[ST_PHASE] = PH_DECIDE
+                continue
+            t, i, first, last = loop_position(seq, w, threads, STATIC)
+            st[ST_SEQ] = seq + 1
+            if i < 0:
+                continue
+            if first:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_TD, bases)
+            pos = emit(out, pos, True, t, sites, S_TD_ARG_G, bases[t, B_ARGS])
+            u = queue[st[ST_LO] + i]
+            pos = emit(out, pos, True, t, sites, S_TD_U, qaddr + 4 * (st[ST_LO] + i))
+            pos = emit(out, pos, True, t, sites, S_TD_OUT_INDEX, bases[t, B_GRAPH] + G_OUT_INDEX)
+            pos = emit(out, pos, True, t, sites, S_TD_HI, index + 8 * (u + 1))
+            pos = emit(out, pos, True, t, sites, S_TD_LO, index + 8 * u)
+            for j in range(offsets[u], offsets[u + 1]):
+                v = neighs[j]
+                pos = emit(out, pos, True, t, sites, S_TD_ARG_PARENT, bases[t, B_ARGS] + 8)
+                pos = emit(out, pos, True, t, sites, S_TD_V, nb_ + 4 * j)
+                pos = emit(out, pos, True, t, sites, S_TD_PARENT_START,
+                           bases[t, B_FRAME] + PARENT_OBJ)
+                pos = emit(out, pos, True, t, sites, S_TD_PARENT_V, paddr + 4 * v)
+                cur = parent[v]
+                if cur < 0:
+                    pos = emit(out, pos, True, t, sites, S_TD_CAS, paddr + 4 * v)
+                    parent[v] = u
+                    tcount[t] += -cur
+                    pos = _push(out, pos, t, sites, S_TD_PUSH, np.int64(v), st, lin, lbuf,
+                                queue, qaddr, lbuf_addr, bases, seqs)
+            st[ST_DONE_EDGES] += offsets[u + 1] - offsets[u]
+            if last:
+                pos = _end_flush(out, pos, t, sites, seqs, Q_TD_END, S_TD_CALL_MEMCPY, RET_TD, st,
+                                 lin, lbuf, queue, qaddr, lbuf_addr, bases)
+        elif ph == PH_Q2B:  # QueueToBitmap(queue, front), static over the window
+            w = st[ST_HI] - st[ST_LO]
+            front = st[ST_FRONT]
+            if seq >= loop_length(w, threads, STATIC):
+                st[ST_AWAKE] = w
+                st[ST_LO] = st[ST_HI]
+                st[ST_PHASE] = PH_BU
+                st[ST_SEQ] = 0
+                continue
+            t, i, first, last = loop_position(seq, w, threads, STATIC)
+            st[ST_SEQ] = seq + 1
+            if i < 0:
+                continue
+            if first:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_Q2B, bases)
+            u = queue[st[ST_LO] + i]
+            pos = emit(out, pos, True, t, sites, S_QB_U, qaddr + 4 * (st[ST_LO] + i))
+            pos = emit(out, pos, True, t, sites, S_QB_ARG_BM, bases[t, B_ARGS] + 8)
+            pos = emit(out, pos, True, t, sites, S_QB_BM_START, bases[t, B_FRAME] + FRONT_OBJ)
+            word = cfg[C_BITS0 + front] + 8 * (u >> 6)
+            pos = emit(out, pos, True, t, sites, S_QB_WORD, word)
+            pos = emit(out, pos, True, t, sites, S_QB_CAS, word)
+            bits[front, u >> 6] |= np.uint64(1) << np.uint64(u & 63)
+            if last:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_Q2B_END, bases)
+        elif ph == PH_BU:  # BUStep(g, parent, front, next = curr): dynamic 1024
+            front = st[ST_FRONT]
+            nxt = 1 - front
+            if seq == 0:
+                st[ST_OLD_AWAKE] = st[ST_AWAKE]
+                bits[nxt, :] = 0
+                pos = emit_memset(out, pos, T0, sites, S_MS_STORE, cfg[C_BITS0 + nxt], 8 * words)
+                pos = emit(out, pos, True, 0, sites, S_MS_RET, bases[0, B_FRAME] - 8)
+                pos = emit_seq(out, pos, T0, sites, seqs, Q_BU_MAIN, bases)
+                tcount[:] = 0
+                st[ST_BU_STEPS] += 1
+            if seq >= loop_length(n, threads, BU_CHUNK):
+                awake = tcount.sum()
+                st[ST_AWAKE] = awake
+                st[ST_FRONT] = nxt               # front.swap(curr)
+                st[ST_SEQ] = 0
+                if not (awake >= st[ST_OLD_AWAKE] or awake > n // BETA):
+                    st[ST_PHASE] = PH_B2Q
+                    tcount[:] = 0
+                    pos = emit_seq(out, pos, T0, sites, seqs, Q_B2Q_MAIN, bases)
+                continue
+            t, u, first, last = loop_position(seq, n, threads, BU_CHUNK)
+            st[ST_SEQ] = seq + 1
+            if u < 0:
+                continue
+            thread_first, thread_last = dynamic_chunk_bounds(u, n, threads, BU_CHUNK)
+            if first:
+                if thread_first:
+                    pos = emit_seq(out, pos, t, sites, seqs, Q_BU, bases)
+                pos = emit_seq(out, pos, t, sites, seqs, Q_BU_CHUNK, bases)
+            pos = emit(out, pos, True, t, sites, S_BU_PARENT_U, paddr + 4 * u)
+            if parent[u] < 0:
+                pos = emit(out, pos, True, t, sites, S_BU_IN_INDEX, bases[t, B_GRAPH] + G_IN_INDEX)
+                pos = emit(out, pos, True, t, sites, S_BU_HI, index + 8 * (u + 1))
+                pos = emit(out, pos, True, t, sites, S_BU_LO, index + 8 * u)
+                if offsets[u + 1] > offsets[u]:
+                    pos = emit(out, pos, True, t, sites, S_BU_FRONT_START,
+                               bases[t, B_FRAME] + FRONT_OBJ)
+                for j in range(offsets[u], offsets[u + 1]):
+                    v = neighs[j]
+                    pos = emit(out, pos, True, t, sites, S_BU_V, nb_ + 4 * j)
+                    pos = emit(out, pos, True, t, sites, S_BU_FRONT_WORD,
+                               cfg[C_BITS0 + front] + 8 * (v >> 6))
+                    st[ST_DONE_EDGES] += 1
+                    if (bits[front, v >> 6] >> np.uint64(v & 63)) & np.uint64(1):
+                        pos = emit(out, pos, True, t, sites, S_BU_ARG_NEXT, bases[t, B_ARGS] + 0x18)
+                        parent[u] = v
+                        pos = emit(out, pos, True, t, sites, S_BU_SET_PARENT, paddr + 4 * u)
+                        pos = emit(out, pos, True, t, sites, S_BU_NEXT_START,
+                                   bases[t, B_FRAME] + CURR_OBJ)
+                        pos = emit(out, pos, True, t, sites, S_BU_NEXT_WORD,
+                                   cfg[C_BITS0 + nxt] + 8 * (u >> 6))
+                        bits[nxt, u >> 6] |= np.uint64(1) << np.uint64(u & 63)
+                        tcount[t] += 1
+                        break
+            if last:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_BU_CHUNK_END, bases)
+                if thread_last:
+                    pos = emit_seq(out, pos, t, sites, seqs, Q_BU_END, bases)
+        elif ph == PH_B2Q:  # BitmapToQueue(g, front, queue): static over vertices
+            front = st[ST_FRONT]
+            if seq >= loop_length(n, threads, STATIC):
+                st[ST_HI] = st[ST_IN]          # slide_window (LO is the old end)
+                st[ST_SCOUT] = 1
+                st[ST_PHASE] = PH_DECIDE
+                continue
+            t, u, first, last = loop_position(seq, n, threads, STATIC)
+            st[ST_SEQ] = seq + 1
+            if u < 0:
+                continue
+            if first:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_B2Q, bases)
+            pos = emit(out, pos, True, t, sites, S_BQ_ARG_BM, bases[t, B_ARGS] + 8)
+            pos = emit(out, pos, True, t, sites, S_BQ_BM_START, bases[t, B_FRAME] + FRONT_OBJ)
+            pos = emit(out, pos, True, t, sites, S_BQ_WORD, cfg[C_BITS0 + front] + 8 * (u >> 6))
+            if (bits[front, u >> 6] >> np.uint64(u & 63)) & np.uint64(1):
+                pos = _push(out, pos, t, sites, S_BQ_PUSH, u, st, lin, lbuf, queue, qaddr,
+                            lbuf_addr, bases, seqs)
+            if last:
+                pos = _end_flush(out, pos, t, sites, seqs, Q_B2Q_END, S_BQ_CALL_MEMCPY, RET_B2Q,
+                                 st, lin, lbuf, queue, qaddr, lbuf_addr, bases)
+        elif ph == PH_FINAL:  # parent[n] < -1 -> -1, static
+            if seq >= loop_length(n, threads, STATIC):
+                st[ST_PHASE] = PH_END
+                continue
+            t, u, first, last = loop_position(seq, n, threads, STATIC)
+            st[ST_SEQ] = seq + 1
+            if u < 0:
+                continue
+            if first:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_FINAL, bases)
+            pos = emit(out, pos, True, t, sites, S_FL_PARENT, paddr + 4 * u)
+            if parent[u] < -1:
+                parent[u] = -1
+                pos = emit(out, pos, True, t, sites, S_FL_RESET, paddr + 4 * u)
+            if parent[u] >= 0:
+                st[ST_VISITED] += 1
+            if last:
+                pos = emit_seq(out, pos, t, sites, seqs, Q_FINAL_END, bases)
+        elif ph == PH_END:
+            pos = emit_seq(out, pos, T0, sites, seqs, Q_TRIAL_END, bases)
+            st[ST_TRIAL] += 1
+            st[ST_SEQ] = 0
+            st[ST_PHASE] = PH_START if st[ST_TRIAL] < cfg[C_TRIALS] else PH_DONE
     return pos
 
 

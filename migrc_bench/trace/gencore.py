@@ -30,7 +30,7 @@ from __future__ import annotations
 import queue
 import shlex
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -203,15 +203,7 @@ def join_site_tables(*maps: CodeMap) -> tuple[np.ndarray, dict[str, int]]:
 def emit(out, pos, rec, tid, sites, site, addr):
     """Write the fetch of ``site``'s instruction and its data access at ``addr``."""
     if rec:
-        o_tid, o_op, o_addr, o_size = out
-        o_tid[pos] = tid
-        o_op[pos] = 0
-        o_addr[pos] = sites[site, 0]
-        o_size[pos] = sites[site, 1]
-        o_tid[pos + 1] = tid
-        o_op[pos + 1] = sites[site, 2]
-        o_addr[pos + 1] = addr
-        o_size[pos + 1] = sites[site, 3]
+        emit_sized(out, pos, tid, sites, site, addr, sites[site, 3])
     return pos + 2
 
 
@@ -387,6 +379,30 @@ def loop_position(seq, n, threads, chunk):
     if it >= n:
         return t, -1, False, False
     return t, it, i == 0, i == chunk - 1 or it == n - 1
+
+
+def split_evenly(total: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first, count) per thread of ``total`` units split as [N t/T, N (t+1)/T) (as the MPI
+    version of HPCC splits its stream, and our C programs their OpenMP threads)."""
+    bounds = np.array([total * i // threads for i in range(threads + 1)], np.int64)
+    return bounds[:-1], np.diff(bounds)
+
+
+class GenParams:
+    """What the parameters of every generator say about themselves (the registry's
+    interface): the generator's name and unit of work, and ``to_json`` for
+    ``migrc_bench.generator`` (the dataclass fields, the name and ``extra_json()``)."""
+
+    generator = ""
+    work_unit = ""
+
+    def extra_json(self) -> dict[str, Any]:
+        return {}
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)  # type: ignore[call-overload]
+        d.update(generator=self.generator, **self.extra_json())
+        return d
 
 
 # ---- streaming -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ five pops and the return. Instruction addresses are that build's (text offsets f
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,9 @@ import numba as nb
 import numpy as np
 
 from ..errors import UserError
-from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap, GenResult,
-                      Heap, Progress, emit, generate_trace, stack_regions, stack_tops)
+from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap, GenParams,
+                      GenResult, Heap, Progress, emit, generate_trace, split_evenly,
+                      stack_regions, stack_tops)
 from .native import ROW_GROUP_ROWS, TraceMeta
 
 POLY = np.uint64(7)
@@ -78,7 +79,7 @@ MAX_PROLOGUE = 2 * (12 + 64 + 63 * 64 + 1 + 6)
 
 
 @dataclass(frozen=True)
-class GupsParams:
+class GupsParams(GenParams):
     log2_size: int
     updates: int
     threads: int
@@ -92,12 +93,11 @@ class GupsParams:
     def work_units(self) -> int:
         return self.updates
 
+    generator = "gups"
     work_unit = "update"
 
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(generator="gups", table_words=self.table_words, poly=int(POLY))
-        return d
+    def extra_json(self) -> dict[str, Any]:
+        return {"table_words": self.table_words, "poly": int(POLY)}
 
 
 def click_params() -> list:
@@ -240,8 +240,7 @@ def layout(p: GupsParams) -> tuple[Heap, tuple[int, ...]]:
 
 def thread_ranges(p: GupsParams) -> tuple[np.ndarray, np.ndarray]:
     """(first update, count) per thread: [U t/T, U (t+1)/T)."""
-    bounds = np.array([p.updates * i // p.threads for i in range(p.threads + 1)], np.int64)
-    return bounds[:-1], np.diff(bounds)
+    return split_evenly(p.updates, p.threads)
 
 
 def expected_records(p: GupsParams) -> float:

@@ -31,7 +31,7 @@ trace's cut).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,9 @@ import numpy as np
 
 from ..errors import UserError
 from .gencore import (CODE_BASE, LIB_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap,
-                      GenResult, Heap, Progress, emit, emit_memcpy, generate_trace,
-                      join_site_tables, memcpy_records, stack_regions, stack_tops)
+                      GenParams, GenResult, Heap, Progress, emit, emit_memcpy, generate_trace,
+                      join_site_tables, memcpy_records, split_evenly, stack_regions,
+                      stack_tops)
 from .native import ROW_GROUP_ROWS, TraceMeta
 
 HDR = 48
@@ -129,7 +130,7 @@ FRAME = 48 + 0x48
 
 
 @dataclass(frozen=True)
-class KvParams:
+class KvParams(GenParams):
     keys: int
     value_size: int
     theta: float
@@ -158,12 +159,11 @@ class KvParams:
     def work_units(self) -> int:
         return self.ops
 
+    generator = "kv"
     work_unit = "operation"
 
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(generator="kv", hashpower=self.hashpower, chunk=self.chunk, batch=BATCH)
-        return d
+    def extra_json(self) -> dict[str, Any]:
+        return {"hashpower": self.hashpower, "chunk": self.chunk, "batch": BATCH}
 
 
 def click_params() -> list:
@@ -466,8 +466,8 @@ def layout(p: KvParams) -> tuple[Heap, tuple[int, ...], int]:
 
 
 def thread_ranges(p: KvParams) -> tuple[np.ndarray, np.ndarray]:
-    bounds = np.array([p.ops * i // p.threads for i in range(p.threads + 1)], np.int64)
-    return bounds[:-1], np.diff(bounds)
+    """(first operation, count) per thread: [N t/T, N (t+1)/T)."""
+    return split_evenly(p.ops, p.threads)
 
 
 def expected_records(p: KvParams) -> float:
