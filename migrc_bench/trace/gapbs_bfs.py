@@ -41,7 +41,7 @@ from .gapbs_common import (B_ARGS, B_FRAME, B_GRAPH, B_SP, G_IN_INDEX, G_NUM_NOD
 from .gapbs_graph import pick_sources
 from .gencore import (CODE_BASE, LIB_BASE, OP_LOAD, OP_MODIFY, OP_STORE, STATIC, BlockFiller,
                       CodeMap, GenResult, Progress, dynamic_chunk_bounds, emit, emit_memcpy,
-                      emit_memset, generate_trace, join_site_tables, loop_length, loop_position,
+                      emit_memset, generate_trace, join_site_tables, loop_step,
                       stack_regions)
 from .native import ROW_GROUP_ROWS, TraceMeta
 
@@ -385,11 +385,10 @@ def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbu
             st[ST_PHASE] = PH_INIT
             st[ST_SEQ] = 0
         elif ph == PH_INIT:  # InitParent
-            if seq >= loop_length(n, threads, STATIC):
+            done, t, u, first, last = loop_step(st, ST_SEQ, n, threads, STATIC)
+            if done:
                 st[ST_PHASE] = PH_SETUP
                 continue
-            t, u, first, last = loop_position(seq, n, threads, STATIC)
-            st[ST_SEQ] = seq + 1
             if u < 0:
                 continue
             if first:
@@ -434,15 +433,14 @@ def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbu
                 st[ST_TD_STEPS] += 1
         elif ph == PH_TD:  # TDStep, static over the queue's window
             w = st[ST_HI] - st[ST_LO]
-            if seq >= loop_length(w, threads, STATIC):
+            done, t, i, first, last = loop_step(st, ST_SEQ, w, threads, STATIC)
+            if done:
                 st[ST_SCOUT] = tcount.sum()
                 st[ST_LO] = st[ST_HI]
                 st[ST_HI] = st[ST_IN]
                 pos = emit_seq(out, pos, T0, sites, seqs, Q_TD_MAIN, bases)
                 st[ST_PHASE] = PH_DECIDE
                 continue
-            t, i, first, last = loop_position(seq, w, threads, STATIC)
-            st[ST_SEQ] = seq + 1
             if i < 0:
                 continue
             if first:
@@ -474,14 +472,13 @@ def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbu
         elif ph == PH_Q2B:  # QueueToBitmap(queue, front), static over the window
             w = st[ST_HI] - st[ST_LO]
             front = st[ST_FRONT]
-            if seq >= loop_length(w, threads, STATIC):
+            done, t, i, first, last = loop_step(st, ST_SEQ, w, threads, STATIC)
+            if done:
                 st[ST_AWAKE] = w
                 st[ST_LO] = st[ST_HI]
                 st[ST_PHASE] = PH_BU
                 st[ST_SEQ] = 0
                 continue
-            t, i, first, last = loop_position(seq, w, threads, STATIC)
-            st[ST_SEQ] = seq + 1
             if i < 0:
                 continue
             if first:
@@ -507,7 +504,8 @@ def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbu
                 pos = emit_seq(out, pos, T0, sites, seqs, Q_BU_MAIN, bases)
                 tcount[:] = 0
                 st[ST_BU_STEPS] += 1
-            if seq >= loop_length(n, threads, BU_CHUNK):
+            done, t, u, first, last = loop_step(st, ST_SEQ, n, threads, BU_CHUNK)
+            if done:
                 awake = tcount.sum()
                 st[ST_AWAKE] = awake
                 st[ST_FRONT] = nxt               # front.swap(curr)
@@ -517,8 +515,6 @@ def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbu
                     tcount[:] = 0
                     pos = emit_seq(out, pos, T0, sites, seqs, Q_B2Q_MAIN, bases)
                 continue
-            t, u, first, last = loop_position(seq, n, threads, BU_CHUNK)
-            st[ST_SEQ] = seq + 1
             if u < 0:
                 continue
             thread_first, thread_last = dynamic_chunk_bounds(u, n, threads, BU_CHUNK)
@@ -557,13 +553,12 @@ def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbu
                     pos = emit_seq(out, pos, t, sites, seqs, Q_BU_END, bases)
         elif ph == PH_B2Q:  # BitmapToQueue(g, front, queue): static over vertices
             front = st[ST_FRONT]
-            if seq >= loop_length(n, threads, STATIC):
+            done, t, u, first, last = loop_step(st, ST_SEQ, n, threads, STATIC)
+            if done:
                 st[ST_HI] = st[ST_IN]          # slide_window (LO is the old end)
                 st[ST_SCOUT] = 1
                 st[ST_PHASE] = PH_DECIDE
                 continue
-            t, u, first, last = loop_position(seq, n, threads, STATIC)
-            st[ST_SEQ] = seq + 1
             if u < 0:
                 continue
             if first:
@@ -578,11 +573,10 @@ def _fill(cfg, st, sources, offsets, neighs, parent, queue, bits, lin, lbuf, lbu
                 pos = _end_flush(out, pos, t, sites, seqs, Q_B2Q_END, S_BQ_CALL_MEMCPY, RET_B2Q,
                                  st, lin, lbuf, queue, qaddr, lbuf_addr, bases)
         elif ph == PH_FINAL:  # parent[n] < -1 -> -1, static
-            if seq >= loop_length(n, threads, STATIC):
+            done, t, u, first, last = loop_step(st, ST_SEQ, n, threads, STATIC)
+            if done:
                 st[ST_PHASE] = PH_END
                 continue
-            t, u, first, last = loop_position(seq, n, threads, STATIC)
-            st[ST_SEQ] = seq + 1
             if u < 0:
                 continue
             if first:

@@ -35,9 +35,9 @@ from ..errors import UserError
 from .gapbs_common import (B_ARGS, B_FRAME, B_GRAPH, B_SP, G_IN_INDEX, G_NUM_NODES, G_OUT_INDEX,
                            GapParams, build_graph, check_common, common_click_params, emit_seq,
                            graph_layout, pack_sequences, push_pop, seq_index, sequence)
-from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, CodeMap, GenResult,
-                      Progress, STATIC, dynamic_chunk_bounds, emit, generate_trace, loop_length,
-                      loop_position, stack_regions, static_block)
+from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, STATIC, BlockFiller, CodeMap,
+                      GenResult, Progress, dynamic_chunk_bounds, emit, generate_trace, loop_step,
+                      stack_regions, static_block)
 from .native import ROW_GROUP_ROWS, TraceMeta
 
 K_DAMP = np.float32(0.85)
@@ -248,15 +248,13 @@ def _fill(cfg, st, fst, err, offsets, neighs, scores, contrib, bases, sites, seq
             st[ST_PHASE] = PH_FILL
             st[ST_SEQ] = 0
         elif ph == PH_FILL:   # pvector<float> scores(n, init_score): static, 4 floats a store
-            seq = st[ST_SEQ]
-            if seq >= loop_length(n, threads, STATIC):
+            done, t, i, first, last = loop_step(st, ST_SEQ, n, threads, STATIC)
+            if done:
                 for i in range(n):
                     scores[i] = init_score
                 st[ST_PHASE] = PH_INIT
                 st[ST_SEQ] = 0
                 continue
-            t, i, first, last = loop_position(seq, n, threads, STATIC)
-            st[ST_SEQ] = seq + 1
             if i < 0:
                 continue
             if first:
@@ -270,15 +268,13 @@ def _fill(cfg, st, fst, err, offsets, neighs, scores, contrib, bases, sites, seq
             if last:
                 pos = emit_seq(out, pos, t, sites, seqs, Q_FILL_END, bases)
         elif ph == PH_INIT:   # outgoing_contrib[u] = init_score / out_degree(u): static
-            seq = st[ST_SEQ]
-            if seq >= loop_length(n, threads, STATIC):
+            done, t, u, first, last = loop_step(st, ST_SEQ, n, threads, STATIC)
+            if done:
                 st[ST_PHASE] = PH_ITER
                 st[ST_SEQ] = 0
                 st[ST_ITER] = 0
                 err[:] = 0.0
                 continue
-            t, u, first, last = loop_position(seq, n, threads, STATIC)
-            st[ST_SEQ] = seq + 1
             if u < 0:
                 continue
             if first:
@@ -293,7 +289,8 @@ def _fill(cfg, st, fst, err, offsets, neighs, scores, contrib, bases, sites, seq
             seq = st[ST_SEQ]
             if seq == 0:
                 pos = emit_seq(out, pos, T0, sites, seqs, Q_TRIAL_ITER, bases)
-            if seq >= loop_length(n, threads, PR_CHUNK):
+            done, t, u, first, last = loop_step(st, ST_SEQ, n, threads, PR_CHUNK)
+            if done:
                 error = 0.0
                 for t in range(threads):   # the reduction: each thread adds its part
                     error += err[t]
@@ -304,8 +301,6 @@ def _fill(cfg, st, fst, err, offsets, neighs, scores, contrib, bases, sites, seq
                 if error < tolerance or st[ST_ITER] >= cfg[C_MAX_ITERS]:
                     st[ST_PHASE] = PH_END
                 continue
-            t, u, first, last = loop_position(seq, n, threads, PR_CHUNK)
-            st[ST_SEQ] = seq + 1
             if u < 0:
                 continue
             thread_first, thread_last = dynamic_chunk_bounds(u, n, threads, PR_CHUNK)

@@ -381,6 +381,19 @@ def loop_position(seq, n, threads, chunk):
     return t, it, i == 0, i == chunk - 1 or it == n - 1
 
 
+@nb.njit(cache=True, inline="always", _nrt=False)
+def loop_step(state, slot, n, threads, chunk):
+    """The next position of an interleaved loop whose position is ``state[slot]``:
+    (done, thread, iteration, first, last) as ``loop_position``; the position advances unless
+    the loop is done (then the caller resets it for its next loop)."""
+    seq = state[slot]
+    if seq >= loop_length(n, threads, chunk):
+        return True, 0, -1, False, False
+    state[slot] = seq + 1
+    t, it, first, last = loop_position(seq, n, threads, chunk)
+    return False, t, it, first, last
+
+
 def split_evenly(total: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """(first, count) per thread of ``total`` units split as [N t/T, N (t+1)/T) (as the MPI
     version of HPCC splits its stream, and our C programs their OpenMP threads)."""
