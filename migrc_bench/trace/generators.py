@@ -95,7 +95,7 @@ register(GeneratorSpec(
     "gapbs-pr", ".gapbs_pr", "GAP's PageRank (pull, Gauss-Seidel) on its Kronecker graph.",
     epilog="""\b
 Examples:
-  migrc-bench trace gen gapbs-pr -g 16 -i 5 -t 4 -o pr.parquet
+  migrc-bench trace gen gapbs-pr -g 16 -n 1 -i 5 -t 4 -o pr.parquet
   migrc-bench trace gen gapbs-pr -g 18 -i 10 -n 1 -t 16 -o pr-cxl16.parquet
 
 \b
