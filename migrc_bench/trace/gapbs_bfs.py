@@ -612,6 +612,7 @@ class BfsResult(GenResult):
     td_steps: int = 0
     bu_steps: int = 0
     visited: int = 0
+    edges_examined: int = 0
     sources: tuple[int, ...] = ()
 
     @property
@@ -624,7 +625,8 @@ class BfsResult(GenResult):
         return (f"{self.records:,} records (BFS on 2^{p.scale} vertices, {self.num_edges:,} "
                 f"undirected edges; {p.trials} trial{'s' if p.trials != 1 else ''}, "
                 f"{self.td_steps} top-down and {self.bu_steps} bottom-up steps, "
-                f"{self.visited:,} vertices reached; {p.threads} "
+                f"{self.visited:,} vertices reached, {self.edges_examined:,} edges examined; "
+                f"{p.threads} "
                 f"thread{'s' if p.threads != 1 else ''})")
 
 
@@ -671,9 +673,13 @@ def generate(out: str | Path, p: BfsParams, progress: Progress | None = None,
         yield from filler.flush()
 
     total = p.trials * g.num_edges_directed
-    done = lambda: min(total, int(st[ST_DONE_EDGES]))  # noqa: E731
+
+    def done() -> int:      # the graph's edges per finished trial (a trial reads few of them)
+        return int(st[ST_TRIAL]) * g.num_edges_directed
+
     base = generate_trace(out, p, meta, blocks(), done,
                           None if progress is None else (lambda d, _t: progress(d, total)))
     return BfsResult(base.path, base.meta, p, base.records, num_nodes=n, num_edges=g.num_edges,
                      td_steps=int(st[ST_TD_STEPS]), bu_steps=int(st[ST_BU_STEPS]),
-                     visited=int(st[ST_VISITED]), sources=tuple(int(s) for s in sources))
+                     visited=int(st[ST_VISITED]), edges_examined=int(st[ST_DONE_EDGES]),
+                     sources=tuple(int(s) for s in sources))

@@ -392,8 +392,11 @@ def generate(out: str | Path, p: PrParams, progress: Progress | None = None,
                               g.offsets, g.neighs, scores, contrib, lay.bases(), SITES, SEQS)
         yield from filler.flush()
 
-    est = p.trials * p.max_iters * g.num_edges_directed
-    done = lambda: min(est, int(st[ST_EDGES]))  # noqa: E731
+    est = p.trials * p.max_iters * g.num_edges_directed   # a bound: PR may converge earlier
+
+    def done() -> int:
+        return min(est, int(st[ST_EDGES]))
+
     base = generate_trace(out, p, meta, blocks(), done,
                           None if progress is None else (lambda d, _t: progress(d, est)))
     return PrResult(base.path, base.meta, p, base.records, iterations=int(st[ST_ITERS]),
