@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from .atomic import atomic_path
-from .config import CONFIG_DIR, ENGINES, load_config
+from .config import CONFIG_DIR, load_config
 from .errors import UserError
 from .results import read_runs
 from .sweep import Listener, Point, SweepReport, TraceHashes, make_point, run_sweep
@@ -67,17 +67,19 @@ def suite_points(workloads: list[str], engines: list[str], quiet: bool = True,
     """Every (workload, engine) point; a workload's trace is generated first when missing."""
     from .runner import default_trace
 
-    for e in engines:
-        if e not in ENGINES:
-            raise UserError(f"--engines: unknown engine {e!r} (known: {', '.join(ENGINES)})")
+    from .compare import check_engines
+
     configs = [(w, load_config(workload_config(w))) for w in workloads]
+    # the workloads are bundled configs: a file engine is relative to the current directory
+    idents = check_engines(engines, Path.cwd())
     hashes = hashes or TraceHashes()
     out: list[SuitePoint] = []
     for w, base in configs:
         trace = Path(default_trace(base, quiet=quiet)).resolve()   # checks a stale trace too
-        for e in engines:
+        for e, ident in zip(engines, idents):
             cfg = base.with_overrides({"engine": e})
-            out.append(SuitePoint(w, make_point(len(out), cfg, trace, {"workload": w}, hashes)))
+            out.append(SuitePoint(w, make_point(len(out), cfg, trace, {"workload": w}, hashes,
+                                                ident)))
     return out
 
 

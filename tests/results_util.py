@@ -21,6 +21,14 @@ SETS = ("machine.ncpu=2", 'memory.dram="256KiB"', 'memory.cxl="64MiB"', "tiering
         "replay.time_scale=1e-5", 'replay.interval="20us"', 'trace.generate=""')
 
 
+def sets_args(*extra: str, config: str | None = "default") -> list[str]:
+    """SETS (and ``extra``) as command-line options, on the bundled default machine they
+    modify (a trace without --config would run on the unscaled one); ``config=None`` for a
+    command line that names its own config."""
+    return [*(("--config", config) if config else ()),
+            *(a for s in (*SETS, *extra) for a in ("--set", s))]
+
+
 def make_trace(path: Path, n: int = 30000, seed: int = 1) -> Path:
     """Two threads: code fetches, and loads/stores over a skewed (zipf) set of heap pages."""
     rng = np.random.default_rng(seed)

@@ -315,3 +315,46 @@ def test_trace_generate_uses_any_generator_and_catches_a_stale_trace(tmp_path):
         default_trace(load_config(cfg_path), quiet=True)
     with pytest.raises(ConfigError, match="trace.generate"):
         from_args("nosuch -x 1")
+
+
+# ---- sizes nobody meant (trace.sizes, as for XSBench) ----------------------------------------
+@pytest.mark.parametrize("name", list(SMALL))
+def test_the_size_estimate_is_close(tmp_path, name):
+    spec = get(name)
+    # GUPS's estimate counts the longest HPCC_starts per thread: enough updates to outweigh it
+    args = "-n 12 -u 100000 -t 3" if name == "gups" else SMALL[name]
+    est = spec.size_estimate(spec.parse(args))
+    path, result = make(tmp_path, name, args)
+    assert abs(est.records - result.records) / result.records < 0.15, (est.records, result.records)
+    assert est.bytes >= path.stat().st_size
+
+
+@pytest.mark.parametrize("argv, hint", [
+    ("gups -n 40", "give -u 49999960"),               # HPCC's default: 4 x 2^40 updates
+    ("kv -n 100000000000", "give -n 570776"),
+    ("gapbs-bfs -g 30", "give -n 1 -g 21"),             # one trial is already too long
+    ("gapbs-pr -g 14 -n 5000 -i 1", "give -n 57"),
+])
+def test_trace_gen_refuses_a_size_nobody_meant(tmp_path, capsys, argv, hint):
+    out = tmp_path / "big.parquet"
+    assert main(["trace", "gen", *argv.split(), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "refusing to write" in err
+    assert hint in err and "--force" in err and "TB" in err or "GB" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_force_writes_it_anyway_and_a_config_is_refused_too(tmp_path, capsys, monkeypatch):
+    from migrc_bench.trace import sizes
+
+    monkeypatch.setattr(sizes, "MAX_RECORDS", 1000)
+    out = tmp_path / "g.parquet"
+    argv = ["trace", "gen", "gups", "-n", "10", "-u", "1000", "-o", str(out), "-q"]
+    assert main(argv) == 2 and not out.exists()
+    assert main(argv + ["--force"]) == 0 and out.exists()
+    capsys.readouterr()
+    monkeypatch.setenv("MIGRC_BENCH_CACHE", str(tmp_path / "cache"))
+    assert main(["run", "--no-save", "--set", 'trace.generate="gups -n 10 -u 1000"']) == 2
+    err = capsys.readouterr().err
+    assert "refusing to write" in err and "trace gen gups -n 10 -u 1000 --force" in err
+    assert not list((tmp_path / "cache").glob("traces/*.parquet"))

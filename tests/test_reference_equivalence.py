@@ -71,6 +71,7 @@ def scenarios(draw):
         f'memory.dram="{draw(st.sampled_from([16, 24, 64]))}KiB"',
         'memory.cxl="256KiB"', "memory.min_free_kbytes=8",
         f'memory.initial_pte="{draw(st.sampled_from(["writable-dirty", "writable-clean", "readonly-clean", "steady-state"]))}"',
+        f'memory.placement="{draw(st.sampled_from(["first-touch", "interleave", "hot"]))}"',
         f'cost.preset="{draw(st.sampled_from(["bare-metal", "kvm-guest"]))}"',
     ]
     vpns = all_vpns()
@@ -80,16 +81,17 @@ def scenarios(draw):
         st.integers(0, 6000), st.sampled_from(["range", "full", "batch", "wrprotect", "unmap"]),
         st.integers(0, 3), st.lists(st.sampled_from(vpns), min_size=1, max_size=5, unique=True),
         st.lists(st.booleans(), min_size=4, max_size=4)), max_size=6))
-    return ncpu, traces, sets, events
+    regions = draw(st.sampled_from([REGIONS, REGIONS, ()]))  # () : VMAs and pages from the pre-pass
+    return ncpu, traces, sets, events, regions
 
 
-def run_fast(traces, sets, events, path: Path):
+def run_fast(traces, sets, events, path: Path, regions=REGIONS):
     tid = np.concatenate([np.full(len(t), i, np.uint16) for i, t in enumerate(traces)])
     rows = [r for t in traces for r in t]
     op = np.array([r[0] for r in rows], np.uint8)
     addr = np.array([r[1] for r in rows], np.uint64)
     size = np.array([r[2] for r in rows], np.uint8)
-    write_trace(path, TraceMeta("test", len(traces), REGIONS), tid, op, addr, size)
+    write_trace(path, TraceMeta("test", len(traces), regions), tid, op, addr, size)
     cfg = load_config(None, sets + ['trace.generate=""', "tiering.enabled=false"])
     replay = Replay(cfg, path)
     schedule(replay, events)
@@ -97,21 +99,21 @@ def run_fast(traces, sets, events, path: Path):
     return result, replay.machine.clock.tolist(), cfg
 
 
-def run_reference(cfg, traces, events):
+def run_reference(cfg, traces, events, regions=REGIONS):
     pages = []
-    for r in sorted(REGIONS, key=lambda r: r.start):
+    for r in sorted(regions, key=lambda r: r.start):
         pages += [(v, r.writable) for v in range(r.start >> 12, (r.end - 1 >> 12) + 1)]
-    ref = ReferenceModel(cfg, traces, pages, TraceMeta("test", 1, REGIONS).footprint_bytes, events)
+    ref = ReferenceModel(cfg, traces, pages, TraceMeta("test", 1, regions).footprint_bytes, events)
     return ref.run()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_fast_kernel_matches_reference(scenario):
-    ncpu, traces, sets, events = scenario
+    ncpu, traces, sets, events, regions = scenario
     with tempfile.TemporaryDirectory() as d:
-        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet")
-    ref = run_reference(cfg, traces, events)
+        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet", regions)
+    ref = run_reference(cfg, traces, events, regions)
     diffs = {c: (fast.totals[c], ref[c]) for c in COUNTERS if fast.totals[c] != ref[c]}
     assert not diffs, diffs
     assert clocks == ref["clocks"]

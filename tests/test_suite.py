@@ -10,6 +10,7 @@ import pytest
 from migrc_bench import suite
 from migrc_bench.cli.main import main
 from migrc_bench.config import load_config
+from migrc_bench.trace.generated import cache_file, parse_generate
 from migrc_bench.trace.generators import from_args
 
 MACHINE = """
@@ -19,6 +20,9 @@ ncpu = 4
 dram = "30%"
 cxl = "1GiB"
 initial_pte = "steady-state"
+# a window of a long run: every page the trace writes starts dirty, so the pages kswapd can
+# find read-only are the cold ones at the LRU's tail, where hot placement puts them
+placement = "hot"
 [tiering]
 enabled = true
 [replay]
@@ -28,13 +32,16 @@ interval = "500us"
 """
 
 
+TINY = {"gups": "gups -n 14 -u 100000 -t 4", "kv": "kv -k 3000 -v 200 -n 20000 -t 4"}
+
+
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIGRC_BENCH_CACHE", str(tmp_path / "cache"))
     workloads = {}
-    for name, gen in (("gups", "gups -n 14 -u 100000 -t 4"),
-                      ("kv", "kv -k 3000 -v 200 -n 20000 -t 4")):
+    for name, gen in TINY.items():
         cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(f'[trace]\npath = "{name}.parquet"\ngenerate = "{gen}"\n' + MACHINE)
+        cfg.write_text(f'[trace]\ngenerate = "{gen}"\n' + MACHINE)
         workloads[name] = str(cfg)
     monkeypatch.setattr(suite, "WORKLOADS", workloads)
     return tmp_path
@@ -60,6 +67,9 @@ def test_suite_runs_every_point_then_resumes(tiny, capsys):
     assert rows[("gups", "migrc")]["deferred_share"] < 0.1
     assert rows[("kv", "migrc")]["deferred_pages"] > 0
     assert png.stat().st_size > 10_000 and "4 ran" in captured.err
+    # the workloads' traces are made in the cache, named by their arguments
+    made = {cache_file(parse_generate(gen)) for gen in TINY.values()}
+    assert made == set((tiny / "cache" / "traces").iterdir())
     assert main(args[:-2] + ["--format", "markdown", "-q"]) == 0      # resumed: nothing runs
     text = capsys.readouterr().out
     assert "flushes Δ%" in text and "| gups | migrc |" in text
@@ -70,7 +80,7 @@ def test_suite_bad_names_exit_2_before_generating(tiny, capsys):
     assert "unknown workload 'nosuch'" in capsys.readouterr().err
     assert main(["suite", "--engines", "baseline,fast", "--out", str(tiny / "r")]) == 2
     assert "unknown engine 'fast'" in capsys.readouterr().err
-    assert not (tiny / "gups.parquet").exists()
+    assert not (tiny / "cache").exists()                  # nothing was generated
 
 
 @pytest.mark.parametrize("name", ["xsbench", "gups", "kv", "gapbs-bfs", "gapbs-pr"])

@@ -1,7 +1,8 @@
 """``trace gen NAME`` for every registered generator (``trace.generators``) but xsbench.
 
-Each command takes the program's own flags, ``-o OUT`` and ``--quiet``; it prints a note before
-very large runs, a progress bar of work units on a terminal, and a one-line summary.
+Each command takes the program's own flags, ``-o OUT``, ``--force`` and ``--quiet``; it refuses
+a run beyond what anyone means before writing anything (``trace.sizes``, as ``trace gen
+xsbench`` does), shows a progress bar of work units on a terminal, and a one-line summary.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ import click
 
 from ..trace.generators import REGISTRY, GeneratorSpec
 
-BIG_RUN_RECORDS = 10**9
-BYTES_PER_RECORD = 1.7        # native Parquet (lz4, plain encoding), measured on XSBench traces
-
-
 def add_registered(group: click.Group, skip: tuple[str, ...] = ("xsbench",)) -> None:
     """Add one command per registered generator to ``group``."""
     for spec in REGISTRY.values():
@@ -29,16 +26,19 @@ def _command(spec: GeneratorSpec) -> click.Command:
     params = spec.click_params() + [
         click.Option(["-o", "--out", "out"], required=True, type=click.Path(dir_okay=False),
                      help="Output trace (native Parquet); written atomically."),
+        click.Option(["--force"], is_flag=True,
+                     help="Write it even above 2e9 records or the free disk space."),
         click.Option(["--quiet", "-q"], is_flag=True,
                      help="No progress bar, note or summary on stderr."),
     ]
 
-    def run(out: str, quiet: bool, **flags) -> None:
+    def run(out: str, force: bool, quiet: bool, **flags) -> None:
+        from .. import interrupts
+        from ..trace.sizes import check_size
+
         p = spec.resolve(**flags)
-        records = spec.expected_records(p)
-        if records > BIG_RUN_RECORDS and not quiet:
-            click.echo(f"migrc-bench: note: about {records:.3g} records "
-                       f"(~{records * BYTES_PER_RECORD / 1e9:.0f} GB)", err=True)
+        check_size(spec.size_estimate(p), out, force)
+        interrupts.keep_target(out)
         with gen_progress(spec.name, f"{p.work_unit}s", quiet) as progress:
             result = spec.generate(out, p, progress)
         if not quiet:

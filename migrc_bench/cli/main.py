@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import UserError
 
 EPILOG = """\b
@@ -20,6 +20,8 @@ Examples:
   migrc-bench trace convert lackey.log -o app.parquet
   migrc-bench trace info app.parquet --format json
   migrc-bench config show --set machine.ncpu=4
+  migrc-bench config list                  # the bundled configs, usable as --config NAME
+  migrc-bench cache                        # where generated traces are kept
 """
 
 
@@ -30,9 +32,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import check_cmd, compare_cmd, config_cmd, plot_cmd, run_cmd, trace_cmd
+    from . import cache_cmd, check_cmd, compare_cmd, config_cmd, plot_cmd, run_cmd, trace_cmd
 
-    for module in (run_cmd, compare_cmd, check_cmd, plot_cmd, trace_cmd, config_cmd):
+    for module in (run_cmd, compare_cmd, check_cmd, plot_cmd, trace_cmd, config_cmd, cache_cmd):
         cli.add_command(module.command)
     from . import suite_cmd, sweep_cmd
 
@@ -46,9 +48,14 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:
-        rv = cli.main(args=argv, prog_name="migrc-bench", standalone_mode=False)
+        with interrupts.handled():
+            rv = cli.main(args=argv, prog_name="migrc-bench", standalone_mode=False)
         if isinstance(rv, int):  # click returns Exit codes instead of raising when not standalone
             return rv
+    except interrupts.Interrupted as exc:
+        # temp files are gone by now (every writer removes its own on the way out)
+        click.echo(f"migrc-bench: interrupted by {exc.name}; {interrupts.kept()}", err=True)
+        return exc.exit_code
     except UserError as exc:
         click.echo(f"migrc-bench: error: {exc}", err=True)
         return exc.exit_code

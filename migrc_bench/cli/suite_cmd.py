@@ -20,13 +20,14 @@ Examples:
   migrc-bench suite --scheduler tcp://head:8786       # on a dask cluster (docs/cluster.md)
 
 \b
-Workloads (configs/, docs/workloads.md): xsbench (xsbench-cxl16.toml), gups, kv, gapbs-bfs,
-gapbs-pr (NAME-cxl16.toml): the seed's 16-vCPU, 1 GB + 8 GB machine scaled by 1/100, each
-with its generated trace (made on first use). Every (workload, engine) is a sweep point:
-points already in OUT are skipped, so running the suite again resumes it (--force re-runs).
-The table gives each engine's remote flushes, iTLB and dTLB misses, runtime and migrations
-with their change against the first engine, and migrc's deferred share (deferred pages /
-migrated pages). Exit status 1 if a point failed (OUT/sweep_errors.parquet has it).
+Workloads (bundled configs, docs/workloads.md): xsbench (default: xsbench-cxl16's machine
+on a 50 M-record trace), gups, kv, gapbs-bfs, gapbs-pr (NAME-cxl16): the seed's 16-vCPU,
+1 GB + 8 GB machine scaled by 1/100, each with its generated trace (made on first use, kept
+in the cache). Every (workload, engine) is a sweep point: points already in OUT are
+skipped, so running the suite again resumes it (--force re-runs). The table gives each
+engine's remote flushes, iTLB and dTLB misses, runtime and migrations with their change
+against the first engine, and migrc's deferred share (deferred pages / migrated pages).
+Exit status 1 if a point failed (OUT/sweep_errors.parquet has it).
 """
 
 

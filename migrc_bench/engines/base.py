@@ -11,7 +11,10 @@ releases the source. Engines override:
 - ``add_pending``: what joining the batch records (migrc: read-only entries apart);
 - ``flush_unmapped``: try_to_unmap_flush() for the batch;
 - ``release_source``: free the source (baseline), hold it (migrc) or tag it (LUF);
-- hooks on wp faults, watermark failures, allocation and the pause before reclaim.
+- hooks on wp faults, watermark failures, allocation and the pause before reclaim;
+- scheduler hooks: the tick and kswapd's context switches (for engines such as LATR).
+
+docs/engines.md documents every hook for engines written outside the package.
 """
 
 from __future__ import annotations
@@ -23,9 +26,7 @@ import numpy as np
 from ..model import kernel as K
 from ..model.counters import C, T
 from ..model.memory import F_USED
-
-MR_DEMOTION = "demotion"
-MR_NUMA_MISPLACED = "numa_misplaced"
+from ..model.migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -106,6 +107,13 @@ class Engine:
 
     def on_frame_taken(self, cpu: int, frame: int) -> None:
         pass
+
+    # ---- scheduler hooks (model/sched.py; no built-in engine uses them) -------------------
+    def on_tick(self, cpu: int) -> None:
+        """scheduler_tick() on a busy CPU, once per 1/machine.hz (scaled), at a quantum boundary."""
+
+    def on_context_switch(self, cpu: int, to_kernel: bool) -> None:
+        """__schedule() on ``cpu`` before it switches: its thread to kswapd (``to_kernel``) or back."""
 
     # ---- per-PTE and per-batch decisions ---------------------------------------------------
     def defers_flush(self, initiator: int) -> bool:

@@ -5,7 +5,8 @@ Three entry points mirror the kernel's:
   with tlb_single_page_flush_ceiling turning long ranges into full flushes;
 - ``flush_batch``: arch_tlbbatch_flush (the batched unmap flush of migration and reclaim),
   always a full flush of the loaded mm on a captured cpumask;
-- ``switch_back``: a lazy CPU returning to the mm catches up on its TLB generation.
+- ``switch_back``: a lazy CPU returning to the mm catches up on its TLB generation
+  (``switch_to_kernel`` is the way in: kswapd takes the CPU, the mm stays loaded lazily).
 Counting follows the kernel: ``nr_tlb_remote_flush`` once per multi-CPU call,
 ``nr_tlb_remote_flush_received`` on every IPI'd CPU before it checks anything, the
 initiator's ``nr_tlb_local_flush_*`` only when it really flushes; lazy CPUs get no IPI.
@@ -55,6 +56,9 @@ class FlushMechanism:
         # each CPU in it has flushed, is up to date, or is lazy and flushes before it runs the
         # mm again (LUF's ugen_done stamps).
         self.after_full_flush: list[Callable[[np.ndarray], None]] = []
+        # Called with (cpu, to_kernel) before kswapd switches in on a CPU (to_kernel) or back
+        # out: __schedule's context switch, for engines that act there (model/sched.py).
+        self.on_context_switch: list[Callable[[int, bool], None]] = []
 
     # ---- generations -------------------------------------------------------------------
     def inc_mm_gen(self) -> int:
@@ -94,8 +98,16 @@ class FlushMechanism:
         """Whether some batched flush's IPI round trip spans modelled time ``t``."""
         return any(t0 <= t < t1 for t0, t1 in self.batch_windows)
 
+    def switch_to_kernel(self, cpu: int) -> None:
+        """A kernel thread (kswapd) switches in on ``cpu``: the user mm stays loaded, lazily."""
+        for hook in self.on_context_switch:
+            hook(cpu, True)
+        self.m.lazy[cpu] = True
+
     def switch_back(self, cpu: int) -> None:
         """A lazy CPU switches back to the mm: flush if its generation fell behind."""
+        for hook in self.on_context_switch:
+            hook(cpu, False)
         m = self.m
         m.lazy[cpu] = False
         if m.cpu_gen[cpu] < m.mm_gen:

@@ -106,7 +106,9 @@ class ReferenceModel:
                  regions_pages: list[tuple[int, bool]], footprint_bytes: int,
                  events: Iterable[Event] = ()):
         """``threads[t]`` = [(op, addr, size)...]; ``regions_pages`` = [(vpn, writable)...] present
-        at the start in placement order; capacities as in the config."""
+        at the start in first-touch order; capacities as in the config. Without regions the
+        trace file is taken to hold the threads' records one thread after another: its page
+        set in that order is present in a steady-state start, and shares are of its data pages."""
         self.cfg = cfg
         g = tlb_geometry(cfg)
         self.costs = Costs.from_config(cfg)
@@ -118,6 +120,15 @@ class ReferenceModel:
         self.cpus = [Cpu(Tlb(g.itlb_entries, g.itlb_ways), Tlb(g.dtlb_entries, g.dtlb_ways),
                          Tlb(g.stlb_entries, g.stlb_ways)) for _ in range(ncpu)]
         self.streams = [self._split_pages(t) for t in threads]
+        # what the pre-pass knows: accesses per page, pages written, pages fetched from
+        touches: dict[int, int] = {}
+        written, fetched = set(), set()
+        for stream in self.streams:
+            for op, vpn in stream:
+                touches[vpn] = touches.get(vpn, 0) + 1
+                (fetched if op == IFETCH else written if op in (STORE, MODIFY) else set()).add(vpn)
+        if not regions_pages:
+            footprint_bytes = len(set(touches) - fetched) * 4096
         self.pos = [0] * len(threads)
         for i, cpu in enumerate(self.cpus):
             cpu.running = i < len(threads)
@@ -146,13 +157,34 @@ class ReferenceModel:
         self.kernel_per_entry = per_entry
         for i, v in enumerate(self.kernel_vpns):
             self.pt[v] = Pte(frame=n0 + n1 + i)
-        room0 = max(0, n0 - self.nodes[0].wmark.low)
         mode = cfg.memory.initial_pte
-        for i, (vpn, writable) in enumerate(regions_pages):
-            node = 0 if i < room0 else 1
-            frame = self.free[node].pop(0)
+        if not regions_pages:  # VMAs inferred: text is what is fetched from and never written
+            self.vma_write = {v: False for v in fetched - written}
+            if mode == "steady-state":
+                regions_pages = [(v, self.vma_write.get(v, True)) for v in touches]
+        placement = cfg.memory.placement
+        if placement == "hot":
+            regions_pages = sorted(regions_pages, key=lambda p: -touches.get(p[0], 0))
+        room0 = max(0, n0 - self.nodes[0].wmark.low)
+        to0 = [i < room0 for i in range(len(regions_pages))]
+        if placement == "interleave":
+            to0 = [i % 2 == 0 for i in range(len(regions_pages))]
+            extra = sum(to0) - room0
+            for i in reversed(range(len(to0))):
+                if extra <= 0:
+                    break
+                if to0[i]:
+                    to0[i], extra = False, extra - 1
+        nodes = [0 if x else 1 for x in to0]
+        frames = [self.free[nid].pop(0) for nid in nodes]
+        if placement == "hot":  # the hottest page gets its node's highest frame (the LRU head)
+            for nid in (0, 1):
+                at = [i for i, x in enumerate(nodes) if x == nid]
+                for i, f in zip(at, reversed([frames[i] for i in at])):
+                    frames[i] = f
+        for (vpn, writable), node, frame in zip(regions_pages, nodes, frames):
             if mode == "steady-state":  # (the test traces have no stack regions)
-                write, dirty = node == 1, False
+                write, dirty = (True, True) if vpn in written else (node == 1, False)
             else:
                 write, dirty = mode != "readonly-clean", mode == "writable-dirty"
             self.pt[vpn] = Pte(frame=frame, write=writable and write, dirty=writable and dirty)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines.base import MR_DEMOTION, MR_NUMA_MISPLACED
 from . import kernel as K
 from .counters import C, T
 from .memory import F_USED, Lru
+from .migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED
 
 NS_PER_MS = 1e6
 GIB_PAGES = (1 << 30) >> 12
@@ -285,6 +285,7 @@ class Tiering:
         cpu = run["cpu"]
         if not m.lazy[cpu]:  # switched in from the user thread: a kernel entry
             m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+            self.r.flush.switch_to_kernel(cpu)
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
         t0 = float(m.clock[cpu])
         done = False

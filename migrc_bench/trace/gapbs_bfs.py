@@ -44,6 +44,7 @@ from .gencore import (CODE_BASE, LIB_BASE, OP_LOAD, OP_MODIFY, OP_STORE, STATIC,
                       emit_memset, generate_trace, join_site_tables, loop_step,
                       stack_regions)
 from .native import ROW_GROUP_ROWS, TraceMeta
+from .sizes import SizeEstimate
 
 ALPHA, BETA = 15, 18
 BU_CHUNK = 1024
@@ -603,6 +604,10 @@ def expected_records(p: BfsParams) -> float:
     search reads few edges (InitParent, the bottom-up scans and the final loop read every
     vertex); within 20 % of -g 14..19 runs."""
     return 2.0 * p.trials * (0.4 * p.est_edges_directed + 12 * (1 << p.scale))
+
+
+def size_estimate(p: BfsParams) -> SizeEstimate:
+    return p.size_estimate("BFS", expected_records(p))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ of the records at ``-g 14``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -29,6 +30,7 @@ import numpy as np
 from ..errors import UserError
 from .gapbs_graph import K_RAND_SEED, Graph, kronecker
 from .gencore import Heap, emit, stack_tops
+from .sizes import HINT_RECORDS, SizeEstimate, shorter
 
 MAX_THREADS = 4096
 MAX_SCALE = 30
@@ -61,6 +63,18 @@ class GapParams:
         """Directed CSR edges, before the graph is built (~0.72 of 2 x 2^g x k survive the
         de-duplication at k = 16)."""
         return int(2 * (1 << self.scale) * self.degree * 0.72)
+
+    def size_estimate(self, kernel: str, records: float) -> SizeEstimate:
+        """For ``trace.sizes``: fewer trials (-n), or, when one trial is already too long, the
+        scale whose trial is about 10^8 records (a trial's records grow with 2^g)."""
+        trials = f"{self.trials:,} {kernel} trial{'s' * (self.trials != 1)}"
+        what = (f"{trials} on the -g {self.scale} -k {self.degree} graph "
+                f"(~{self.est_edges_directed:,} directed edges)")
+        per_trial = records / self.trials
+        if per_trial <= HINT_RECORDS:
+            return SizeEstimate(what, records, shorter(records, "-n", self.trials))
+        scale = max(1, self.scale - math.ceil(math.log2(per_trial / HINT_RECORDS)))
+        return SizeEstimate(what, records, f"for about 10^8 records give -n 1 -g {scale}")
 
     def common_json(self, name: str) -> dict[str, Any]:
         return {"generator": name, "scale": self.scale, "degree": self.degree,

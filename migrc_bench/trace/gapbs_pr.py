@@ -39,6 +39,7 @@ from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, STATIC, BlockFill
                       GenResult, Progress, dynamic_chunk_bounds, emit, generate_trace, loop_step,
                       stack_regions, static_block)
 from .native import ROW_GROUP_ROWS, TraceMeta
+from .sizes import SizeEstimate
 
 K_DAMP = np.float32(0.85)
 PR_CHUNK = 16384
@@ -343,6 +344,10 @@ def expected_records(p: PrParams) -> float:
     """2 x (2 per edge + 7 per vertex) per iteration, max_iters iterations (an upper bound)."""
     m = p.est_edges_directed
     return 2.0 * p.trials * p.max_iters * (2 * m + 7 * (1 << p.scale))
+
+
+def size_estimate(p: PrParams) -> SizeEstimate:
+    return p.size_estimate("PageRank", expected_records(p))
 
 
 @dataclass(frozen=True)

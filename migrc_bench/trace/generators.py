@@ -9,7 +9,12 @@ config's ``trace.generate`` and the workload suite treat them alike:
   trace as ``migrc_bench.generator``, with ``"generator": NAME``);
 * ``generate(out, params, progress=None)`` — writes the trace; returns an object with
   ``records``, ``meta`` and ``summary()``; ``progress(done, total)`` counts work units;
-* ``expected_records(params)`` — records of a run, for size notes before it starts.
+* ``expected_records(params)`` — records of a run, before it starts;
+* ``size_estimate(params)`` — a :class:`~.sizes.SizeEstimate` (what the run is, its records and
+  the flags that make it shorter): ``trace gen`` and ``trace.generate`` refuse a run beyond
+  what anyone means before writing anything (``trace.sizes``);
+* optionally ``cache_label(params)`` — the readable start of its cached trace's file name
+  (default: ``NAME-tTHREADS``).
 
 Modules are imported lazily: each one compiles numba kernels on first use.
 """
@@ -35,6 +40,7 @@ class GeneratorSpec:
     module: str
     summary: str
     epilog: str = ""
+    title: str = ""     # the program's name in one-line summaries (config list)
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module, __package__)
@@ -56,6 +62,13 @@ class GeneratorSpec:
     def expected_records(self, params: Any) -> float:
         return float(self.load().expected_records(params))
 
+    def size_estimate(self, params: Any) -> Any:
+        return self.load().size_estimate(params)
+
+    def cache_label(self, params: Any) -> str:
+        label = getattr(self.load(), "cache_label", None)
+        return label(params) if label else f"{self.name}-t{params.threads}"
+
 
 REGISTRY: dict[str, GeneratorSpec] = {}
 
@@ -66,21 +79,22 @@ def register(spec: GeneratorSpec) -> GeneratorSpec:
 
 
 register(GeneratorSpec(
-    "xsbench", ".xsbench", "XSBench's cross-section lookups (docs/xsbench.md)."))
+    "xsbench", ".xsbench", "XSBench's cross-section lookups (docs/xsbench.md).",
+    title="XSBench"))
 register(GeneratorSpec(
     "gups", ".gups", "HPCC RandomAccess (GUPS): XOR updates at random over a table of 2^n words.",
     epilog="""\b
 Examples:
   migrc-bench trace gen gups -n 20 -u 4000000 -t 4 -o gups.parquet
   migrc-bench trace gen gups -n 23 -t 16 -o gups-cxl16.parquet
-"""))
+""", title="GUPS"))
 register(GeneratorSpec(
     "kv", ".kv", "A memcached-like key-value store under YCSB zipfian gets and a few puts.",
     epilog="""\b
 Examples:
   migrc-bench trace gen kv -k 100000 -n 1000000 -t 4 -o kv.parquet
   migrc-bench trace gen kv -k 50000 -v 1000 -z 0.99 -w 0.05 -n 2000000 -t 16 -o kv-cxl16.parquet
-"""))
+""", title="kv"))
 register(GeneratorSpec(
     "gapbs-bfs", ".gapbs_bfs", "GAP's direction-optimising BFS on its Kronecker graph (-g SCALE).",
     epilog="""\b
@@ -90,7 +104,7 @@ Examples:
 
 \b
 GAP's -t is not a BFS flag; -t is the thread count here, as for every generator.
-"""))
+""", title="GAP BFS"))
 register(GeneratorSpec(
     "gapbs-pr", ".gapbs_pr", "GAP's PageRank (pull, Gauss-Seidel) on its Kronecker graph.",
     epilog="""\b
@@ -100,7 +114,7 @@ Examples:
 
 \b
 GAP's own -t (tolerance) is --tolerance here: -t is the thread count in every generator.
-"""))
+""", title="GAP PR"))
 
 
 def names() -> list[str]:

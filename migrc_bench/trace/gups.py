@@ -37,6 +37,7 @@ from .gencore import (CODE_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFiller, Code
                       GenResult, Heap, Progress, emit, generate_trace, split_evenly,
                       stack_regions, stack_tops)
 from .native import ROW_GROUP_ROWS, TraceMeta
+from .sizes import SizeEstimate, estimate
 
 POLY = np.uint64(7)
 PERIOD = 1317624576693539401
@@ -246,6 +247,12 @@ def thread_ranges(p: GupsParams) -> tuple[np.ndarray, np.ndarray]:
 def expected_records(p: GupsParams) -> float:
     """Two records per update, plus ~2 x 2100 per thread for the prologue and HPCC_starts."""
     return 2.0 * p.updates + p.threads * 2.0 * (12 + 64 + 62 * 32 + 7)
+
+
+def size_estimate(p: GupsParams) -> SizeEstimate:
+    """For ``trace.sizes``: HPCC's default is 4 updates per word, so -n alone sets the length."""
+    return estimate(f"{p.updates:,} updates of a 2^{p.log2_size}-word table",
+                    expected_records(p), "-u", p.updates)
 
 
 def generate(out: str | Path, p: GupsParams, progress: Progress | None = None,

@@ -44,6 +44,7 @@ from .gencore import (CODE_BASE, LIB_BASE, OP_LOAD, OP_MODIFY, OP_STORE, BlockFi
                       join_site_tables, memcpy_records, split_evenly, stack_regions,
                       stack_tops)
 from .native import ROW_GROUP_ROWS, TraceMeta
+from .sizes import SizeEstimate, estimate
 
 HDR = 48
 SLAB_BYTES = 1 << 20
@@ -475,6 +476,10 @@ def expected_records(p: KvParams) -> float:
     mc = memcpy_records(p.value_size)
     per_op = (1 - p.put_share) * (20 + mc) + p.put_share * (52 + mc)
     return 2.0 * p.ops * per_op
+
+
+def size_estimate(p: KvParams) -> SizeEstimate:
+    return estimate(f"{p.ops:,} operations on {p.keys:,} keys", expected_records(p), "-n", p.ops)
 
 
 def generate(out: str | Path, p: KvParams, progress: Progress | None = None,

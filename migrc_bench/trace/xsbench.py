@@ -30,9 +30,10 @@ from .xsbench_kernel import (C_CONCS, C_GRID, C_HASH_BINS, C_INDEX_GRID, C_ITERS
                              C_N_POINTS, C_NUCLIDE_GRID, C_NUM_NUCS, C_THREADS, C_UEG, N_CFG,
                              U_SEED, U_START, fill)
 from .xsbench_layout import ArraySpan, XSBenchLayout, build_layout
-from .xsbench_params import (CHUNK, DEFAULT_HASH_BINS, GRID_IDS, MATERIAL_CDF, MODE_IDS,
-                             STARTING_SEED, XSBenchParams, click_params, material_lists,
-                             resolve_params)
+from .sizes import SizeEstimate, shorter
+from .xsbench_params import (CHUNK, DEFAULT_HASH_BINS, DEFAULT_LOOKUPS_PER_PARTICLE, GRID_IDS,
+                             MATERIAL_CDF, MODE_IDS, STARTING_SEED, XSBenchParams, click_params,
+                             material_lists, resolve_params)
 
 SOURCE = "xsbench-synth"
 VERIFY_MODULUS = 999_983          # Main.c: verification = verification % 999983
@@ -40,7 +41,7 @@ VERIFY_MODULUS = 999_983          # Main.c: verification = verification % 999983
 __all__ = ["XSBenchResult", "generate_xsbench", "generate_from_args", "xsbench_layout",
            "xsbench_checksum", "iter_blocks", "expected_records_per_lookup",
            "max_records_per_lookup", "parse_args", "resolve_params", "click_params", "generate",
-           "expected_records"]
+           "expected_records", "size_estimate"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,30 @@ def expected_records_per_lookup(p: XSBenchParams) -> float:
     probes = float(np.log2(p.n_points)) if p.grid == "unionized" else 0.0
     per_lookup = 2 + 1 + 1 + probes + 1 + nucs * (2 + search + 2 + 3)
     return 2 * (per_lookup + 2 / p.lookups_per_iteration * (p.mode == "history"))
+
+
+def size_estimate(p: XSBenchParams, lookups_given: bool = True,
+                  particles_given: bool = True) -> SizeEstimate:
+    """Records of run ``p`` from its parameters alone (lookups x records per lookup, by size,
+    grid type and mode), and the flags a user giving these most likely meant."""
+    records = expected_records(p)
+    if p.mode == "history":
+        what = (f"{p.total_lookups:,} lookups ({p.particles:,} particles x {p.lookups:,} "
+                f"lookups each)")
+    else:
+        what = f"{p.total_lookups:,} lookups"
+    hint = ""
+    if p.mode == "history" and lookups_given and not particles_given:
+        per = DEFAULT_LOOKUPS_PER_PARTICLE
+        hint = (f"in history mode -l is lookups per particle (x {p.particles:,} particles); for "
+                f"{p.lookups:,} lookups in all give -m event -l {p.lookups} or "
+                f"-p {max(1, -(-p.lookups // per))} -l {per}")
+    elif p.mode == "history" and not lookups_given and not particles_given:
+        hint = "XSBench's defaults: give -p (e.g. -p 400) or -l for a shorter run"
+    else:
+        hint = (shorter(records, "-p", p.particles) if p.mode == "history"
+                else shorter(records, "-l", p.lookups))
+    return SizeEstimate(what, records, hint)
 
 
 def _kernel_config(p: XSBenchParams, layout: XSBenchLayout, data: XSBenchData) -> np.ndarray:
@@ -202,6 +227,11 @@ def generate(out_path: str | Path, params: XSBenchParams, progress: Progress | N
 
 def expected_records(p: XSBenchParams) -> float:
     return p.total_lookups * expected_records_per_lookup(p)
+
+
+def cache_label(p: XSBenchParams) -> str:
+    """The readable start of a cached trace's name (``trace.generated``)."""
+    return f"xsbench-{p.size}-{p.grid}-{p.mode}-t{p.threads}"
 
 
 def parse_args(argv: Sequence[str] | str) -> XSBenchParams:
