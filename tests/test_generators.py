@@ -340,7 +340,7 @@ def test_trace_gen_refuses_a_size_nobody_meant(tmp_path, capsys, argv, hint):
     assert main(["trace", "gen", *argv.split(), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "refusing to write" in err
-    assert hint in err and "--force" in err and "TB" in err or "GB" in err
+    assert hint in err and "--force" in err and ("TB" in err or "GB" in err)
     assert not list(tmp_path.iterdir())
 
 
