@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path
 from .config import (SCHEMA_BY_PATH, Config, build_config, find_file, load_config, load_toml_file,
                      parse_set)
-from .engines.loader import identify, relative_to_config
+from .engines.loader import EngineIdentity, identify, relative_to_config
 from .errors import ConfigError, EngineError, UserError
 from .results import (CPUS, INTERVALS, RUNS, append_rows, check_results_dir, file_sha256, locked,
                       make_results_dir,
@@ -333,16 +333,23 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
                     _check_generated(cfg, path, checked)
                 else:
                     path = Path(trace).resolve()
-                tsha = hashes(path)
-                rid = make_run_id(tsha, cfg.sha256, idents[engine].run_id_part)
-                if rid in seen:
+                point = make_point(len(points), cfg, path, values, hashes, idents[engine])
+                if point.run_id in seen:
                     continue
-                seen.add(rid)
-                points.append(Point(index=len(points), engine=idents[engine].name, trace=str(path),
-                                    values=dict(values), config=dict(cfg.raw),
-                                    base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
-                                    trace_sha256=tsha, run_id=rid))
+                seen.add(point.run_id)
+                points.append(point)
     return points
+
+
+def make_point(index: int, cfg: Config, trace: Path, values: dict[str, Any],
+               hashes: TraceHashes, ident: EngineIdentity | None = None) -> Point:
+    """The point that replays ``trace`` with ``cfg`` (its run_id known before it runs);
+    ``ident`` is cfg.engine's identity (looked up when not given)."""
+    ident = ident or identify(cfg.engine, cfg.base_dir)
+    tsha = hashes(trace)
+    return Point(index=index, engine=ident.name, trace=str(trace), values=dict(values),
+                 config=dict(cfg.raw), base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
+                 trace_sha256=tsha, run_id=make_run_id(tsha, cfg.sha256, ident.run_id_part))
 
 
 def _check_generated(cfg: Config, path: Path, checked: set[tuple[Path, str]]) -> None:

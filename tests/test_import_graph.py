@@ -80,6 +80,8 @@ def test_the_graph_sees_the_imports():
     assert "migrc_bench.catalogue" in edges["migrc_bench.compare"]
     assert "migrc_bench.model.migrate_reason" in edges["migrc_bench.model.tiering"]
     assert "migrc_bench.engines.baseline" in edges["migrc_bench.engines.builtin"]  # lazy ones too
+    assert "migrc_bench.trace.gencore" in edges["migrc_bench.trace.gups"]
+    assert "migrc_bench.trace.generators" in edges["migrc_bench.trace.generated"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
@@ -87,14 +89,26 @@ def test_no_import_circle():
     assert find_cycle(graph()) is None
 
 
-def test_the_model_imports_nothing_from_above():
+def upward_imports(layer: str, may_import_packages: tuple[str, ...]) -> list[str]:
     bad = []
     for name, deps in graph().items():
-        if not name.startswith("migrc_bench.model"):
+        if not name.startswith(layer):
             continue
         for d in deps:
-            if d not in MODEL_MAY_IMPORT and not d.startswith(MODEL_MAY_IMPORT_PACKAGES):
+            if d not in MODEL_MAY_IMPORT and not d.startswith(may_import_packages):
                 bad.append(f"{name} imports {d}")
+    return bad
+
+
+def test_the_model_imports_nothing_from_above():
+    bad = upward_imports("migrc_bench.model", MODEL_MAY_IMPORT_PACKAGES)
+    assert not bad, bad
+
+
+def test_the_trace_layer_imports_nothing_from_above():
+    """The model reads traces, so the trace layer (readers, the generators, their registry and
+    the generated-trace cache) keeps the model's rule, and does not import the model either."""
+    bad = upward_imports("migrc_bench.trace", ("migrc_bench.trace",))
     assert not bad, bad
 
 

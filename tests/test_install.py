@@ -70,6 +70,12 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     mb("compare", "T.parquet", "--set", "machine.ncpu=2")
     mb("compare", "T.parquet", "--config", "xsbench-cxl16", "--engines", "baseline,migrc")
     mb("config", "show", "--config", "xsbench-cxl16", "--format", "json")
+    # the suite's workload configs by name, their generated traces in the cache
+    assert all(f"{w}-cxl16" in listed for w in ("gups", "kv", "gapbs-bfs", "gapbs-pr"))
+    small_gups = 'trace.generate="gups -n 12 -u 20000 -t 2"'
+    mb("run", "--config", "gups-cxl16", "--set", small_gups, "--set", "machine.ncpu=2",
+       "--no-save", "--quiet")
+    assert len(list((tmp_path / "cache" / "traces").glob("gups-t2-*.parquet"))) == 1
     assert (tmp_path / "cache" / "numba").is_dir()  # compiled code in the cache
     assert written_since(site, t0) == []
     assert sorted(p.name for p in empty.iterdir()) == ["T.parquet", "results"]

@@ -102,14 +102,23 @@ def summary(kind: str, doc: dict[str, Any]) -> str:
 
 def _trace_summary(gen: str) -> str:
     try:
-        from ..trace.generated import parse_generate
+        from ..trace.generators import from_args
 
-        p = parse_generate(gen)
+        spec, p = from_args(gen)
     except Exception:  # noqa: BLE001 - a summary, not a check: show the text
         return gen
-    n = p.total_lookups
-    count = f"{n / 1e6:.3g}M" if n >= 10**6 else f"{n / 1e3:.3g}k" if n >= 10**3 else str(n)
-    return f"XSBench {p.size}, {count} lookups"
+    count = _count(p.work_units)
+    what = f"{spec.title} {p.size}" if spec.name == "xsbench" else spec.title or spec.name
+    return f"{what} {count} {p.work_unit}s"
+
+
+def _count(n: int) -> str:
+    """54k, 2.5M: two or three digits, so that the list fits 80 columns."""
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            v = n / div
+            return f"{v:.0f}{unit}" if v >= 10 else f"{v:.2g}{unit}"
+    return str(n)
 
 
 def header(path) -> str:

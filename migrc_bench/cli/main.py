@@ -15,6 +15,7 @@ Examples:
   migrc-bench compare app.parquet --engines baseline,migrc --out results/
   migrc-bench check results/ --baseline benchmarks/ci-baseline.json
   migrc-bench plot results/ -o compare.png
+  migrc-bench suite --engines baseline,migrc,luf   # every workload, table and plot
   migrc-bench trace gen xsbench -s small -m event -l 20000 -t 4 -o small.parquet
   migrc-bench trace convert lackey.log -o app.parquet
   migrc-bench trace info app.parquet --format json
@@ -35,9 +36,10 @@ def _register() -> None:
 
     for module in (run_cmd, compare_cmd, check_cmd, plot_cmd, trace_cmd, config_cmd, cache_cmd):
         cli.add_command(module.command)
-    from . import sweep_cmd
+    from . import suite_cmd, sweep_cmd
 
     cli.add_command(sweep_cmd.command)
+    cli.add_command(suite_cmd.command)
 
 
 _register()

@@ -42,7 +42,8 @@ def emit_rows(rows: Sequence[dict[str, Any]], fmt: str, title: str | None = None
                              and not isinstance(rows[0].get(c), bool) else "left")
         for r in rows:
             table.add_row(*(_cell(r.get(c, "")) for c in cols))
-        Console(file=out, soft_wrap=False).print(table)
+        # a pipe or a file gets the whole table (rich would cut it to 80 columns)
+        Console(file=out, soft_wrap=False, width=None if out.isatty() else 200).print(table)
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:

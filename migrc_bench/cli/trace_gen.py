@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from typing import Callable, Iterator
-
 import click
 
 from ..trace.xsbench_params import click_params
+from .gen_commands import add_registered, gen_progress
 
 
 GEN_EPILOG = """\b
@@ -83,24 +80,9 @@ def xsbench(out: str, force: bool, quiet: bool, **flags) -> None:
                    f"XSBench verification checksum {result.verification}", err=True)
 
 
-@contextlib.contextmanager
-def _lookup_progress(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+def _lookup_progress(quiet: bool):
     """A transient rich bar of lookups on stderr (only on a terminal and without --quiet)."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    return gen_progress("xsbench", "lookups", quiet)
 
-    columns = (TextColumn("[bold]xsbench"), BarColumn(),
-               TextColumn("{task.completed:,.0f}/{task.total:,.0f} lookups"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
-        tasks: list = []
 
-        def update(done: int, total: int) -> None:
-            if not tasks:
-                tasks.append(bar.add_task("xsbench", total=total))
-            bar.update(tasks[0], completed=done)
-
-        yield update
+add_registered(gen)

@@ -11,44 +11,44 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 from pathlib import Path
+from typing import Any
 
 from .. import interrupts
 from ..cache import cache_path, make_cache_dir
-from ..errors import ConfigError, UserError
+from ..errors import UserError
+from .generators import GeneratorSpec, from_args, get
 from .sizes import check_size
-from .xsbench import parse_args, size_estimate
-from .xsbench_params import XSBenchParams
 
 
-def parse_generate(text: str) -> XSBenchParams:
-    """The parameters of ``trace.generate`` (generator name first: only ``xsbench`` today)."""
-    argv = shlex.split(text)
-    if not argv or argv[0] != "xsbench":
-        raise ConfigError(f"config key 'trace.generate': expected generator arguments starting "
-                          f"with 'xsbench', got {text!r}")
-    return parse_args(argv[1:])
+def parse_generate(text: str) -> Any:
+    """The parameters of ``trace.generate`` (a registered generator's name, then its flags)."""
+    return from_args(text)[1]
 
 
-def record(p: XSBenchParams) -> dict:
+def record(p: Any) -> dict:
     """The generator record as stored in the trace (JSON round-tripped, as read back)."""
     return json.loads(json.dumps(p.to_json(), sort_keys=True))
 
 
-def cache_file(p: XSBenchParams) -> Path:
+def spec_of(p: Any) -> GeneratorSpec:
+    return get(record(p)["generator"])
+
+
+def cache_file(p: Any) -> Path:
     """Where the cache keeps the trace of ``p``: readable prefix, then the arguments' key."""
     key = hashlib.sha256(json.dumps(record(p), sort_keys=True).encode()).hexdigest()[:16]
-    return cache_path("traces", f"xsbench-{p.size}-{p.grid}-{p.mode}-t{p.threads}-{key}.parquet")
+    return cache_path("traces", f"{spec_of(p).cache_label(p)}-{key}.parquet")
 
 
-def check_made_with(path: Path, p: XSBenchParams, text: str) -> None:
-    """A trace at ``path`` must be what ``text`` makes, not an older trace of other arguments."""
+def check_made_with(path: Path, p: Any, text: str) -> None:
+    """A trace at ``path`` must be what ``text`` makes, not an older trace of other arguments
+    (or of another generator)."""
     from .native import TraceReader
 
     want = record(p)
     have = TraceReader(path).meta.generator
-    if not have or have.get("generator") != "xsbench":
+    if not have or not have.get("generator"):
         return  # converted or hand-made: nothing to compare
     differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     if differ:
@@ -61,12 +61,12 @@ def check_made_with(path: Path, p: XSBenchParams, text: str) -> None:
 def ensure(text: str, path: Path | None = None, quiet: bool = False) -> Path:
     """The trace ``text`` makes: at ``path`` when given, else in the cache; generated first
     when missing (after the size check: a config cannot ask for terabytes either)."""
-    p = parse_generate(text)
+    spec, p = from_args(text)
     target = path if path is not None else cache_file(p)
     if target.exists():
         check_made_with(target, p, text)
         return target
-    check_size(size_estimate(p), target, force=False,
+    check_size(spec.size_estimate(p), target, force=False,
                override=f"'migrc-bench trace gen {text} --force -o FILE', then trace.path = FILE,")
     if path is None:
         make_cache_dir("traces")
@@ -75,7 +75,5 @@ def ensure(text: str, path: Path | None = None, quiet: bool = False) -> Path:
         import click
 
         click.echo(f"generating {target} ({text}) ...", err=True)
-    from .xsbench import generate_from_args
-
-    generate_from_args(shlex.split(text)[1:], target)
+    spec.generate(target, p)
     return target

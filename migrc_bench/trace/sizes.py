@@ -19,6 +19,8 @@ MAX_RECORDS = 2 * 10**9
 # Bytes per record on disk as TraceWriter writes them (plain encoding, lz4): measured 1.8-2.5
 # on XSBench traces (small/large, event/history); the larger figure, so the estimate errs high.
 BYTES_PER_RECORD = 2.5
+# What the hints aim at: a trace that replays in about a minute.
+HINT_RECORDS = 10**8
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,18 @@ class SizeEstimate:
 
     def describe(self) -> str:
         return f"{self.what}: about {self.records:.3g} records, ~{human_bytes(self.bytes)}"
+
+
+def shorter(records: float, flag: str, value: int) -> str:
+    """The hint for a run whose records grow with ``flag``'s ``value``: the value for about
+    :data:`HINT_RECORDS` records."""
+    scale = max(1, -(-int(records) // HINT_RECORDS))
+    return f"for about 10^8 records give {flag} {max(1, value // scale)}"
+
+
+def estimate(what: str, records: float, flag: str, value: int) -> SizeEstimate:
+    """The estimate of a run whose records grow with ``flag``'s ``value``, with its hint."""
+    return SizeEstimate(what, records, shorter(records, flag, value))
 
 
 def human_bytes(n: float) -> str:
