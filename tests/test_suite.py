@@ -25,6 +25,9 @@ initial_pte = "steady-state"
 placement = "hot"
 [tiering]
 enabled = true
+# a tiny footprint is one scan window, so task_scan_max() would be 60 s (1.2 ms here, longer
+# than the run): scan every 20 us, as configs/ci.toml does
+scan_period_max = "1000ms"
 [replay]
 quantum = "10us"
 time_scale = 2e-5
