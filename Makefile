@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench install clean ci-run ci-check ci-baseline plot reproduce
+.PHONY: demo test test-slow bench install clean ci-run ci-check ci-baseline plot reproduce sensitivity
 
 # The harness gates itself: configs/ci.toml (a small generated XSBench trace, 4 CPUs) replayed
 # with four engines, checked against the committed baseline with configs/ci-thresholds.toml.
@@ -56,6 +56,11 @@ plot: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m migrc_bench.reproduce --out results
+
+# the reproduction's headline changes with each calibrated knob at x0.5 and x2 (one run at a
+# time, ~1.5 h; resumes where it stopped)
+sensitivity: $(STAMP)
+	$(BIN)/python -m migrc_bench.sensitivity --out results/sensitivity
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -21,24 +21,20 @@ side, an engine missing, or a different config or trace).
 
 from __future__ import annotations
 
-import datetime as _dt
 import fnmatch
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .atomic import write_text_atomic
-from .compare import KNOWN, GROUP_NAMES, ORDER, group_of
+from .baseline import (BASELINE_FORMAT, BASELINE_VERSION, load_runs, read_baseline,  # noqa: F401
+                       write_baseline)
+from .catalogue import KNOWN, fmt_value, sort_key
 from .config import load_toml_file
 from .errors import UserError
-from .results import StoredRun, latest_per_engine, read_stored_runs
+from .results import LOCATION_KEYS, StoredRun, latest_per_engine
 
-BASELINE_FORMAT = "migrc-bench-baseline"
-BASELINE_VERSION = 1
 CHECK_SCHEMA = "migrc-bench/check/1"
 THRESHOLDS_VERSION = 1
 RULE_HELP = "expected COUNTER:+N%, :+X, :0, :-N%, :-X, :~N% or :~X"
@@ -176,7 +172,15 @@ def _rules_table(table: dict[str, Any], origin: str) -> list[Rule]:
 
 
 def validate_rules(rules: RuleSet, runs: list[StoredRun]) -> None:
-    """A rule naming no known or stored counter is a typo: exit 2, not a silent pass."""
+    """A rule naming no known or stored counter, or rules for an engine that is neither known
+    nor in the runs, is a typo: exit 2, not a silent pass."""
+    from .config import ENGINES
+
+    engines = set(ENGINES) | {r.engine for r in runs}
+    for engine, table in rules.per_engine.items():
+        if engine not in engines and table:
+            raise UserError(f"{table[0].origin}: no engine named {engine!r} (engines: "
+                            f"{', '.join(sorted(engines))})")
     present = set(KNOWN)
     for r in runs:
         present.update(r.counters)
@@ -186,104 +190,6 @@ def validate_rules(rules: RuleSet, runs: list[StoredRun]) -> None:
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise UserError(f"rule {rule} ({rule.origin}): no counter "
                             f"{'matches' if not rule.exact else 'is named'} {rule.pattern!r}{hint}")
-
-
-# ---- baseline files and stored runs -----------------------------------------------------
-def load_runs(path: str | Path) -> list[StoredRun]:
-    """Runs from a results directory, a runs.parquet file or a baseline file."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: no such results directory or baseline file")
-    if p.is_file() and _looks_like_json(p):
-        return read_baseline(p)
-    return read_stored_runs(p)
-
-
-def _looks_like_json(p: Path) -> bool:
-    if p.suffix.lower() == ".json":
-        return True
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(64).lstrip().startswith(b"{")
-    except OSError:
-        return False
-
-
-def read_baseline(path: str | Path) -> list[StoredRun]:
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except OSError as exc:
-        raise UserError(f"{p}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: not a baseline file (not JSON: {exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
-        raise UserError(f"{p}: not a migrc-bench baseline file (no \"format\": "
-                        f"\"{BASELINE_FORMAT}\"); write one with check --write-baseline")
-    version = doc.get("version")
-    if not isinstance(version, int) or version > BASELINE_VERSION:
-        raise UserError(f"{p}: baseline version {version!r} is not supported (this migrc-bench "
-                        f"reads version {BASELINE_VERSION})")
-    runs_doc = doc.get("runs")
-    if not isinstance(runs_doc, list):
-        raise UserError(f"{p}: baseline file has no \"runs\" list")
-    runs = []
-    for i, r in enumerate(runs_doc):
-        if not isinstance(r, dict) or not isinstance(r.get("engine"), str) \
-                or not isinstance(r.get("counters"), dict):
-            raise UserError(f"{p}: runs[{i}] needs \"engine\" (a string) and \"counters\" (an object)")
-        counters = {}
-        for k, v in r["counters"].items():
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise UserError(f"{p}: runs[{i}].counters.{k}: expected a number, got {v!r}")
-            counters[k] = v
-        runs.append(StoredRun(
-            run_id=str(r.get("run_id", "")), engine=r["engine"], trace=str(r.get("trace", "")),
-            trace_sha256=str(r.get("trace_sha256", "")), config_sha256=str(r.get("config_sha256", "")),
-            config_toml=str(r.get("config_toml", "")), tool_version=str(r.get("tool_version", "")),
-            started_at=str(r.get("started_at", "")), source=str(p), counters=counters,
-            context=r.get("context", {}) if isinstance(r.get("context"), dict) else {}))
-    return runs
-
-
-def baseline_document(runs: list[StoredRun], source: str) -> dict[str, Any]:
-    return {
-        "format": BASELINE_FORMAT,
-        "version": BASELINE_VERSION,
-        "tool_version": __version__,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "source": source,
-        "runs": [{
-            "engine": r.engine, "run_id": r.run_id, "trace": _portable(r.trace),
-            "trace_sha256": r.trace_sha256, "config_sha256": r.config_sha256,
-            "tool_version": r.tool_version, "started_at": r.started_at,
-            "context": r.context, "counters": r.counters, "config_toml": r.config_toml,
-        } for r in runs],
-    }
-
-
-def _portable(path: str) -> str:
-    """A trace path inside the working directory as a relative path (baselines get committed)."""
-    p = Path(path)
-    if p.is_absolute():
-        try:
-            return str(p.relative_to(Path.cwd()))
-        except ValueError:
-            return path
-    return path
-
-
-def write_baseline(path: str | Path, runs: list[StoredRun], source: str) -> None:
-    """Record ``runs`` (their counters, hashes and config) as a baseline file, atomically."""
-    if not runs:
-        raise UserError(f"{source}: no runs to write as a baseline")
-    text = json.dumps(baseline_document(runs, source), indent=2, allow_nan=False) + "\n"
-    try:
-        write_text_atomic(path, text)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write the baseline ({exc.strerror})") from None
 
 
 # ---- evaluation -----------------------------------------------------------------------------
@@ -406,8 +312,12 @@ def pair_runs(baseline: list[StoredRun], result: list[StoredRun],
             if diff or not (br.config_toml and rr.config_toml):
                 reason = ("a different config" + (f": {', '.join(diff[:5])}" + (", ..." if len(diff) > 5 else "")
                                                   if diff else " (config sha256 differs)"))
-            else:
+            elif new_keys:
                 note = f"config keys new on one side, at their defaults: {', '.join(new_keys)}"
+        if not reason and br.engine_sha256 and rr.engine_sha256 and br.engine_sha256 != rr.engine_sha256:
+            # compared (a changed engine is what a check measures), but never silently
+            note = "; ".join(filter(None, [note, f"the engine's source file changed (sha256 "
+                                                 f"{br.engine_sha256[:12]} -> {rr.engine_sha256[:12]})"]))
         pairs.append(Pair(e, br, rr, reason, note))
     return pairs
 
@@ -415,6 +325,7 @@ def pair_runs(baseline: list[StoredRun], result: list[StoredRun],
 def _config_change(a: StoredRun, b: StoredRun) -> tuple[list[str], list[str]]:
     """(keys whose values differ, keys present on one side only at today's default).
 
+    Where the trace file was (``trace.path``) is not compared: the trace itself is, by sha256.
     A key the config schema gained since the baseline was written is on one side only; at its
     default value it changes nothing the baseline did not have, so it does not make the runs
     incomparable (a default that changes behaviour shows in the counters, which the rules check).
@@ -424,6 +335,8 @@ def _config_change(a: StoredRun, b: StoredRun) -> tuple[list[str], list[str]]:
     ca, cb = a.config_values(), b.config_values()
     diff, added = [], []
     for key in sorted(set(ca) | set(cb)):
+        if key in LOCATION_KEYS:
+            continue
         if key in ca and key in cb:
             if ca[key] != cb[key]:
                 diff.append(key)
@@ -448,7 +361,7 @@ def evaluate(baseline: list[StoredRun], result: list[StoredRun], rules: RuleSet,
         for run in (pair.baseline, pair.result):
             if run is not None:
                 names.update(run.counters)
-        ordered = sorted(names, key=lambda n: (GROUP_NAMES.index(group_of(n)), ORDER.get(n, 10**6), n))
+        ordered = sorted(names, key=sort_key)
         for counter in ordered:
             rule = rules.rule_for(pair.engine, counter)
             if rule is None:
@@ -474,16 +387,6 @@ def evaluate(baseline: list[StoredRun], result: list[StoredRun], rules: RuleSet,
 
 
 # ---- rendering ------------------------------------------------------------------------------
-def fmt_value(v: float | int | None) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if v == 0:
-        return "0"
-    return f"{v:.6g}"
-
-
 def _signed(v: float | int | None) -> str:
     if v is None:
         return "-"
@@ -579,7 +482,10 @@ def to_json(report: CheckReport, strict: bool = False) -> dict[str, Any]:
         "pairs": [{"engine": p.engine, "comparable": p.comparable, "reason": p.reason or None,
                    "note": p.note or None,
                    "baseline_run_id": p.baseline.run_id if p.baseline else None,
-                   "result_run_id": p.result.run_id if p.result else None} for p in report.pairs],
+                   "result_run_id": p.result.run_id if p.result else None,
+                   "baseline_engine_sha256": p.baseline.engine_sha256 or None if p.baseline else None,
+                   "result_engine_sha256": p.result.engine_sha256 or None if p.result else None}
+                  for p in report.pairs],
         "findings": [{"engine": f.engine, "counter": f.counter, "mark": f.mark,
                       "verdict": f.verdict, "rule": str(f.rule), "rule_origin": f.rule.origin,
                       "baseline": f.baseline, "result": f.result, "delta": f.delta,

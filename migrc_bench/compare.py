@@ -23,69 +23,16 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import interrupts
+from .baseline import load_runs
+from .catalogue import (GROUP_NAMES, GROUP_OF, GROUPS, HIGHER, KNOWN, NEUTRAL, ORDER,  # noqa: F401
+                        better, group_of, sort_key)
+from .engines.loader import EngineIdentity
 from .errors import UserError
-from .model.counters import COUNTERS, RUN_FIGURES
 from .results import (CONTEXT_COLUMNS, StoredRun, config_differences, file_sha256,
                       latest_per_engine, make_run_id)
 
 COMPARE_SCHEMA = "migrc-bench/compare/1"
-
-# Row groups, in display order. Counters not listed (newer writers, engine figures) go to
-# "other"; a group is shown only when it has a row.
-GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("flushes", ("nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
-                 "nr_tlb_local_flush_one", "itlb_flush", "dtlb_flush", "stlb_flush",
-                 "tlb_shootdown_irqs")),
-    ("TLB misses", ("itlb_misses", "dtlb_load_misses", "dtlb_store_misses", "itlb_l1_misses",
-                    "dtlb_l1_misses", "stlb_misses", "itlb_hits", "dtlb_hits", "stlb_hits")),
-    ("migration", ("pgmigrate_success", "pgmigrate_fail", "numa_pages_migrated",
-                   "pgpromote_success", "pgpromote_candidate", "pgdemote_kswapd",
-                   "pgdemote_direct", "numa_pte_updates", "numa_hint_faults",
-                   "numa_hint_faults_local", "pgfault", "numa_hit", "numa_miss")),
-    ("time", ("runtime_s", "cpu_time_s", "stall_walk_s", "stall_mem_s", "stall_ipi_s",
-              "stall_fault_s", "stall_copy_s")),
-    ("migrc", ("migrc_deferred_pages", "migrc_released_pages", "migrc_pending_pages_peak",
-               "migrc_flush_wp_fault", "migrc_flush_alloc", "migrc_flush_pause",
-               "migrc_flush_race", "luf_tagged_pages", "luf_tagged_pages_peak",
-               "luf_alloc_flushes", "luf_cancel_flushes")),
-    ("harness", ("accesses", "instructions", "loads", "stores", "invariant_violations",
-                 "wall_s", "accesses_per_s")),
-)
-GROUP_OF = {c: g for g, names in GROUPS for c in names}
-GROUP_NAMES = tuple(g for g, _ in GROUPS) + ("other",)
-ORDER = {c: i for i, c in enumerate(c for _, names in GROUPS for c in names)}
-
-# Which direction is better. Lower is better unless listed here.
-#  - neutral: counts of work the policy chose to do, or of the input. More migrations
-#    (pgmigrate_success, pgpromote_success, demotions) is not better or worse by itself: migrc
-#    raised pgmigrate_success by 14.9 % in the seed as a side effect; whether that helped shows
-#    in runtime and misses. The same for hits (they move with the number of lookups), scans
-#    and hint faults (the scanner's rate, not the engine's), and migrc/LUF bookkeeping.
-#  - higher: accesses_per_s (the harness's own replay speed; wall-clock, noisy).
-NEUTRAL = frozenset({
-    "accesses", "instructions", "loads", "stores", "itlb_hits", "dtlb_hits", "stlb_hits",
-    "pgmigrate_success", "numa_pages_migrated", "pgpromote_success", "pgpromote_candidate",
-    "pgdemote_kswapd", "numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
-    "numa_hit", "migrc_deferred_pages", "migrc_released_pages", "migrc_pending_pages_peak",
-    "luf_tagged_pages", "luf_tagged_pages_peak",
-})
-HIGHER = frozenset({"accesses_per_s"})
-# Unknown counters: neutral (we cannot know which way is good).
-KNOWN = frozenset(COUNTERS) | frozenset(RUN_FIGURES) | frozenset(ORDER)
-
-
-def better(counter: str) -> str:
-    """'lower', 'higher' or 'neutral'."""
-    if counter in HIGHER:
-        return "higher"
-    if counter in NEUTRAL or counter not in KNOWN:
-        return "neutral"
-    return "lower"
-
-
-def group_of(counter: str) -> str:
-    return GROUP_OF.get(counter, "other")
-
 
 def delta(ref: float | int | None, value: float | int | None) -> tuple[float | int | None, float | None]:
     """(value − ref, 100·(value − ref)/|ref|); Δ% is None when ref is 0 and value is not."""
@@ -124,7 +71,8 @@ class Column:
         return {"id": self.id, "engine": r.engine, "run_id": r.run_id, "origin": self.origin,
                 "source": r.source, "trace": r.trace, "trace_sha256": r.trace_sha256,
                 "config_sha256": r.config_sha256, "tool_version": r.tool_version,
-                "started_at": r.started_at, "context": r.context}
+                "started_at": r.started_at, "engine_file": r.engine_file,
+                "engine_sha256": r.engine_sha256, "context": r.context}
 
 
 @dataclass
@@ -165,7 +113,7 @@ def select_counters(columns: list[Column], patterns: list[str] | None) -> list[s
         for name in c.run.counters:
             if name not in present:
                 present.append(name)
-    ordered = sorted(present, key=lambda n: (GROUP_NAMES.index(group_of(n)), ORDER.get(n, 10**6), n))
+    ordered = sorted(present, key=sort_key)
     if not patterns:
         return ordered
     chosen: list[str] = []
@@ -176,7 +124,7 @@ def select_counters(columns: list[Column], patterns: list[str] | None) -> list[s
             raise UserError(f"--counters: no {where} matches {pat!r} in these runs"
                             + ("" if pat in KNOWN else f" (counters: {', '.join(ordered[:8])}, ...)"))
         chosen.extend(h for h in hits if h not in chosen)
-    return sorted(chosen, key=lambda n: (GROUP_NAMES.index(group_of(n)), ORDER.get(n, 10**6), n))
+    return sorted(chosen, key=sort_key)
 
 
 def build_rows(columns: list[Column], counters: list[str] | None = None,
@@ -209,6 +157,13 @@ def notes_for(columns: list[Column]) -> list[str]:
         if ref.run.trace_sha256 and col.run.trace_sha256 and ref.run.trace_sha256 != col.run.trace_sha256:
             notes.append(f"{col.id}: a different trace from {ref.id} ({col.run.trace or '?'} vs "
                          f"{ref.run.trace or '?'})")
+        twin = next((c for c in columns if c is not col and c.run.engine == col.run.engine
+                     and c.run.engine_sha256 and col.run.engine_sha256
+                     and c.run.engine_sha256 != col.run.engine_sha256), None)
+        if twin is not None and columns.index(twin) < columns.index(col):
+            notes.append(f"{col.id}: engine {col.run.engine} from another source than in "
+                         f"{twin.id} (sha256 {col.run.engine_sha256[:12]} vs "
+                         f"{twin.run.engine_sha256[:12]}, {col.run.engine_file})")
         diff = config_differences(ref.run, col.run)
         if diff:
             shown = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "")
@@ -273,8 +228,6 @@ def source_kind(path: str | Path) -> str:
 
 def load_source(path: str | Path) -> list[StoredRun]:
     """The runs stored at ``path``: a results directory, a runs.parquet or a baseline file."""
-    from .check import load_runs
-
     return load_runs(path)
 
 
@@ -316,24 +269,36 @@ ProgressFn = Callable[[str, int, int, float], None]  # (column id, done, total, 
 _QUEUE: Any = None
 
 
-def check_engines(engines: list[str]) -> None:
-    """Every engine name must be known and implemented: a clean exit-2 error otherwise."""
-    from .config import ENGINES
+def check_engines(engines: list[str], base_dir: Path | None = None) -> list[EngineIdentity]:
+    """Every engine must be known, implemented and loadable (a file engine is imported and
+    checked here, before any replay): a clean exit-2 error otherwise. Returns their identities;
+    file engines are relative to ``base_dir`` (the config's directory)."""
+    from .config import ENGINES, config_dir
     from .engines import names
+    from .engines.loader import identify, installed, split_file_spec
 
     if not engines:
         raise UserError("--engines: no engine named")
     available = names()
-    seen = set()
+    seen: dict[str, str] = {}
+    idents = []
     for e in engines:
-        if e in seen:
+        if e in seen.values():
             raise UserError(f"--engines: {e!r} named twice")
-        seen.add(e)
-        if e not in ENGINES:
-            raise UserError(f"--engines: unknown engine {e!r} (known: {', '.join(available)})")
-        if e not in available:
-            raise UserError(f"--engines: engine {e!r} is not implemented yet "
-                            f"(available: {', '.join(available)})")
+        if split_file_spec(e) is None and e not in installed():
+            if e not in ENGINES:
+                raise UserError(f"--engines: unknown engine {e!r} (known: {', '.join(available)}; "
+                                f"or an installed engine, or a file engine PATH.py:CLASS)")
+            if e not in available:
+                raise UserError(f"--engines: engine {e!r} is not implemented yet "
+                                f"(available: {', '.join(available)})")
+        ident = identify(e, base_dir if base_dir is not None else config_dir())
+        if ident.name in seen:
+            raise UserError(f"--engines: two engines named {ident.name!r} ({seen[ident.name]} and "
+                            f"{e}); give each class its own name = \"...\"")
+        seen[ident.name] = e
+        idents.append(ident)
+    return idents
 
 
 def _worker_init(q: Any) -> None:
@@ -363,8 +328,8 @@ def _queue_progress(label: str) -> Callable[[int], Callable[[int, float], None]]
 
 
 def replay_one(config_path: str | None, sets: tuple[str, ...], engine: str, trace: str,
-               label: str, progress: Callable[[int], Callable[[int, float], None]] | None = None
-               ) -> dict[str, Any]:
+               label: str, progress: Callable[[int], Callable[[int, float], None]] | None = None,
+               trace_sha256: str | None = None) -> dict[str, Any]:
     """Run one engine on one trace (in a worker or in-process); plain picklable data back.
 
     User errors come back as {"error": message} (some UserError subclasses cannot be pickled).
@@ -376,7 +341,7 @@ def replay_one(config_path: str | None, sets: tuple[str, ...], engine: str, trac
         progress = _queue_progress(label)
     try:
         cfg = load_config(config_path, sets).with_overrides({"engine": engine})
-        result, _ = run_trace(cfg, trace, None, progress=progress)
+        result, _ = run_trace(cfg, trace, None, progress=progress, trace_sha256=trace_sha256)
     except UserError as exc:
         return {"error": str(exc), "exit_code": exc.exit_code}
     return {"engine": result.engine, "trace_path": result.trace_path, "totals": result.totals,
@@ -404,15 +369,22 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     starts. Results are appended to ``out_dir`` (if given) in engine order, after all runs.
     """
     from .config import load_config
+    from .model.machine import needs_profile
     from .model.replay import RunResult
-    from .results import append_run, run_row
+    from .results import append_run, check_results_dir, run_row
     from .trace.native import TraceReader
+    from .trace.prepass import trace_profile
 
-    check_engines(engines)
+    base = load_config(config_path, sets)
+    idents = dict(zip(engines, check_engines(engines, base.base_dir)))
+    if out_dir is not None:
+        check_results_dir(out_dir)  # before the replays, not after
     trace = str(trace)  # recorded as given, as `run` does; workers share our cwd
-    TraceReader(trace)  # a bad trace is one error, not one per worker
-    cfgs = {e: load_config(config_path, sets).with_overrides({"engine": e}) for e in engines}
+    reader = TraceReader(trace)  # a bad trace is one error, not one per worker
+    cfgs = {e: base.with_overrides({"engine": e}) for e in engines}
     sha = file_sha256(trace)
+    if any(needs_profile(c, reader.meta) for c in cfgs.values()):
+        trace_profile(reader, sha)  # the pre-pass once, here, rather than in every worker
     workers = workers or min(len(engines), os.cpu_count() or 1)
     workers = max(1, min(workers, len(engines)))
     payloads: dict[str, dict[str, Any]] = {}
@@ -421,46 +393,54 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
             if on_start:
                 on_start(e)
             payloads[e] = replay_one(config_path, tuple(sets), e, trace, e,
-                                     _progress_factory(on_progress, e))
+                                     _progress_factory(on_progress, e), trace_sha256=sha)
             if "error" in payloads[e]:
                 break
     else:
         payloads = _replay_parallel(config_path, tuple(sets), engines, trace, workers,
-                                    on_progress, on_start)
+                                    on_progress, on_start, sha)
     for e in engines:
         p = payloads.get(e)
         if p is not None and "error" in p:
-            raise UserError(f"engine {e}: {p['error']}")
+            raise UserError(f"engine {idents[e].name}: {p['error']}")
     columns = []
+    appended: list[str] = []
     for e in engines:
         p = payloads[e]
-        result = RunResult(p["engine"], p["trace_path"], cfgs[e], p["totals"], p["cpus"],
-                           p["intervals"], p["extra"])
-        run_id = make_run_id(sha, cfgs[e].sha256, e)
+        ident = idents[e]
+        result = RunResult(ident.name, p["trace_path"], cfgs[e], p["totals"], p["cpus"],
+                           p["intervals"], p["extra"], ident)
+        run_id = make_run_id(sha, cfgs[e].sha256, ident.run_id_part)
         if out_dir is not None:
             run_id = append_run(out_dir, result, sha)
+            appended.append(e)
+            interrupts.keep(f"{out_dir}: {', '.join(appended)} appended, "
+                            f"{len(engines) - len(appended)} engine(s) not")
         row = run_row(result, sha)
         counters = {k: v for k, v in row.items()
                     if k not in CONTEXT_COLUMNS and k != "run_id" and isinstance(v, (int, float))
                     and not isinstance(v, bool)}
-        stored = StoredRun(run_id=run_id, engine=e, trace=result.trace_path, trace_sha256=sha,
-                           config_sha256=row["config_sha256"], config_toml=row["config_toml"],
-                           tool_version=row["tool_version"], started_at=row["started_at"],
+        stored = StoredRun(run_id=run_id, engine=ident.name, trace=result.trace_path,
+                           trace_sha256=sha, config_sha256=row["config_sha256"],
+                           config_toml=row["config_toml"], tool_version=row["tool_version"],
+                           started_at=row["started_at"], engine_file=ident.file,
+                           engine_sha256=ident.sha256,
                            source=str(out_dir) if out_dir is not None else "",
                            counters=counters, context={k: result.extra[k] for k in CONTEXT_COLUMNS
                                                        if k in result.extra})
-        columns.append(Column(e, stored, "replay"))
+        columns.append(Column(ident.name, stored, "replay"))
     return columns
 
 
-def _replay_parallel(config_path, sets, engines, trace, workers, on_progress, on_start):
+def _replay_parallel(config_path, sets, engines, trace, workers, on_progress, on_start, sha=None):
     ctx = mp.get_context("spawn")
     q = ctx.Queue() if on_progress is not None else None
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                   initargs=(q,))
     payloads: dict[str, dict[str, Any]] = {}
     try:
-        futures = {pool.submit(replay_one, config_path, sets, e, trace, e): e for e in engines}
+        futures = {pool.submit(replay_one, config_path, sets, e, trace, e, trace_sha256=sha): e
+                   for e in engines}
         if on_start:
             for e in engines:
                 on_start(e)

@@ -18,8 +18,9 @@ from typing import Any
 from . import units
 from .errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "configs"
+# The bundled configs: in a checkout migrc_bench/configs is a symlink to the top-level
+# configs/, in an installed package the directory the build copied them into.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 
 
@@ -28,7 +29,7 @@ class Key:
     """One config knob: how to parse it, what range is valid, and why it has its default."""
 
     path: str
-    kind: str  # int | float | bool | str | choice | size | size_or_fraction | time | freq | bandwidth
+    kind: str  # int | float | bool | str | choice | engine | size | size_or_fraction | time | freq | bandwidth
     default: Any
     doc: str
     lo: float | None = None
@@ -52,7 +53,12 @@ class Key:
             "time": 'a duration such as "250ns", "10us" or "1000ms"',
             "freq": 'a frequency such as "2.1GHz"',
             "bandwidth": 'a bandwidth such as "10GB/s"',
+            "engine": "",
         }[self.kind]
+        if self.kind == "engine":
+            from .engine_spec import describe_forms
+
+            text = describe_forms(self.choices)
         if self.lo is not None or self.hi is not None:
             lo = "-inf" if self.lo is None else _fmt_num(self.lo)
             hi = "inf" if self.hi is None else _fmt_num(self.hi)
@@ -70,12 +76,15 @@ COST_PRESETS = ("bare-metal", "kvm-guest")
 
 # Cost keys default to None: the value then comes from the cost preset (see model/costs.py).
 SCHEMA: tuple[Key, ...] = (
-    Key("engine", "choice", "baseline", "migration engine", choices=ENGINES),
+    Key("engine", "engine", "baseline", "migration engine: a built-in name, an installed engine or a "
+        "file engine PATH.py:CLASS, relative to the config file (docs/engines.md)", choices=ENGINES),
     # trace
-    Key("trace.path", "str", "../traces/default.parquet",
-        "trace to replay when none is named; relative to the config file"),
+    Key("trace.path", "str", "",
+        "trace to replay when none is named; relative to the config file (a bundled config's: "
+        "to the current directory); empty: trace.generate's trace in the cache"),
     Key("trace.generate", "str", "",
-        "generator arguments (as for 'trace gen') used to create trace.path when it is missing"),
+        "generator arguments (as for 'trace gen') that make the trace: kept in the cache, or "
+        "written to trace.path when that is set and missing"),
     # machine
     Key("machine.ncpu", "int", 16, "CPUs on node 0 (the seed: 16-vCPU KVM guest)", 1, 1024),
     Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset", choices=TLB_PRESETS),
@@ -84,6 +93,9 @@ SCHEMA: tuple[Key, ...] = (
         "(wake-affine placement when every CPU is busy)", -1, 1023),
     Key("machine.sched_base_slice", "time", None, "EEVDF sysctl_sched_base_slice that kswapd and "
         "the thread sharing its CPU alternate by (default: 0.75 ms x (1 + ilog2(min(ncpu, 8))))"),
+    Key("machine.hz", "int", 250, "CONFIG_HZ: scheduler ticks per second on a busy CPU (kernel/"
+        "Kconfig.hz's default, HZ_250); a kernel period, so 1/hz is scaled by replay.time_scale; "
+        "only engines with an on_tick hook see the tick (docs/engines.md)", 10, 100_000),
     # tlb
     Key("tlb.itlb_entries", "int", 0, "L1 iTLB 4K entries (0: from preset)", 0, 1 << 20),
     Key("tlb.itlb_ways", "int", 0, "L1 iTLB ways (0: from preset)", 0, 1 << 20),
@@ -105,7 +117,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("memory.dram", "size_or_fraction", "18%", "node 0 (DRAM) capacity: bytes or share of footprint"),
     Key("memory.cxl", "size_or_fraction", "8GiB", "node 1 (CPU-less lower tier) capacity"),
     Key("memory.placement", "choice", "first-touch",
-        "initial placement of a trace that starts mid-run", choices=("first-touch", "interleave")),
+        "initial placement of a trace that starts mid-run: first-touch order (DRAM to its low "
+        "watermark, then CXL), interleave, or hot (most-accessed pages in DRAM)",
+        choices=("first-touch", "interleave", "hot")),
     Key("memory.initial_pte", "choice", "writable-dirty",
         "PTE state of pages present at the start: just initialised (writable-dirty), or the "
         "steady state of a long tiering run (steady-state: DRAM pages promoted, so read-only and "
@@ -136,9 +150,16 @@ SCHEMA: tuple[Key, ...] = (
         1.0, 1e12),
     Key("replay.time_scale", "float", 1.0,
         "multiplies every kernel period, threshold and rate (model.md §1 scaling)", 1e-9, 1e6),
+    Key("replay.space_scale", "float", 1.0,
+        "the share of the real machine's sizes the config's sizes stand for (model.md §1 "
+        "scaling): where the kernel compares a size with an absolute amount (MAX_SCAN_WINDOW, "
+        "pgdat_free_space_enough's 1 GiB, inactive_is_low's GiB, kswapd's lru_size >> "
+        "priority) it sees size / space_scale", 1e-9, 1e6),
     Key("replay.interval", "time", "100ms", "modelled time per row of intervals.parquet", 1e3, 1e15),
     Key("replay.seed", "int", 1, "seed for every random choice of the replay", 0, 2**63 - 1),
     Key("replay.max_accesses", "int", 0, "stop after this many accesses (0: whole trace)", 0, 2**62),
+    Key("replay.warmup", "int", 0, "accesses of each thread replayed before counting starts, to "
+        "warm TLBs and the LRU (counters, times and runtime exclude them; 0: count all)", 0, 2**62),
     Key("replay.reader_thread", "bool", True, "read, decompress and map the trace on a second "
         "thread, overlapped with the replay (results are identical either way)"),
     # cost model (None: from cost.preset)
@@ -159,8 +180,10 @@ SCHEMA: tuple[Key, ...] = (
     Key("cost.flush_one", "time", None, "one INVLPG"),
     Key("cost.fault", "time", None, "page-fault entry/exit and handling"),
     Key("cost.migrate_page", "time", None, "per migrated page: rmap walk, unmap, remap, bookkeeping"),
-    Key("cost.pte_update", "time", None, "per PTE made PROT_NONE by the NUMA scanner"),
-    Key("cost.lru_scan", "time", None, "per folio kswapd isolates and checks"),
+    Key("cost.pte_update", "time", None, "per present PTE the NUMA scanner's change_pte_range "
+        "examines (the scan's duration: mm->tlb_flush_pending is set meanwhile)"),
+    Key("cost.lru_scan", "time", None, "per folio reclaim isolates and checks with "
+        "folio_referenced (inactive and active lists alike)"),
     Key("cost.copy_bandwidth_dram", "bandwidth", None, "page-copy bandwidth into node 0"),
     Key("cost.copy_bandwidth_cxl", "bandwidth", None, "page-copy bandwidth into node 1"),
 )
@@ -203,6 +226,13 @@ def _parse_value(key: Key, value: Any) -> Any:
         elif key.kind == "choice":
             if value not in key.choices:
                 raise bad()
+            return value
+        elif key.kind == "engine":
+            from .engine_spec import spec_problem
+
+            problem = spec_problem(value, key.choices)
+            if problem:
+                raise bad("" if problem == "unknown" else problem)
             return value
         elif key.kind == "size":
             out = units.parse_size(value)
@@ -386,17 +416,63 @@ def read_toml(path: Path) -> dict[str, Any]:
     return _flatten(load_toml_file(path, "config"))
 
 
+def bundled_files() -> dict[str, Path]:
+    """Name (file name without .toml) -> path of every file shipped in the package's configs."""
+    try:
+        return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.toml"))}
+    except OSError:
+        return {}
+
+
+def is_bundled(path: str | Path) -> bool:
+    try:
+        return Path(path).resolve().parent == CONFIG_DIR.resolve()
+    except OSError:
+        return False
+
+
+def find_file(value: str | Path, kind: str = "config") -> Path:
+    """A file path as given, or the name of a bundled file (``xsbench-cxl16``, ``ci.toml``).
+
+    A path that exists wins over a bundled name; anything else is a one-line ConfigError that
+    lists the bundled names.
+    """
+    p = Path(value).expanduser()
+    if p.exists() or p.parent != Path("."):
+        return p
+    bundled = bundled_files()
+    name = p.name[:-5] if p.name.endswith(".toml") else p.name
+    if name in bundled:
+        return bundled[name]
+    names = ", ".join(bundled) or "none"
+    raise ConfigError(f"{value}: {kind} file not found (nor a bundled one: {names}; "
+                      f"see 'migrc-bench config list')")
+
+
+def config_dir(path: str | Path | None = None) -> Path:
+    """The directory a config's relative paths resolve in: FILE's; for a bundled config (the
+    default, or one named by name), which may sit in a read-only site-packages, the current
+    directory."""
+    cfg_path = find_file(path) if path is not None else DEFAULT_CONFIG
+    return Path.cwd() if is_bundled(cfg_path) else cfg_path.resolve().parent
+
+
 def load_config(path: str | Path | None = None, sets: tuple[str, ...] | list[str] = (),
                 extra: dict[str, Any] | None = None) -> Config:
-    """The bundled default (or FILE), then ``extra`` overrides, then each ``--set`` in order."""
-    cfg_path = Path(path) if path is not None else DEFAULT_CONFIG
+    """The bundled default (or FILE, or a bundled config's name), then ``extra`` overrides,
+    then each ``--set`` in order.
+
+    Relative paths in a config resolve against its directory; in a bundled config (which may
+    sit in a read-only site-packages) against the current directory.
+    """
+    cfg_path = find_file(path) if path is not None else DEFAULT_CONFIG
     values = read_toml(cfg_path)
     if extra:
         values.update(extra)
     for item in sets:
         key, value = parse_set(item)
         values[key] = value
-    return build_config(values, cfg_path.resolve().parent)
+    return build_config(values, config_dir(cfg_path))
 
 
 def resolve_capacity(value: int | float, footprint_bytes: int, page_size: int = 4096) -> int:

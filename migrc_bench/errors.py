@@ -24,3 +24,8 @@ class TraceError(UserError):
 
 class ConfigError(UserError):
     """A config key is unknown, of the wrong type or out of range."""
+
+
+class EngineError(UserError):
+    """An engine from outside the package failed: it could not be imported, its class breaks
+    the engine interface, or one of its hooks raised during the replay. Names the file and line."""

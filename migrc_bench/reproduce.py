@@ -17,6 +17,7 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
+from . import interrupts
 from .config import CONFIG_DIR, load_config
 from .runner import default_trace, run_trace
 
@@ -105,8 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    r16 = run_config("cxl16", out, args.quiet)
-    r4 = run_config("cxl4", out, args.quiet)
+    try:
+        with interrupts.handled():  # Ctrl-C/SIGTERM: no temp file left, finished configs kept
+            r16 = run_config("cxl16", out, args.quiet)
+            r4 = run_config("cxl4", out, args.quiet)
+    except interrupts.Interrupted as exc:
+        print(f"reproduce: interrupted by {exc.name}; runs finished so far are in "
+              f"{out / 'reproduce-cxl16'} and {out / 'reproduce-cxl4'}", file=sys.stderr)
+        return exc.exit_code
     console = Console()
     console.print(table("16 CPUs, 1 GB + 8 GB (v5-v8 cover letters): migrc vs baseline", r16, PUBLISHED_16))
     console.print(table("4 CPUs, 2 GB + 6 GB (RFC): migrc vs baseline", r4, PUBLISHED_4))

@@ -27,37 +27,38 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .atomic import atomic_path
+from .cache import file_sha256  # noqa: F401 (re-exported: runner, compare, sweep)
 from .errors import UserError
+from .interrupts import deferred
 from .model.counters import COUNTERS, RUN_FIGURES
 from .model.replay import RunResult
+from .results_dir import CPUS, INTERVALS, RUNS, check_results_dir, read_table  # noqa: F401
 
 RESULTS_VERSION = 1
-RUNS, INTERVALS, CPUS = "runs.parquet", "intervals.parquet", "cpus.parquet"
 RUN_KEYS = ("run_id", "engine", "trace", "trace_sha256", "config_sha256", "config_toml",
-            "tool_version", "started_at")
+            "tool_version", "started_at", "engine_file", "engine_sha256")
 RUN_COLUMNS = RUN_KEYS + COUNTERS + RUN_FIGURES
 # Run context written after the counters (RunResult.extra): numbers, but not counters.
 CONTEXT_COLUMNS = ("threads", "dram_pages", "cxl_pages", "footprint_bytes", "time_scale",
-                   "trace_rows")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+                   "trace_rows", "itlb_entries", "itlb_ways", "dtlb_entries", "dtlb_ways",
+                   "stlb_entries", "stlb_ways")
 
 
 def make_run_id(trace_sha256: str, config_sha256: str, engine: str) -> str:
-    """Same trace + config + engine ⇒ same id, so a repeated run is recognised."""
+    """Same trace + config + engine ⇒ same id, so a repeated run is recognised.
+
+    ``engine`` is ``EngineIdentity.run_id_part``: a built-in's name, or an outside engine's
+    name and file hash (an edited engine file gives new run ids).
+    """
     return hashlib.sha256(f"{trace_sha256}:{config_sha256}:{engine}".encode()).hexdigest()[:16]
 
 
 def run_row(result: RunResult, trace_sha256: str, started_at: str | None = None) -> dict[str, Any]:
     cfg = result.config
+    ident = result.identity
     row: dict[str, Any] = {
-        "run_id": make_run_id(trace_sha256, cfg.sha256, result.engine),
+        "run_id": make_run_id(trace_sha256, cfg.sha256,
+                              ident.run_id_part if ident is not None else result.engine),
         "engine": result.engine,
         "trace": result.trace_path,
         "trace_sha256": trace_sha256,
@@ -65,6 +66,8 @@ def run_row(result: RunResult, trace_sha256: str, started_at: str | None = None)
         "config_toml": cfg.to_toml(),
         "tool_version": __version__,
         "started_at": started_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "engine_file": ident.file if ident is not None else "",
+        "engine_sha256": ident.sha256 if ident is not None else "",
     }
     row.update({k: result.totals.get(k, 0) for k in COUNTERS + RUN_FIGURES})
     for k, v in result.totals.items():  # an engine's own figures (e.g. luf_tagged_pages_peak)
@@ -124,43 +127,32 @@ def append_rows(out: Path, row: dict[str, Any], intervals: list[dict[str, Any]],
     """Add one run given as rows (its runs row, interval rows, CPU rows); returns its run_id.
 
     The new tables are written to temp files first, then renamed intervals, cpus, runs (a run
-    exists once its row is in runs.parquet), all under the directory's lock.
+    exists once its row is in runs.parquet), all under the directory's lock. SIGINT/SIGTERM
+    wait until the three renames are done; a write that fails (disk full) is a one-line
+    error and leaves the directory as it was.
     """
     rid = row["run_id"]
     iv = pd.DataFrame(intervals)
     iv.insert(0, "run_id", rid)
     cp = pd.DataFrame(cpus)
     cp.insert(0, "run_id", rid)
-    with locked(out):
-        tables = [(out / RUNS, merged(out / RUNS, pd.DataFrame([row]), rid)),
-                  (out / CPUS, merged(out / CPUS, cp, rid)),
-                  (out / INTERVALS, merged(out / INTERVALS, iv, rid))]
-        # Every temp file is written inside the stack; on a clean exit the stack renames them
-        # in reverse order of entry (intervals, cpus, then runs); on any error it removes them.
-        with contextlib.ExitStack() as stack:
-            for path, table in tables:
-                tmp = stack.enter_context(atomic_path(path))
-                pq.write_table(table, tmp, compression="zstd")
-    return rid
-
-
-def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read one results table; unknown columns are kept but never required."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, not a results table")
     try:
-        table = pq.read_table(path)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such results file") from None
-    except (pa.ArrowException, OSError) as exc:
-        raise UserError(f"{path}: not a readable results file ({exc})") from None
-    frame = table.to_pandas()
-    if "run_id" not in frame.columns:
-        raise UserError(f"{path}: not a migrc-bench results table (no run_id column)")
-    if columns is not None:
-        frame = frame[[c for c in columns if c in frame.columns]]
-    return frame
+        with locked(out):
+            tables = [(out / RUNS, merged(out / RUNS, pd.DataFrame([row]), rid)),
+                      (out / CPUS, merged(out / CPUS, cp, rid)),
+                      (out / INTERVALS, merged(out / INTERVALS, iv, rid))]
+            # Every temp file is written inside the stack; closing it renames them in reverse
+            # order of entry (intervals, cpus, then runs); on any error it removes them.
+            with contextlib.ExitStack() as stack:
+                for path, table in tables:
+                    tmp = stack.enter_context(atomic_path(path))
+                    pq.write_table(table, tmp, compression="zstd")
+                with deferred():
+                    stack.close()
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the results ({exc.strerror or exc}); the "
+                        f"directory is as it was") from None
+    return rid
 
 
 def runs_path(path: str | Path) -> Path:
@@ -207,6 +199,8 @@ class StoredRun:
     config_toml: str = ""
     tool_version: str = ""
     started_at: str = ""
+    engine_file: str = ""    # the engine's source file ("" in results older than the column)
+    engine_sha256: str = ""  # sha256 of that file
     source: str = ""  # where it was read from
     counters: dict[str, float | int] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
@@ -236,7 +230,13 @@ def flat_config(text: str) -> dict[str, Any]:
     return flat
 
 
-def config_differences(a: StoredRun, b: StoredRun, ignore: tuple[str, ...] = ("engine",)) -> list[str]:
+# Config keys that say where a run's input was, not what it was (the trace is compared by
+# its sha256): a baseline recorded with the trace elsewhere still compares.
+LOCATION_KEYS = ("trace.path",)
+
+
+def config_differences(a: StoredRun, b: StoredRun,
+                       ignore: tuple[str, ...] = ("engine",) + LOCATION_KEYS) -> list[str]:
     """Config keys whose values differ between two runs (``ignore`` left out)."""
     ca, cb = a.config_values(), b.config_values()
     keys = sorted(set(ca) | set(cb))
@@ -274,7 +274,10 @@ def stored_runs_from_frame(frame: pd.DataFrame, source: str = "") -> list[Stored
         for c in numeric:
             v = rec.get(c)
             if v is None or isinstance(v, float) and math.isnan(v):
-                continue
+                continue  # a column its writer did not have
+            if isinstance(v, float) and math.isinf(v):
+                raise UserError(f"{source}: run {rec['run_id']}: {c} is {v}, not a number a "
+                                f"run can have")
             v = int(v) if c in ints else float(v)
             (context if c in CONTEXT_COLUMNS else counters)[c] = v
         runs.append(StoredRun(run_id=str(rec["run_id"]), source=source, counters=counters,

@@ -7,66 +7,43 @@ stay thin and run exactly the same path.
 from __future__ import annotations
 
 import hashlib
-import shlex
 import threading
 from pathlib import Path
 from typing import Callable
 
 from .config import Config
 from .errors import ConfigError, TraceError, UserError
+from .model.machine import needs_profile
 from .model.replay import Replay, RunResult
+from .results_dir import check_results_dir
 from .trace.native import TraceReader
 
 ProgressFactory = Callable[[int], Callable[[int, float], None]] | None
 
 
 def check_generated(cfg: Config, path: Path) -> None:
-    """A trace.path that exists must be what trace.generate makes, not a stale older trace.
+    """A trace.path that exists must be what trace.generate makes, not a stale older trace."""
+    if cfg.trace.generate:
+        from .trace.generated import check_made_with, parse_generate
 
-    The generator records its arguments in the trace (``migrc_bench.generator``); a trace made
-    with other arguments (before the config's trace.generate changed) would otherwise be
-    replayed silently, since generation only happens when the file is missing.
-    """
-    gen = cfg.trace.generate
-    if not gen:
-        return
-    import json
-
-    from .trace.native import TraceReader
-    from .trace.xsbench import parse_args
-
-    argv = shlex.split(gen)
-    want = json.loads(json.dumps(parse_args(argv[1:] if argv and argv[0] == "xsbench" else argv).to_json()))
-    have = TraceReader(path).meta.generator
-    if not have or have.get("generator") != "xsbench":
-        return  # converted or hand-made: nothing to compare
-    differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
-    if differ:
-        detail = ", ".join(f"{k} {have.get(k)!r} vs {want.get(k)!r}" for k in differ[:3])
-        raise UserError(f"{path}: generated with other arguments than trace.generate {gen!r} "
-                        f"({detail}); delete it to regenerate it")
+        check_made_with(path, parse_generate(cfg.trace.generate), cfg.trace.generate)
 
 
 def default_trace(cfg: Config, quiet: bool = False) -> Path:
-    """The config's trace.path, generated first from trace.generate when it is missing."""
-    path = cfg.resolve_path(cfg.trace.path)
-    if path.exists():
-        check_generated(cfg, path)
-        return path
+    """The config's trace: trace.path, or trace.generate's trace in the cache; generated from
+    trace.generate first when it is missing."""
+    named = cfg.resolve_path(cfg.trace.path) if cfg.trace.path else None
+    if named is not None and named.exists():
+        check_generated(cfg, named)
+        return named
     if not cfg.trace.generate:
-        raise TraceError(path, "no such file (and the config's trace.generate is empty)")
-    argv = shlex.split(cfg.trace.generate)
-    if not argv or argv[0] != "xsbench":
-        raise ConfigError(f"config key 'trace.generate': expected generator arguments starting "
-                          f"with 'xsbench', got {cfg.trace.generate!r}")
-    from .trace.xsbench import generate_from_args
+        if named is None:
+            raise ConfigError("the config names no trace (trace.path and trace.generate are "
+                              "empty): give a trace, e.g. 'migrc-bench run app.parquet'")
+        raise TraceError(named, "no such file (and the config's trace.generate is empty)")
+    from .trace.generated import ensure
 
-    if not quiet:
-        import click
-
-        click.echo(f"generating {path} ({cfg.trace.generate}) ...", err=True)
-    generate_from_args(argv[1:], path)
-    return path
+    return ensure(cfg.trace.generate, named, quiet=quiet)
 
 
 def make_engine(cfg: Config):
@@ -79,21 +56,46 @@ def make_engine(cfg: Config):
 
 
 def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = None,
-              progress: ProgressFactory = None, check_invariants: bool = False
-              ) -> tuple[RunResult, str | None]:
-    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None)."""
+              progress: ProgressFactory = None, check_invariants: bool = False,
+              trace_sha256: str | None = None) -> tuple[RunResult, str | None]:
+    """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None).
+
+    ``out_dir`` is checked before the replay, so an unusable one never costs a finished run.
+    An exception raised in an outside engine's code (loading it, or in one of its hooks)
+    becomes one EngineError naming its file and line, and nothing is appended.
+    ``trace_sha256``: the trace file's hash when the caller has it; otherwise it is computed
+    at most once, for the pre-pass cache and the results alike.
+    """
+    from .engines.loader import hook_error, identify
+
+    ident = identify(cfg.engine, cfg.base_dir)  # import and interface errors, before the trace
+    if out_dir is not None:
+        check_results_dir(out_dir)
     reader = TraceReader(trace_path)
-    sha = _hash_meanwhile(trace_path) if out_dir is not None else None
+    # the results' trace hash on a thread while the replay runs, unless the caller has it or
+    # the replay computes it itself (for the pre-pass cache)
+    sha = (_hash_meanwhile(trace_path) if out_dir is not None and trace_sha256 is None
+           and not needs_profile(cfg, reader.meta) else None)
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
-    replay = Replay(cfg, reader, engine=make_engine(cfg),
-                    progress=progress(total) if progress is not None else None,
-                    check_invariants=check_invariants)
-    result = replay.run()
+    try:
+        replay = Replay(cfg, reader, engine=make_engine(cfg),
+                        progress=progress(total) if progress is not None else None,
+                        check_invariants=check_invariants, trace_sha256=trace_sha256)
+        result = replay.run()
+    except UserError:
+        raise
+    except Exception as exc:
+        err = hook_error(exc, ident)
+        if err is None:
+            raise
+        raise err from None
+    result.engine = ident.name
+    result.identity = ident
     run_id = None
-    if sha is not None:
+    if out_dir is not None:
         from .results import append_run  # (pandas: imported once the replay is done)
 
-        run_id = append_run(out_dir, result, sha())
+        run_id = append_run(out_dir, result, replay.trace_sha256 or sha())
     return result, run_id
 
 

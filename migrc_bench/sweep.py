@@ -25,7 +25,9 @@ directory's lock), so workers need no write access and never write concurrently.
 code path serves a local ``distributed.LocalCluster`` of worker processes and a remote
 scheduler; ``workers=0`` runs the points in this process, one by one (no dask).
 
-Resuming: a point's run_id (trace sha256 + config sha256 + engine) is known before it runs;
+Resuming: a point's run_id (trace sha256 + config sha256 + engine; for an engine from outside
+the package also its file's sha256, so an edited engine file re-runs its points) is known
+before it runs;
 points whose run_id is already in runs.parquet are skipped. A failing point is recorded in
 ``sweep_errors.parquet`` (one row per point whose last attempt failed; removed when it
 succeeds) and the others go on.
@@ -50,9 +52,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .config import SCHEMA_BY_PATH, Config, build_config, load_config, load_toml_file, parse_set
-from .errors import ConfigError, UserError
-from .results import (CPUS, INTERVALS, RUNS, append_rows, file_sha256, locked, make_results_dir,
+from .config import (SCHEMA_BY_PATH, Config, build_config, find_file, load_config, load_toml_file,
+                     parse_set)
+from .engines.loader import EngineIdentity, identify, relative_to_config
+from .errors import ConfigError, EngineError, UserError
+from .results import (CPUS, INTERVALS, RUNS, append_rows, check_results_dir, file_sha256, locked,
+                      make_results_dir,
                       make_run_id, merged, read_table)
 from .runner import check_generated
 
@@ -124,7 +129,7 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
 
     Every problem is a one-line ConfigError/UserError naming the file and the key.
     """
-    gpath = Path(path)
+    gpath = find_file(path, "grid")
     doc = load_toml_file(gpath, "grid", missing="no such grid file")
     unknown = [k for k in doc if k not in GRID_KEYS]
     if unknown:
@@ -137,6 +142,8 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
         if not isinstance(doc["config"], str) or not doc["config"]:
             raise ConfigError(f"{gpath}: 'config': expected a config file name, got {doc['config']!r}")
         base_file = gdir / Path(doc["config"]).expanduser()
+        if not base_file.exists() and "/" not in doc["config"]:
+            base_file = find_file(doc["config"])  # a bundled config's name
     base = load_config(base_file)
 
     traces: list[Path] | None = None
@@ -160,12 +167,18 @@ def load_grid(path: str | Path, config_path: str | Path | None = None,
         raise ConfigError(f"{gpath}: 'engines': expected a list of engine names, got {engines_raw!r}")
     if not engines_raw:
         raise ConfigError(f"{gpath}: 'engines' is empty")
+    # a file engine is named relative to the grid file; configs resolve it in theirs
+    if "engines" in doc:
+        engines_raw = [relative_to_config(e, gdir, base.base_dir) for e in engines_raw]
     engines = list(dict.fromkeys(engines_raw))
     for e in engines:
         try:
             base.with_overrides({"engine": e})
+            identify(e, base.base_dir)  # an engine file that cannot load fails before any point
         except ConfigError as exc:
             raise ConfigError(f"{gpath}: 'engines': {exc}") from None
+        except EngineError as exc:
+            raise EngineError(f"{gpath}: 'engines': {exc}") from None
 
     tables = {}
     for name in ("set", "grid", "zip"):
@@ -306,6 +319,7 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
     from .runner import default_trace
 
     hashes = hashes or TraceHashes()
+    idents = {e: identify(e, grid.base.base_dir) for e in grid.engines}
     points: list[Point] = []
     seen: set[str] = set()
     checked: set[tuple[Path, str]] = set()
@@ -319,16 +333,23 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
                     _check_generated(cfg, path, checked)
                 else:
                     path = Path(trace).resolve()
-                tsha = hashes(path)
-                rid = make_run_id(tsha, cfg.sha256, cfg.engine)
-                if rid in seen:
+                point = make_point(len(points), cfg, path, values, hashes, idents[engine])
+                if point.run_id in seen:
                     continue
-                seen.add(rid)
-                points.append(Point(index=len(points), engine=engine, trace=str(path),
-                                    values=dict(values), config=dict(cfg.raw),
-                                    base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
-                                    trace_sha256=tsha, run_id=rid))
+                seen.add(point.run_id)
+                points.append(point)
     return points
+
+
+def make_point(index: int, cfg: Config, trace: Path, values: dict[str, Any],
+               hashes: TraceHashes, ident: EngineIdentity | None = None) -> Point:
+    """The point that replays ``trace`` with ``cfg`` (its run_id known before it runs);
+    ``ident`` is cfg.engine's identity (looked up when not given)."""
+    ident = ident or identify(cfg.engine, cfg.base_dir)
+    tsha = hashes(trace)
+    return Point(index=index, engine=ident.name, trace=str(trace), values=dict(values),
+                 config=dict(cfg.raw), base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
+                 trace_sha256=tsha, run_id=make_run_id(tsha, cfg.sha256, ident.run_id_part))
 
 
 def _check_generated(cfg: Config, path: Path, checked: set[tuple[Path, str]]) -> None:
@@ -363,7 +384,8 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
         row = run_row(result, task["trace_sha256"], started_at=started)
         if row["run_id"] != task["run_id"]:
             raise UserError(f"run_id {row['run_id']} on worker {worker}, expected "
-                            f"{task['run_id']} (different migrc-bench versions?)")
+                            f"{task['run_id']} (different migrc-bench versions, or the engine "
+                            f"file changed since the sweep started?)")
         row = {k: _plain(v) for k, v in row.items()}
         return {"ok": True, "row": row, "intervals": result.intervals, "cpus": result.cpus,
                 "seconds": time.perf_counter() - t0, "worker": worker}
@@ -396,9 +418,8 @@ def _now() -> str:
 # ---- the results directory (coordinator only) ------------------------------------------------
 def prepare_out(out: str | Path) -> Path:
     """Create the results directory; remove temp files that a killed append left behind."""
+    check_results_dir(out)
     out = make_results_dir(out)
-    if not os.access(out, os.W_OK):
-        raise UserError(f"{out}: results directory is not writable")
     with locked(out):  # under the lock no append is in progress: every temp file is stale
         for name in (RUNS, INTERVALS, CPUS, ERRORS):
             for tmp in out.glob(f".{name}.*.tmp"):

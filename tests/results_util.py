@@ -15,10 +15,21 @@ CODE = 0x400000
 HEAP = 0x10000000
 HEAP_PAGES = 256  # 1 MiB of heap against 256 KiB of DRAM: promotion and demotion both busy
 
-# Two CPUs, DRAM smaller than the hot set, kernel periods scaled so the scanner runs every
-# 10 us of modelled time, intervals short enough for timelines.
+# Two CPUs, DRAM smaller than the hot set, kernel periods scaled by 1e-5 and the scan period
+# capped at 1 s (task_scan_max), so the scanner runs every 10 us of modelled time; intervals
+# short enough for timelines. The scanner's PTE walk is free: with time scaled and costs not,
+# it would cost more than a period, and the 3 % cap would keep the scanner quiet.
 SETS = ("machine.ncpu=2", 'memory.dram="256KiB"', 'memory.cxl="64MiB"', "tiering.enabled=true",
-        "replay.time_scale=1e-5", 'replay.interval="20us"', 'trace.generate=""')
+        "replay.time_scale=1e-5", 'replay.interval="20us"', 'trace.generate=""',
+        'cost.pte_update="0ns"', 'tiering.scan_period_max="1000ms"')
+
+
+def sets_args(*extra: str, config: str | None = "default") -> list[str]:
+    """SETS (and ``extra``) as command-line options, on the bundled default machine they
+    modify (a trace without --config would run on the unscaled one); ``config=None`` for a
+    command line that names its own config."""
+    return [*(("--config", config) if config else ()),
+            *(a for s in (*SETS, *extra) for a in ("--set", s))]
 
 
 def make_trace(path: Path, n: int = 30000, seed: int = 1) -> Path:

@@ -19,11 +19,16 @@ DRAM_PAGE = 0x08000000  # a separate region the threads spin on (kept on DRAM)
 
 # 32 DRAM pages, 256 CXL pages; min_free_kbytes=8 and watermark_scale_factor=1000 give
 # node 0: min 0, low 3, high 6, promo 9; node 1: min 1, low 26, high 51, promo 76.
+# space_scale 1e-4: the tiny machine stands for one 10^4 times larger where the kernel
+# compares sizes with absolute amounts: kswapd's lru_size >> priority then covers a whole
+# 28-folio list at DEF_PRIORITY (with the real sizes it would scan nothing before priority
+# 4), and pgdat_free_space_enough's 1 GiB becomes 26 pages (never reached here).
 BASE_SETS = [
     'memory.dram="128KiB"', 'memory.cxl="1MiB"', "memory.min_free_kbytes=8",
     "memory.watermark_scale_factor=1000", "tlb.kernel_text_pages=0", "replay.quantum=100",
     "tiering.enabled=true", 'tiering.scan_delay="1000s"', 'trace.generate=""', "machine.kswapd_cpu=0",
     'cost.preset="bare-metal"', 'memory.initial_pte="writable-dirty"', 'replay.time_scale=1.0',
+    "replay.space_scale=1e-4",
 ]
 
 

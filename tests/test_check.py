@@ -179,13 +179,18 @@ def test_better_result_is_marked_minus(stored, tmp_path, capsys):
 
 def test_not_comparable_marks_and_strict(stored, tmp_path, capsys):
     missing = edited(stored, tmp_path / "missing", "baseline", stall_copy_s=None)
-    code, out, _ = cli(["check", missing, "--baseline", stored, "--rule", "stall_copy_s:+5%"], capsys)
+    both = ["--rule", "stall_copy_s:+5%", "--rule", "runtime_s:+2%"]
+    code, out, _ = cli(["check", missing, "--baseline", stored, *both], capsys)
     assert code == 0
     assert any(x.startswith("x") and "stall_copy_s [baseline]" in x and "missing in the result" in x
                for x in out.splitlines())
-    code, _, err = cli(["check", missing, "--baseline", stored, "--rule", "stall_copy_s:+5%",
-                        "--strict"], capsys)
+    code, _, err = cli(["check", missing, "--baseline", stored, *both, "--strict"], capsys)
     assert code == 1 and "--strict" in err
+    # only the missing counter: nothing is compared, and a gate comparing nothing cannot pass
+    code, out, err = cli(["check", missing, "--baseline", stored, "--rule", "stall_copy_s:+5%"],
+                         capsys)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "no counter could be compared" in err
     # an engine on one side only: migrc's run relabelled luf in the result
     renamed = copy_results(stored, tmp_path / "renamed")
     frame = pd.read_parquet(renamed / R.RUNS)
@@ -209,10 +214,14 @@ def test_a_different_config_is_not_comparable(stored, tmp_path, capsys):
     other = copy_results(stored, tmp_path / "other")
     run_into(other, Path(R.read_stored_runs(stored)[0].trace), "baseline", "machine.kswapd_cpu=1")
     code, out, _ = cli(["check", other, "--baseline", stored, "--rule", "runtime_s:+2%",
-                        "--engines", "baseline"], capsys)
+                        "--engines", "baseline,migrc"], capsys)
     assert code == 0
     assert "NOT comparable: a different config: machine.kswapd_cpu" in out
-    assert out.splitlines()[4].startswith("x")
+    assert out.splitlines()[5].startswith("x") and "[baseline]" in out.splitlines()[5]
+    # with that engine alone nothing is compared: exit 2, saying why
+    code, out, err = cli(["check", other, "--baseline", stored, "--rule", "runtime_s:+2%",
+                          "--engines", "baseline"], capsys)
+    assert code == 2 and out == "" and "a different config: machine.kswapd_cpu" in err
 
 
 def test_write_baseline_round_trip(stored, tmp_path, capsys):
@@ -311,4 +320,51 @@ def test_keys_new_in_the_config_schema_do_not_break_comparability(stored, tmp_pa
     path.write_text(json.dumps(doc))
     code, out, err = cli(["check", stored, "--baseline", path, "--rule", "runtime_s:+2%",
                           "--strict"], capsys)
-    assert code == 1 and "a different config: replay.seed" in out and "--strict" in err
+    # every engine's config differs: nothing is compared (exit 2, with or without --strict)
+    assert code == 2 and out == "" and "a different config: replay.seed" in err
+    assert "--write-baseline" in err
+
+
+# ---- a gate that cannot pass by accident ----------------------------------------------------
+def test_nothing_comparable_exits_2(stored, tmp_path, capsys):
+    """A nobatch result against a baseline that holds only baseline: not a pass."""
+    only_base = tmp_path / "base.json"
+    frame = pd.read_parquet(stored / R.RUNS)
+    K.write_baseline(only_base, [r for r in R.read_stored_runs(stored) if r.engine == "baseline"],
+                     str(stored))
+    nobatch = tmp_path / "nobatch"
+    trace = make_trace(tmp_path / "t.parquet")
+    run_into(nobatch, trace, "nobatch")
+    for fmt in ("table", "json"):
+        code, out, err = cli(["check", nobatch, "--baseline", only_base, "--format", fmt], capsys)
+        assert code == 2 and out == "", (out, err)
+        assert len(err.strip().splitlines()) == 1 and "no counter could be compared" in err
+        assert "engine baseline is not in the result" in err
+        assert "engine nobatch is not in the baseline" in err
+    assert len(frame)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_nan_or_infinity_in_a_baseline_is_bad_input(stored, tmp_path, capsys, value):
+    good = tmp_path / "good.json"
+    K.write_baseline(good, R.read_stored_runs(stored), str(stored))
+    doc = json.loads(good.read_text())
+    doc["runs"][0]["counters"]["nr_tlb_remote_flush"] = "@"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc).replace('"@"', value))
+    for extra in ([], ["--strict"], ["--format", "json"]):
+        code, out, err = cli(["check", stored, "--baseline", bad, *extra], capsys)
+        assert code == 2 and out == "", err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert "runs[0].counters.nr_tlb_remote_flush: expected a finite number" in err
+
+
+def test_a_mistyped_engine_table_in_thresholds_is_bad_input(stored, tmp_path, capsys):
+    th = tmp_path / "th.toml"
+    th.write_text('[rules]\nruntime_s = "+2%"\n[engines.migrcc]\nmigrc_flush_alloc = "+10%"\n')
+    code, out, err = cli(["check", stored, "--baseline", stored, "--thresholds", th], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "[engines.migrcc]" in err and "no engine named 'migrcc'" in err
+    # an engine that is in the runs (e.g. one from outside the package) is fine
+    th.write_text('[rules]\nruntime_s = "+2%"\n[engines.migrc]\nmigrc_flush_alloc = "+10%"\n')
+    assert cli(["check", stored, "--baseline", stored, "--thresholds", th], capsys)[0] == 0

@@ -11,16 +11,9 @@ import pytest
 from migrc_bench import compare as C
 from migrc_bench import results as R
 
-from results_util import SETS, cli, make_trace, run_into
+from results_util import SETS, cli, make_trace, run_into, sets_args
 
 NOISY = ("wall_s", "accesses_per_s")  # wall-clock figures: differ between any two runs
-
-
-def sets_args(*extra):
-    out = []
-    for s in SETS + extra:
-        out += ["--set", s]
-    return out
 
 
 @pytest.fixture(scope="module")

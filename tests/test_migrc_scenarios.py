@@ -59,17 +59,34 @@ def test_write_protect_fault_forces_the_flush_and_frees_every_held_source(tmp_pa
     assert t["migrc_released_pages"] == 5 and held(r) == 0
 
 
-def test_watermark_failure_with_pending_pages_flushes_and_retries(tmp_path):
-    # DRAM full: 4 spin pages + 28 heap pages, no free frame; 5 sources held after demotion
+def _full_dram_first_touch(tmp_path, held: int):
+    """DRAM full (4 spin + 28 heap pages), ``held`` read-only heap pages demoted and held by
+    migrc at 10 us; thread 3 touches a new anonymous page later (a first-touch allocation)."""
     r = build(tmp_path, spin(4, 3000, {3: [(0.6, 2, ANON)]}), heap_pages=28, sets=RO,
               engine="migrc")
     heap_layout(r, on_dram=range(0, 28), on_cxl=range(0))
-    r.at(10_000, lambda rr: demote(rr, 0, range(0, 5)))
-    t = r.run().totals
+    r.at(10_000, lambda rr: demote(rr, 0, range(0, held)))
+    return r, r.run().totals
+
+
+def test_watermark_failure_with_pending_pages_flushes_them(tmp_path):
+    """get_page_from_freelist (6/7): DRAM's low watermark check fails with 2 held pages, so
+    migrc flushes and frees them and checks again -- with held pages counted as free, the
+    second check sees the same 2 pages and fails too: the first touch falls back to CXL."""
+    r, t = _full_dram_first_touch(tmp_path, 2)
+    assert t["migrc_deferred_pages"] == 2
+    assert t["migrc_flush_alloc"] == 1          # free 0 + pending 2 <= low 3: flush, check again
+    assert t["migrc_released_pages"] == 2
+    assert t["numa_hit"] == 0 and t["numa_miss"] == 1  # still 2 <= 3: the page is CXL's
+
+
+def test_held_pages_alone_pass_the_watermark_but_give_no_page(tmp_path):
+    """With 5 held pages DRAM passes its low watermark on held pages alone (free 0 + 5 > 3),
+    so no flush: rmqueue finds nothing and the first touch takes the next node's page."""
+    r, t = _full_dram_first_touch(tmp_path, 5)
     assert t["migrc_deferred_pages"] == 5
-    assert t["migrc_flush_alloc"] == 1          # free 0 + pending 5 passes low, but no page
-    assert t["migrc_released_pages"] == 5
-    assert t["numa_hit"] == 1 and t["numa_miss"] == 0  # the retry found DRAM free again
+    assert t["migrc_flush_alloc"] == 0 and t["migrc_released_pages"] == 0
+    assert t["numa_hit"] == 0 and t["numa_miss"] == 1
 
 
 def test_pause_flushes_and_disables_migrc_until_it_ends(tmp_path):
@@ -142,3 +159,23 @@ def test_luf_page_reallocated_with_some_cpus_already_done(tmp_path):
     assert t["nr_tlb_remote_flush_received"] == 2 + 1
     assert t["pgmigrate_success"] == 5
     assert int(r.machine.frame_node[src["frames"][0]]) == 0
+
+
+def test_promotion_that_finds_only_held_pages_flushes_and_fails(tmp_path):
+    """migrc v6 7/7 with a no-reclaim allocation: DRAM has no free page but 8 held ones, so
+    migrate_balanced_pgdat (8 > high 6 + 1) lets the promotion try. Its destination passes
+    the low and min watermarks on held pages alone and rmqueue finds nothing both times;
+    the slow path then pauses migrc and flushes (freeing the 8), and -- the allocation may
+    not reclaim -- fails: -ENOMEM, one pgmigrate_fail, the PTE restored in place."""
+    r = build(tmp_path, spin(4, 3000, {1: [(0.5, 1, heap_addr(3))]}), heap_pages=28, sets=RO,
+              engine="migrc")
+    heap_layout(r, on_dram=range(0, 28), on_cxl=range(0))
+    r.at(10_000, lambda rr: demote(rr, 0, range(0, 8)))
+    r.at(20_000, lambda rr: rr.tiering.numa_scan())
+    t = r.run().totals
+    assert t["migrc_deferred_pages"] == 8
+    assert t["numa_hint_faults"] == 1 and t["pgpromote_candidate"] == 1
+    assert t["migrc_flush_pause"] == 1 and t["migrc_flush_alloc"] == 0
+    assert t["migrc_released_pages"] == 8
+    assert t["pgmigrate_fail"] == 1 and t["pgpromote_success"] == 0
+    assert r.machine.nodes[0].nr_free == 8 and held(r) == 0

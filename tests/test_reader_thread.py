@@ -13,7 +13,7 @@ from migrc_bench.errors import TraceError
 from migrc_bench.model import feeder
 from migrc_bench.model.replay import Replay
 from migrc_bench.runner import make_engine
-from migrc_bench.trace.native import Region, TraceMeta, write_trace
+from migrc_bench.trace.native import Region, TraceMeta, TraceReader, write_trace
 from migrc_bench.trace.xsbench import generate_xsbench
 
 SMALL = ["machine.ncpu=4", 'memory.dram="30%"', "replay.time_scale=2e-5", 'trace.generate=""']
@@ -76,10 +76,13 @@ def test_a_failing_replay_stops_the_reader_thread(xs_trace):
     assert not _reader_threads()
 
 
+@pytest.mark.parametrize("statistics", [True, False])
 @pytest.mark.parametrize("reader_thread", ["true", "false"])
-def test_bad_thread_id_beyond_the_first_batch(tmp_path, reader_thread):
-    """The reader thread hands its error to the replay, which raises it where it would have
-    read the batch itself: the same TraceError with the thread on and off."""
+def test_bad_thread_id_beyond_the_first_batch(tmp_path, monkeypatch, reader_thread, statistics):
+    """A bad thread id past the first batch is one TraceError naming its row, with the reader
+    thread on and off: found from the row-group statistics when the trace is opened, or
+    (a writer that left them out) in the batch that holds it, which the reader thread hands
+    to the replay to raise where it would have read the batch itself."""
     n = feeder.READ_ROWS * 2 + 100
     tid = np.zeros(n, np.uint16)
     tid[1::2] = 1
@@ -89,10 +92,13 @@ def test_bad_thread_id_beyond_the_first_batch(tmp_path, reader_thread):
     path = tmp_path / "badtid.parquet"
     write_trace(path, TraceMeta("test", 2, (heap,)), tid, np.ones(n, np.uint8), addr,
                 np.full(n, 8, np.uint8))
+    if not statistics:
+        monkeypatch.setattr(TraceReader, "_column_ranges", lambda self: None)
     cfg = load_config(None, ["machine.ncpu=2", "tiering.enabled=false", 'trace.generate=""',
                              'memory.dram="1MiB"', 'memory.cxl="8GiB"', "memory.min_free_kbytes=0",
                              f"replay.reader_thread={reader_thread}"])
-    with pytest.raises(TraceError, match="thread id 7 but the trace declares 2 threads"):
+    with pytest.raises(TraceError, match=f"row {n - 1:,}: thread id 7, but the trace declares 2 "
+                                         f"threads"):
         Replay(cfg, path).run()
     assert not _reader_threads()
 

@@ -57,13 +57,13 @@ I  04016A3,5
 --123-- a verbose Valgrind note
  M 04a2c018,4
 \t
-I  ffffffffff600000,1
+I  7ffffffff000,1
  S 0000000000000000,16
 ==123== 
 """
 LACKEY_RECORDS = [
     (0, I, 0x04016A0, 3), (0, S, 0x1FFEFFFA98, 8), (0, I, 0x04016A3, 5), (0, L, 0x04A2C010, 8),
-    (0, M, 0x04A2C018, 4), (0, I, 0xFFFFFFFFFF600000, 1), (0, S, 0, 16),
+    (0, M, 0x04A2C018, 4), (0, I, 0x7FFFFFFFF000, 1), (0, S, 0, 16),
 ]
 
 
@@ -338,7 +338,7 @@ def test_native_source(tmp_path: Path) -> None:
 
 
 def test_native_thread_ids(tmp_path: Path) -> None:
-    path = write_trace(tmp_path / "t.parquet", TraceMeta(source="x", threads=9),
+    path = write_trace(tmp_path / "t.parquet", TraceMeta(source="x", threads=10),
                        np.array([3, 9, 3], np.uint16), np.zeros(3, np.uint8),
                        np.zeros(3, np.uint64), np.ones(3, np.uint8))
     assert TraceReader(path).thread_ids().tolist() == [3, 9]

@@ -2,13 +2,16 @@
 
 Random small traces (threads, loads, stores, modifies, fetches, page-crossing accesses,
 first touches, runs of accesses to one page), random TLB geometries, quanta, PTI and ceiling
-settings, random scheduled flushes and PTE changes, with the trace reader thread on or off.
-Every counter and every CPU clock must be identical.
+settings, placements, traces with and without regions, and random scheduled flushes and PTE
+changes (including flush_tlb_batched_pending after batched unmaps, page-table-freeing flushes
+that reach lazy CPUs, and change_protection with its PTE cost), with the trace reader thread on
+or off. Every counter and every CPU clock must be identical.
 
 The reference model has no same-page filter (kernel.py): each lookup scans its set. The
 directed tests below put each kind of invalidation between two uses of one page on one CPU —
-a per-page flush, a full flush, a write-protect flush, the drop of a read-only translation on
-a store, kernel text evicting the entry — where a filter that kept its page would hit.
+a per-page flush, a full flush, a write-protect flush, flush_tlb_mm, flush_tlb_batched_pending,
+mprotect, the drop of a read-only translation on a store, kernel text evicting the entry —
+where a filter that kept its page would hit.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ HEAP = 0x10000000
 ANON = 0x20000000
 HEAP_PAGES = 12
 CODE_PAGES = 2
+KINDS = ["range", "full", "batch", "wrprotect", "unmap", "batched", "pending", "mm", "mprotect"]
 REGIONS = (Region(CODE, CODE + CODE_PAGES * 4096, "code", False, True),
            Region(HEAP, HEAP + HEAP_PAGES * 4096, "heap", True, False))
 
@@ -86,6 +90,7 @@ def scenarios(draw):
         f'memory.dram="{draw(st.sampled_from([16, 24, 64]))}KiB"',
         'memory.cxl="256KiB"', "memory.min_free_kbytes=8",
         f'memory.initial_pte="{draw(st.sampled_from(["writable-dirty", "writable-clean", "readonly-clean", "steady-state"]))}"',
+        f'memory.placement="{draw(st.sampled_from(["first-touch", "interleave", "hot"]))}"',
         f'cost.preset="{draw(st.sampled_from(["bare-metal", "kvm-guest"]))}"',
         f"replay.reader_thread={'true' if draw(st.booleans()) else 'false'}",
     ]
@@ -93,19 +98,20 @@ def scenarios(draw):
     events = draw(st.lists(st.builds(
         lambda t, kind, cpu, pages, mask: Event(float(t), kind, cpu % ncpu, tuple(pages),
                                                 tuple(mask[:ncpu])),
-        st.integers(0, 6000), st.sampled_from(["range", "full", "batch", "wrprotect", "unmap"]),
+        st.integers(0, 6000), st.sampled_from(KINDS),
         st.integers(0, 3), st.lists(st.sampled_from(vpns), min_size=1, max_size=5, unique=True),
-        st.lists(st.booleans(), min_size=4, max_size=4)), max_size=6))
-    return ncpu, traces, sets, events
+        st.lists(st.booleans(), min_size=4, max_size=4)), max_size=8))
+    regions = draw(st.sampled_from([REGIONS, REGIONS, ()]))  # () : VMAs and pages from the pre-pass
+    return ncpu, traces, sets, events, regions
 
 
-def run_fast(traces, sets, events, path: Path):
+def run_fast(traces, sets, events, path: Path, regions=REGIONS):
     tid = np.concatenate([np.full(len(t), i, np.uint16) for i, t in enumerate(traces)])
     rows = [r for t in traces for r in t]
     op = np.array([r[0] for r in rows], np.uint8)
     addr = np.array([r[1] for r in rows], np.uint64)
     size = np.array([r[2] for r in rows], np.uint8)
-    write_trace(path, TraceMeta("test", len(traces), REGIONS), tid, op, addr, size)
+    write_trace(path, TraceMeta("test", len(traces), regions), tid, op, addr, size)
     cfg = load_config(None, sets + ['trace.generate=""', "tiering.enabled=false"])
     replay = Replay(cfg, path)
     schedule(replay, events)
@@ -113,19 +119,19 @@ def run_fast(traces, sets, events, path: Path):
     return result, replay.machine.clock.tolist(), cfg
 
 
-def run_reference(cfg, traces, events):
+def run_reference(cfg, traces, events, regions=REGIONS):
     pages = []
-    for r in sorted(REGIONS, key=lambda r: r.start):
+    for r in sorted(regions, key=lambda r: r.start):
         pages += [(v, r.writable) for v in range(r.start >> 12, (r.end - 1 >> 12) + 1)]
-    ref = ReferenceModel(cfg, traces, pages, TraceMeta("test", 1, REGIONS).footprint_bytes, events)
+    ref = ReferenceModel(cfg, traces, pages, TraceMeta("test", 1, regions).footprint_bytes, events)
     return ref.run()
 
 
-def same_as_reference(traces, sets, events):
+def same_as_reference(traces, sets, events, regions=REGIONS):
     """Replay through both models; every counter and clock equal. Returns the totals."""
     with tempfile.TemporaryDirectory() as d:
-        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet")
-    ref = run_reference(cfg, traces, events)
+        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet", regions)
+    ref = run_reference(cfg, traces, events, regions)
     diffs = {c: (fast.totals[c], ref[c]) for c in COUNTERS if fast.totals[c] != ref[c]}
     assert not diffs, diffs
     assert clocks == ref["clocks"]
@@ -135,8 +141,8 @@ def same_as_reference(traces, sets, events):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_fast_kernel_matches_reference(scenario):
-    ncpu, traces, sets, events = scenario
-    same_as_reference(traces, sets, events)
+    ncpu, traces, sets, events, regions = scenario
+    same_as_reference(traces, sets, events, regions)
 
 
 ONE_CPU = ["machine.ncpu=1", "replay.quantum=50", 'memory.dram="64KiB"', 'memory.cxl="256KiB"',
@@ -145,14 +151,25 @@ ONE_CPU = ["machine.ncpu=1", "replay.quantum=50", 'memory.dram="64KiB"', 'memory
 LOAD_A, STORE_A, FETCH = (1, HEAP, 8), (2, HEAP, 8), (0, CODE, 4)
 
 
-@pytest.mark.parametrize("kind", ["range", "full", "wrprotect"])
+PAGE_A = (HEAP >> 12,)
+FLUSHES = {  # one invalidation of page A (or of the whole mm) on CPU 0 at 300 ns
+    "range": [Event(300.0, "range", 0, PAGE_A, (True,))],
+    "full": [Event(300.0, "full", 0, (), (True,))],
+    "wrprotect": [Event(300.0, "wrprotect", 0, PAGE_A, (True,))],
+    "flush_tlb_mm": [Event(300.0, "mm", 0, (), (True,))],
+    # a batched unmap not yet seen: flush_tlb_batched_pending's flush_tlb_mm
+    "batched_pending": [Event(100.0, "batched", 0), Event(300.0, "pending", 0)],
+    "mprotect": [Event(300.0, "mprotect", 0, PAGE_A, (True,))],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FLUSHES))
 def test_filter_sees_a_flush_between_two_uses(kind):
-    """Loads of one page, flushed on their CPU half-way (one page, the whole mm, or the page
-    write-protected): the first load after the flush walks (a filter that kept the page would
-    hit, and count one walk fewer)."""
-    pages = () if kind == "full" else ((HEAP >> 12),)
-    t = same_as_reference([[LOAD_A] * 40 + [FETCH] * 40], ONE_CPU,
-                          [Event(300.0, kind, 0, pages, (True,))])
+    """Loads of one page, flushed on their CPU half-way (one page, the whole mm, the page
+    write-protected, flush_tlb_mm, flush_tlb_batched_pending after a batched unmap, mprotect):
+    the first load after the flush walks (a filter that kept the page would hit, and count one
+    walk fewer)."""
+    t = same_as_reference([[LOAD_A] * 40 + [FETCH] * 40], ONE_CPU, FLUSHES[kind])
     assert t["dtlb_load_misses"] == 2 and t["dtlb_hits"] == 38
     assert t["itlb_misses"] == 1
 
@@ -194,3 +211,25 @@ def test_reference_counts_something():
                  "nr_tlb_local_flush_one", "dtlb_store_misses"):
         assert fast.totals[name] > 0, name
         assert fast.totals[name] == ref[name], name
+
+
+def test_reference_covers_the_scanner_flushes():
+    """flush_tlb_batched_pending and flush_tlb_mm reach a CPU whose thread has finished (lazy):
+    both models count its IPI, drop it from mm_cpumask, and charge the PTE walk's cost."""
+    traces = [[(1, HEAP, 8)] * 10, [(1, HEAP + 4096, 8), (2, HEAP + 8192, 8)] * 60]
+    events = [Event(300.0, "batched", 0), Event(600.0, "mprotect", 1, ((HEAP >> 12) + 2,)),
+              Event(900.0, "pending", 1), Event(1200.0, "batched", 1), Event(1500.0, "mm", 1),
+              Event(1800.0, "pending", 1)]
+    sets = ["machine.ncpu=2", "replay.quantum=50", 'memory.dram="64KiB"', 'memory.cxl="256KiB"',
+            "memory.min_free_kbytes=8", 'memory.initial_pte="writable-dirty"', 'cost.pte_update="1us"']
+    with tempfile.TemporaryDirectory() as d:
+        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet")
+    ref = run_reference(cfg, traces, events)
+    # mprotect: one full flush_tlb_mm (CPU 0 finished: lazy, IPI'd, leaves the mask) and a
+    # one-page range flush; "pending" then finds nothing new; "mm" flushes CPU 1 alone; the
+    # last "pending" flushes CPU 1 again (the "batched" at 1200 is new)
+    assert fast.totals["nr_tlb_remote_flush"] == ref["nr_tlb_remote_flush"] == 1
+    assert fast.totals["nr_tlb_remote_flush_received"] == ref["nr_tlb_remote_flush_received"] == 1
+    assert fast.totals["nr_tlb_local_flush_all"] == ref["nr_tlb_local_flush_all"] == 3
+    assert fast.totals["nr_tlb_local_flush_one"] == ref["nr_tlb_local_flush_one"] == 1
+    assert clocks == ref["clocks"]

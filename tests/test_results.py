@@ -112,7 +112,7 @@ def test_a_failed_rename_leaves_no_temp_files(tmp_path, trace, stored, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="cannot write the results .No space left on device"):
         run_into(out, trace, "nobatch")
     assert snapshot(out) == before
 

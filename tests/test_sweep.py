@@ -30,6 +30,7 @@ engines = ["baseline", "migrc"]
 [set]
 "replay.time_scale" = 2e-5
 "memory.dram" = "30%"
+"cost.pte_update" = "0ns"
 [grid]
 "machine.ncpu" = [2, 4]
 """

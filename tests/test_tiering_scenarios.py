@@ -138,7 +138,7 @@ def test_promotion_rate_limit(tmp_path):
 def test_hot_threshold_refuses_cold_pages(tmp_path):
     """Scaled threshold 1000 ms x 1e-6 = 1 us: a fault 20 us after the scan is not hot."""
     r = build(tmp_path, spin(2, 2000, {1: [(0.9, 1, heap_addr(12))]}), heap_pages=20,
-              sets=["replay.time_scale=1e-6"])
+              sets=["replay.time_scale=1e-6", 'tiering.scan_period_min="1e9s"'])
     heap_layout(r, on_dram=range(0, 10), on_cxl=range(10, 20))
     scan_at(r, 5_000)
     t = r.run().totals

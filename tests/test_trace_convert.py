@@ -68,11 +68,12 @@ def test_native_to_native_keeps_metadata(tmp_path: Path, capsys: pytest.CaptureF
                       np.array([8, 8, 8], np.uint8))
     out = tmp_path / "out.parquet"
     assert main(["trace", "convert", str(src), "-o", str(out)]) == 0
-    assert "(native, 2 threads)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "(native, 2 threads)" in err and "thread ids 0, 4 renumbered 0..1" in err
     r = TraceReader(out)
     assert r.meta.source == "xsbench-synth" and r.meta.threads == 2
     assert r.meta.generator == {"seed": 3} and r.meta.regions == meta.regions
-    assert r.read_all().tid.tolist() == [0, 4, 4]
+    assert r.read_all().tid.tolist() == [0, 1, 1]  # ids `run` accepts on 2 CPUs
 
 
 def test_convert_in_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,3 +83,65 @@ def test_convert_in_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["trace", "convert", str(src), "-o", str(src), "-q"]) == 0
     assert TraceReader(src).num_rows == 3
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+def lackey_lines(pc: int, n: int, data: int) -> bytes:
+    return b"".join(b"I  %08x,3\n L %08x,8\n" % (pc + 4 * i, data + 8 * i) for i in range(n))
+
+
+def test_several_inputs_become_threads_interleaved_by_record_count(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrc_bench.trace import merge
+
+    monkeypatch.setattr(merge, "ROUND_RECORDS", 4)
+    a, b, c = tmp_path / "a.log", tmp_path / "b.out", tmp_path / "c.log"
+    a.write_bytes(lackey_lines(0x400000, 5, 0x600000))        # 10 records
+    b.write_bytes(b"0x500000: R 0x700000\n0x500004: W 0x700008\n#eof\n")  # 4 records
+    c.write_bytes(lackey_lines(0x800000, 3, 0x900000))        # 6 records
+    out = tmp_path / "t.parquet"
+    assert main(["trace", "convert", str(a), str(b), str(c), "-o", str(out)]) == 0
+    assert "(lackey+pinatrace, 3 threads)" in capsys.readouterr().err
+    r = TraceReader(out)
+    assert r.meta.threads == 3 and r.meta.source == "lackey+pinatrace"
+    t = r.read_all()
+    # rounds of 4 records from each input still open: a a a a b b b b c c c c | a a a a c c | a a
+    assert t.tid.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [0] * 4 + [2] * 2 + [0] * 2
+    assert t.addr[t.tid == 0].tolist()[:2] == [0x400000, 0x600000]  # each thread in program order
+    assert t.addr[t.tid == 2].tolist()[-1] == 0x900010
+
+
+def test_several_inputs_need_single_thread_inputs(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    two = write_trace(tmp_path / "two.parquet", TraceMeta(source="x", threads=2),
+                      np.array([0, 1], np.uint16), np.ones(2, np.uint8),
+                      np.arange(2, dtype=np.uint64), np.ones(2, np.uint8))
+    one = tmp_path / "a.log"
+    one.write_bytes(INPUTS["app.log"])
+    assert main(["trace", "convert", str(one), str(two), "-o", str(tmp_path / "o.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "two.parquet: has 2 threads" in err and "Traceback" not in err
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_start_at_drops_records_before_the_first_fetch(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "a.log"
+    src.write_bytes(lackey_lines(0x400000, 4, 0x600000) + b" L 00404008,8\n"
+                    + lackey_lines(0x404000, 2, 0x610000) + lackey_lines(0x404000, 1, 0x620000))
+    out = tmp_path / "o.parquet"
+    assert main(["trace", "convert", str(src), "--start-at", "404000", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "started at the first fetch of 0x404000 (record 9); 9 records before it dropped" in err
+    t = TraceReader(out).read_all()
+    assert t.op.tolist() == [0, 1, 0, 1, 0, 1] and t.addr[:2].tolist() == [0x404000, 0x610000]
+
+
+def test_start_at_missing_address_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "a.log"
+    src.write_bytes(lackey_lines(0x400000, 4, 0x600000))
+    out = tmp_path / "o.parquet"
+    assert main(["trace", "convert", str(src), "--start-at", "0x4011f0", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a.log: no instruction fetch at 0x4011f0 (--start-at)" in err and not out.exists()
+    assert main(["trace", "convert", str(src), "--start-at", "main", "-o", str(out)]) == 2
+    assert "--start-at: expected a hex address" in capsys.readouterr().err

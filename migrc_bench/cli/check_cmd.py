@@ -8,7 +8,7 @@ import sys
 import click
 
 from .. import check as K
-from ..config import CONFIG_DIR
+from ..config import CONFIG_DIR, find_file
 from ..errors import UserError
 from ..results import latest_per_engine
 from .options import format_option, quiet_option
@@ -30,7 +30,8 @@ Rules: COUNTER:+N% (may grow by N% of the baseline), :+X (by X), :0 (must not gr
 COUNTER may be a glob. Without --rule or --thresholds the bundled configs/ci-thresholds.toml
 is used. Marks: + worse beyond the rule, - better beyond it, x not comparable.
 Exit status: 0 no regression, 1 a regression (or, with --strict, anything not comparable),
-2 bad input. Formats of the thresholds and baseline files: docs/results.md.
+2 bad input, or nothing compared (every engine missing on one side, or no rule's counter
+in the runs). Formats of the thresholds and baseline files: docs/results.md.
 """
 
 
@@ -64,13 +65,21 @@ def command(result, baseline, thresholds, rules, engines, strict, write_baseline
     if baseline is not None:
         ruleset = K.RuleSet()
         if thresholds is not None or not rules:
-            ruleset.extend(K.load_thresholds(thresholds or DEFAULT_THRESHOLDS))
+            ruleset.extend(K.load_thresholds(find_file(thresholds, "thresholds")
+                                             if thresholds else DEFAULT_THRESHOLDS))
         ruleset.common.extend(K.parse_rule(r) for r in rules)
         base_runs = K.load_runs(baseline)
         if not base_runs:
             raise UserError(f"{baseline}: holds no runs")
         report = K.evaluate(base_runs, result_runs, ruleset, engine_list,
                             baseline_source=str(baseline), result_source=str(result))
+        if not any(f.mark != "x" for f in report.findings):
+            why = "; ".join(f"{p.engine}: {p.reason}" for p in report.pairs if not p.comparable)
+            raise UserError(f"check {result} against {baseline}: no counter could be compared ("
+                            f"{why or 'no rule names a counter these runs have'}); a gate "
+                            f"that compares nothing cannot pass"
+                            + ("; if the change is intended, record a new baseline with check "
+                               f"{result} --write-baseline FILE" if "different" in why else ""))
         code = report.exit_code(strict)
         if not quiet or fmt != "table":
             _emit(report, fmt, strict)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import UserError
 
 EPILOG = """\b
@@ -16,17 +16,21 @@ Examples:
   migrc-bench compare app.parquet --engines baseline,migrc --out results/
   migrc-bench check results/ --baseline benchmarks/ci-baseline.json
   migrc-bench plot results/ -o compare.png
+  migrc-bench suite --engines baseline,migrc,luf   # every workload, table and plot
   migrc-bench trace gen xsbench -s small -m event -l 20000 -t 4 -o small.parquet
   migrc-bench trace convert lackey.log -o app.parquet
   migrc-bench trace info app.parquet --format json
   migrc-bench config show --set machine.ncpu=4
+  migrc-bench config list                  # the bundled configs, usable as --config NAME
+  migrc-bench cache                        # where generated traces are kept
 """
 
 
 # subcommand -> its module, imported when the subcommand is used: `run` reaches its first
 # quantum without loading what only `check`, `plot` or `sweep` need (pandas, matplotlib, dask)
 COMMANDS = {"run": "run_cmd", "compare": "compare_cmd", "check": "check_cmd", "plot": "plot_cmd",
-            "trace": "trace_cmd", "config": "config_cmd", "sweep": "sweep_cmd"}
+            "trace": "trace_cmd", "config": "config_cmd", "cache": "cache_cmd", "sweep": "sweep_cmd",
+            "suite": "suite_cmd"}
 
 
 class _LazyGroup(click.Group):
@@ -48,9 +52,14 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:
-        rv = cli.main(args=argv, prog_name="migrc-bench", standalone_mode=False)
+        with interrupts.handled():
+            rv = cli.main(args=argv, prog_name="migrc-bench", standalone_mode=False)
         if isinstance(rv, int):  # click returns Exit codes instead of raising when not standalone
             return rv
+    except interrupts.Interrupted as exc:
+        # temp files are gone by now (every writer removes its own on the way out)
+        click.echo(f"migrc-bench: interrupted by {exc.name}; {interrupts.kept()}", err=True)
+        return exc.exit_code
     except UserError as exc:
         click.echo(f"migrc-bench: error: {exc}", err=True)
         return exc.exit_code

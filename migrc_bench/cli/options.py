@@ -12,7 +12,8 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 def config_options(fn: Callable) -> Callable:
     @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                  help="TOML config file (default: the bundled configs/default.toml).")
+                  help="TOML config file (default: the bundled configs/default.toml; for run "
+                       "and compare of a TRACE given, configs/unscaled.toml).")
     @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
                   help="Override one config key; repeatable. Units allowed: \"1GiB\", \"18%\", \"250ns\".")
     @functools.wraps(fn)

@@ -6,17 +6,18 @@ import csv
 import io
 import json
 import sys
+from numbers import Real
 from typing import Any, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from ..catalogue import fmt_value
+
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return fmt_value(value)  # one number format in every table (numpy types too)
     return str(value)
 
 
@@ -37,11 +38,12 @@ def emit_rows(rows: Sequence[dict[str, Any]], fmt: str, title: str | None = None
     else:
         table = Table(title=title)
         for c in cols:
-            table.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), (int, float))
+            table.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), Real)
                              and not isinstance(rows[0].get(c), bool) else "left")
         for r in rows:
             table.add_row(*(_cell(r.get(c, "")) for c in cols))
-        Console(file=out, soft_wrap=False).print(table)
+        # a pipe or a file gets the whole table (rich would cut it to 80 columns)
+        Console(file=out, soft_wrap=False, width=None if out.isatty() else 200).print(table)
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:

@@ -1,4 +1,8 @@
-"""A rich progress bar on stderr for long replays; silent when not a terminal or --quiet."""
+"""A rich progress bar on stderr for long replays; silent when not a terminal or --quiet.
+
+The total is the trace's records; the done count is accesses, one more for each record that
+crosses a page boundary, so it is capped at the total rather than running past 100 %.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ def replay_progress(quiet: bool = False, label: str = "replay"
             def update(done: int, modelled_ns: float) -> None:
                 speed = bar.tasks[task].speed
                 rate = f"{speed / 1e6:.1f} M/s" if speed else ""
-                bar.update(task, completed=done, rate=rate, tmod=f"{modelled_ns / 1e9:.3f}s")
+                bar.update(task, completed=min(done, total), rate=rate,
+                           tmod=f"{modelled_ns / 1e9:.3f}s")
 
             return update
 
@@ -63,7 +68,8 @@ class EngineBars:
     def update(self, label: str, done: int, total: int, modelled_ns: float) -> None:
         self.start(label)
         task = self.tasks[label]
-        self.bar.update(task, completed=done, total=total, tmod=f"{modelled_ns / 1e9:.3f}s")
+        self.bar.update(task, completed=min(done, total), total=total,
+                        tmod=f"{modelled_ns / 1e9:.3f}s")
         speed = self.bar.tasks[task].speed
         self.bar.update(task, rate=f"{speed / 1e6:.1f} M/s" if speed else "")
 

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import click
 
-from ..config import Config, load_config
+from .. import interrupts
+from ..config import Config, config_dir, load_config
+from ..defaults import config_for
+from ..engines.loader import identify, relative_to_config
 from ..model.replay import RunResult
+from ..notices import short_run
+from ..results_dir import check_results_dir
 from ..runner import default_trace, run_trace
+from .first_use import note_compile
 from .options import config_options, format_option, quiet_option
 from .output import emit_rows
 from .progress import replay_progress
@@ -29,9 +35,11 @@ SUMMARY = (
 
 EPILOG = """\b
 Examples:
-  migrc-bench run                                  # bundled default trace and config
+  migrc-bench run                                  # bundled default trace and (scaled) config
+  migrc-bench run app.parquet                      # a real machine: configs/unscaled.toml
   migrc-bench run app.parquet --set machine.ncpu=4 --set memory.dram=256MiB
   migrc-bench run app.parquet --engine migrc --out results/ --format json
+  migrc-bench run --engine examples/engines/latr.py:Latr --check-invariants --no-save
 """
 
 
@@ -46,7 +54,9 @@ def summary_rows(result: RunResult) -> list[dict]:
 @click.command("run", epilog=EPILOG)
 @click.argument("trace", required=False, type=click.Path(dir_okay=False))
 @config_options
-@click.option("--engine", default=None, help="Migration engine (default: the config's 'engine').")
+@click.option("--engine", default=None,
+              help="Migration engine (default: the config's 'engine'): a built-in name, an "
+                   "installed engine or a file engine PATH.py:CLASS (docs/engines.md).")
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results directory (runs, intervals, cpus Parquet tables are appended).")
 @click.option("--no-save", is_flag=True, help="Do not write the results directory.")
@@ -55,20 +65,40 @@ def summary_rows(result: RunResult) -> list[dict]:
 @format_option()
 @quiet_option
 def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants, fmt, quiet) -> None:
-    """Replay TRACE (default: the config's trace.path) and print its counters."""
-    extra = {"engine": engine} if engine else None
+    """Replay TRACE (default: the config's trace.path) and print its counters.
+
+    Without --config, TRACE runs on an unscaled machine (the bundled config 'unscaled': the
+    preset's TLB sizes, the kernel's periods, time_scale 1); no TRACE replays the bundled
+    default trace on the scaled demo machine (the bundled config 'default').
+    """
+    config_path = config_for(config_path, trace is not None)
+    # a file engine is named relative to the current directory; configs resolve it in theirs
+    extra = {"engine": relative_to_config(engine, Path.cwd(), config_dir(config_path))} if engine else None
     cfg: Config = load_config(config_path, sets, extra)
+    identify(cfg.engine, cfg.base_dir)  # a broken engine file fails before any trace is made
     trace_path = Path(trace) if trace else default_trace(cfg, quiet=quiet)
+    if no_save:
+        interrupts.keep("nothing was written (--no-save)")
+    else:
+        check_results_dir(out_dir)  # before the replay, not after it
+        interrupts.keep_target(out_dir, " (the replay was not saved)")
+    note_compile(quiet)
     with replay_progress(quiet=quiet) as progress:
         result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress,
                                    check_invariants=check_invariants)
     if fmt == "json":
-        click.echo(json.dumps({"run_id": run_id, "engine": result.engine, "trace": str(trace_path),
+        ident = result.identity
+        click.echo(json.dumps({"run_id": run_id, "engine": result.engine,
+                               "engine_file": ident.file, "engine_sha256": ident.sha256,
+                               "trace": str(trace_path),
                                "counters": result.totals, "extra": result.extra}, indent=2))
     else:
         emit_rows(summary_rows(result), fmt, title=f"{result.engine} on {trace_path.name}")
         if not quiet and run_id is not None:
             click.echo(f"results: {out_dir} (run_id {run_id})", err=True)
+    notice = short_run(dict(cfg.raw), result.totals)
+    if notice and not quiet:
+        click.echo(f"migrc-bench: note: {notice}", err=True)
     sys.stdout.flush()
     violations = result.totals.get("invariant_violations", 0)
     if violations:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from .. import interrupts
 from ..errors import UserError
+from .first_use import note_compile
 from .options import config_options, format_option, quiet_option
 from .output import emit_rows
 
@@ -158,10 +160,19 @@ def _point_rows(points, fmt: str = "json") -> list[dict]:
         rows.append(row)
     if fmt != "json":  # columns that say nothing here are left out of tables
         for col in ("seconds", "error"):
-            if all(r[col] in ("", None) for r in rows):
+            if all(r[col] in ("", None) for r in rows) or col == "error" and fmt == "table":
                 for r in rows:
-                    del r[col]
+                    del r[col]  # a table's error texts go below it (_emit_points)
     return rows
+
+
+def _emit_points(points, fmt: str, title: str) -> None:
+    """The points as rows; for a table, each failed point's error on its own line below."""
+    emit_rows(_point_rows(points, fmt), fmt, title=title)
+    if fmt == "table":
+        for p in points:
+            if p.error:
+                click.echo(f"point {p.index} ({p.label()}): {p.error}")
 
 
 @command.command("run", epilog=RUN_EPILOG)
@@ -195,9 +206,20 @@ def run_command(grid, config_path, sets, out_dir, workers, scheduler, force, dry
         have = set() if force or not out.is_dir() else done_run_ids(out)
         for p in points:
             p.status = "skipped" if p.run_id in have else "pending"
-        emit_rows(_point_rows(points, fmt), fmt, title=f"sweep {g.name}: {len(points)} points")
+        _emit_points(points, fmt, title=f"sweep {g.name}: {len(points)} points")
         return
-    listener, stop = _progress(quiet)
+    shown, stop = _progress(quiet)
+    kept = [0]
+
+    def listener(event, point, done, total):
+        if event == "ran":
+            kept[0] += 1
+            interrupts.keep(f"{out}: {kept[0]} new point(s) kept, {total - done} not run; "
+                            f"run the sweep again to resume")
+        shown(event, point, done, total)
+
+    interrupts.keep(f"{out}: no new point kept; run the sweep again to resume")
+    note_compile(quiet)
     try:
         if not quiet:
             have = set() if force or not out.is_dir() else done_run_ids(out)
@@ -210,7 +232,7 @@ def run_command(grid, config_path, sets, out_dir, workers, scheduler, force, dry
                            listener=listener, quiet=quiet, points=points)
     finally:
         stop()
-    emit_rows(_point_rows(report.points, fmt), fmt, title=f"sweep {g.name} → {out}")
+    _emit_points(report.points, fmt, title=f"sweep {g.name} → {out}")
     ran, skipped, failed = (report.count(s) for s in ("ran", "skipped", "failed"))
     if not quiet:
         click.echo(f"sweep {g.name}: {ran} ran, {skipped} skipped (already in {out}), "

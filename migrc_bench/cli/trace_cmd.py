@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from .. import interrupts
 from ..trace.convert import convert as convert_trace
 from ..trace.info import TraceInfo, trace_info
+from ..trace.merge import parse_address
 from ..trace.native import OP_NAMES
 from ..trace.readers import FORMATS
 from .options import format_option, quiet_option
@@ -17,7 +19,40 @@ from .output import emit_rows
 from .trace_gen import gen
 
 
-@click.group("trace")
+EPILOG = """\b
+Examples:
+  migrc-bench trace gen xsbench -s small -m event -l 20000 -t 4 -o small.parquet
+  valgrind --tool=lackey --trace-mem=yes --log-file=app.log ./app
+  migrc-bench trace convert app.log -o app.parquet
+  migrc-bench trace info app.parquet
+"""
+
+CONVERT_EPILOG = """\b
+Examples:
+  migrc-bench trace convert app.log -o app.parquet            # valgrind lackey
+  migrc-bench trace convert pinatrace.out.xz -o app.parquet   # Intel Pin pinatrace
+  migrc-bench trace convert 600.perlbench.champsimtrace.xz --format champsim -o perl.parquet
+  migrc-bench trace convert mine.parquet -o app.parquet       # own Parquet (tid, op, addr, size)
+  migrc-bench trace convert t0.log t1.log -o app.parquet      # one thread per input
+  migrc-bench trace convert app.log --start-at 0x404680 -o lookup.parquet
+
+\b
+The input's format is detected from its content (--format to say it). Every record is
+checked: op 0..3, size 1..255, address below 2^57; thread ids are renumbered 0..N-1
+(several inputs: input k is thread k).
+The output is written atomically: an error or an interrupt leaves no file, and an existing
+one untouched.
+"""
+
+INFO_EPILOG = """\b
+Examples:
+  migrc-bench trace info app.parquet
+  migrc-bench trace info app.log --format json      # a lackey log, parsed on the fly
+  migrc-bench trace info app.parquet --format markdown
+"""
+
+
+@click.group("trace", epilog=EPILOG)
 def command() -> None:
     """Generate, convert and inspect traces."""
 
@@ -25,23 +60,34 @@ def command() -> None:
 command.add_command(gen)
 
 
-@command.command("convert", short_help="Convert lackey/pinatrace/ChampSim to native.")
-@click.argument("src", metavar="IN", type=click.Path(path_type=str))
+@command.command("convert", epilog=CONVERT_EPILOG,
+                 short_help="Convert lackey/pinatrace/ChampSim to native.")
+@click.argument("srcs", metavar="IN...", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=str),
               help="Native trace to write (Parquet); replaced atomically.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Input format (default: detected from the content).")
+@click.option("--start-at", "start_at", default=None, metavar="ADDR",
+              help="Drop the records before the first instruction fetch at ADDR (hex, e.g. from "
+                   "nm of a binary linked with -no-pie), in each input.")
 @quiet_option
-def convert(src: str, out: str, fmt: str | None, quiet: bool) -> None:
-    """Convert a lackey, pinatrace or ChampSim trace (optionally .gz/.xz/.zst) to a native trace."""
-    result = convert_trace(src, out, fmt)
+def convert(srcs: tuple[str, ...], out: str, fmt: str | None, start_at: str | None,
+            quiet: bool) -> None:
+    """Convert a lackey, pinatrace or ChampSim trace (optionally .gz/.xz/.zst) to a native trace.
+
+    Several single-thread inputs become one trace with one thread per input, in the order
+    given, interleaved by record count.
+    """
+    interrupts.keep_target(out)
+    result = convert_trace(list(srcs), out, fmt,
+                           start_at=None if start_at is None else parse_address(start_at))
     if not quiet:
         for note in result.notes:
             click.echo(f"migrc-bench: note: {note}", err=True)
         click.echo(f"migrc-bench: {result.summary()}", err=True)
 
 
-@command.command("info", short_help="Ops, threads, pages and footprint of a trace.")
+@command.command("info", epilog=INFO_EPILOG, short_help="Ops, threads, pages and footprint of a trace.")
 @click.argument("trace", type=click.Path(path_type=str))
 @format_option()
 @click.option("--input-format", "input_fmt", type=click.Choice(FORMATS), default=None,

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from typing import Callable, Iterator
-
 import click
 
 from ..trace.xsbench_params import click_params
+from .gen_commands import add_registered, gen_progress
 
 
-@click.group("gen")
+GEN_EPILOG = """\b
+Examples:
+  migrc-bench trace gen xsbench -s small -m event -l 20000 -t 4 -o small.parquet
+  migrc-bench trace gen xsbench --help
+"""
+
+
+@click.group("gen", epilog=GEN_EPILOG)
 def gen() -> None:
     """Generate a synthetic trace."""
 
 
-BIG_RUN_RECORDS = 10**9
+class _XSBenchCommand(click.Command):
+    """XSBench's flags, where -h is the hash-bin count: a bare ``-h`` (no number after it) is
+    taken as a request for help, as anyone typing it means."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, a in enumerate(args):
+            if a == "--":
+                break
+            if a == "-h" and (i + 1 == len(args) or not args[i + 1].lstrip("-").isdigit()):
+                args[i] = "--help"
+        return super().parse_args(ctx, args)
 
 XSBENCH_EPILOG = """\b
 Examples:
@@ -27,29 +42,35 @@ Examples:
 \b
 Defaults are XSBench's (-s large -G unionized -m history -p 500000 -l 34, i.e. 17 M lookups and
 about 16 G records for large): give -p or -l for a trace of practical size. In history mode -l
-is lookups per particle, so "-l 2000" alone means 2000 x 500,000 lookups. Help is --help only:
--h is the hash-bin count, as in XSBench.
+is lookups per particle, so "-l 2000" alone means 2000 x 500,000 lookups. Before writing, the
+size is estimated from the flags: above 2e9 records or the free disk space the command stops
+(exit 2) with the estimate and the flags you likely meant; --force writes it anyway.
+-h NUMBER is the hash-bin count, as in XSBench; -h alone shows this help.
 """
 
 
-@gen.command("xsbench", params=click_params(), epilog=XSBENCH_EPILOG,
+@gen.command("xsbench", cls=_XSBenchCommand, params=click_params(), epilog=XSBENCH_EPILOG,
              context_settings={"help_option_names": ["--help"]})
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output trace (native Parquet); written atomically.")
+@click.option("--force", is_flag=True,
+              help="Write it even above 2e9 records or the free disk space.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, note or summary on stderr.")
-def xsbench(out: str, quiet: bool, **flags) -> None:
+def xsbench(out: str, force: bool, quiet: bool, **flags) -> None:
     """XSBench's cross-section lookups as a memory-access trace (see docs/xsbench.md).
 
     Takes XSBench's own flags; the trace holds every load and store of the lookup phase and the
     instruction fetch of each, for THREADS OpenMP threads sharing one address space.
     """
-    from ..trace.xsbench import expected_records_per_lookup, generate_xsbench, resolve_params
+    from .. import interrupts
+    from ..trace.sizes import check_size
+    from ..trace.xsbench import generate_xsbench, resolve_params, size_estimate
 
     params = resolve_params(**flags)
-    records = params.total_lookups * expected_records_per_lookup(params)
-    if records > BIG_RUN_RECORDS and not quiet:
-        click.echo(f"migrc-bench: note: {params.total_lookups:,} lookups, about {records:.3g} "
-                   f"records (~{records * 1.7 / 1e9:.0f} GB); -p/-l make it shorter", err=True)
+    est = size_estimate(params, lookups_given=flags.get("lookups") is not None,
+                        particles_given=flags.get("particles") is not None)
+    check_size(est, out, force)
+    interrupts.keep_target(out)
     with _lookup_progress(quiet) as progress:
         result = generate_xsbench(out, progress=progress, **flags)
     if not quiet:
@@ -59,24 +80,9 @@ def xsbench(out: str, quiet: bool, **flags) -> None:
                    f"XSBench verification checksum {result.verification}", err=True)
 
 
-@contextlib.contextmanager
-def _lookup_progress(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+def _lookup_progress(quiet: bool):
     """A transient rich bar of lookups on stderr (only on a terminal and without --quiet)."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    return gen_progress("xsbench", "lookups", quiet)
 
-    columns = (TextColumn("[bold]xsbench"), BarColumn(),
-               TextColumn("{task.completed:,.0f}/{task.total:,.0f} lookups"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
-        tasks: list = []
 
-        def update(done: int, total: int) -> None:
-            if not tasks:
-                tasks.append(bar.add_task("xsbench", total=total))
-            bar.update(tasks[0], completed=done)
-
-        yield update
+add_registered(gen)

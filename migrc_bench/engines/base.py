@@ -2,16 +2,21 @@
 
 The shared core (K§1.1, K§1.2; mm/migrate.c migrate_pages_batch, mm/rmap.c
 try_to_migrate_one) splits a request into batches of at most ``migrate_batch`` pages; for
-each folio allocates the destination, unmaps the PTE (immediate single-page flush, or a
-deferred entry in the task's unmap batch; inaccessible PTEs need neither, commit
-4d4b6d66db), then flushes the batch once, copies, remaps from the migration entry and
-releases the source. Engines override:
+each folio allocates the destination (the first that cannot be allocated, -ENOMEM, ends the
+request: it alone counts as failed, the rest go back untried), unmaps the PTE (immediate
+single-page flush, or a deferred entry in the task's unmap batch; inaccessible PTEs need
+neither, commit 4d4b6d66db -- but x86 pte_accessible() is true for a PROT_NONE PTE while an
+mmu_gather of the mm is in progress), then flushes the batch once, copies, remaps from the
+migration entry and releases the source. Engines override:
 
 - ``defers_flush``: whether an unmap may join the batch (nobatch: never);
 - ``add_pending``: what joining the batch records (migrc: read-only entries apart);
 - ``flush_unmapped``: try_to_unmap_flush() for the batch;
 - ``release_source``: free the source (baseline), hold it (migrc) or tag it (LUF);
-- hooks on wp faults, watermark failures, allocation and the pause before reclaim.
+- hooks on wp faults, watermark failures, allocation and the pause before reclaim;
+- scheduler hooks: the tick and kswapd's context switches (for engines such as LATR).
+
+docs/engines.md documents every hook for engines written outside the package.
 """
 
 from __future__ import annotations
@@ -23,9 +28,7 @@ import numpy as np
 from ..model import kernel as K
 from ..model.counters import C, T
 from ..model.memory import F_USED
-
-MR_DEMOTION = "demotion"
-MR_NUMA_MISPLACED = "numa_misplaced"
+from ..model.migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -107,6 +110,13 @@ class Engine:
     def on_frame_taken(self, cpu: int, frame: int) -> None:
         pass
 
+    # ---- scheduler hooks (model/sched.py; no built-in engine uses them) -------------------
+    def on_tick(self, cpu: int) -> None:
+        """scheduler_tick() on a busy CPU, once per 1/machine.hz (scaled), at a quantum boundary."""
+
+    def on_context_switch(self, cpu: int, to_kernel: bool) -> None:
+        """__schedule() on ``cpu`` before it switches: its thread to kswapd (``to_kernel``) or back."""
+
     # ---- per-PTE and per-batch decisions ---------------------------------------------------
     def defers_flush(self, initiator: int) -> bool:
         """should_defer_flush: batching is on and another CPU may cache the mm."""
@@ -120,6 +130,7 @@ class Engine:
         batch = self.tlb_ubc_ro if ro else self.tlb_ubc
         batch.mask |= self.m.mm_cpumask
         self.flush.inc_mm_gen()
+        self.flush.note_batched_unmap()  # mm->tlb_flush_batched
         batch.flush_required = True
         if pte_flags & K.PTE_DIRTY:
             batch.writable = True
@@ -157,16 +168,19 @@ class Engine:
     # ---- the shared core ------------------------------------------------------------------
     def migrate_pages(self, initiator: int, frames: list[int], reason: str, target: int
                       ) -> tuple[list[int], list[int]]:
-        """Migrate isolated folios to node ``target``; returns (destinations, failed sources)."""
+        """Migrate isolated folios to node ``target``; returns (destinations, sources not
+        migrated). pgmigrate_fail counts the folio that met -ENOMEM, not those never tried."""
         done: list[int] = []
-        failed: list[int] = []
+        nomem = 0
         for i in range(0, len(frames), self.batch_cap):
-            d, f = self._migrate_batch(initiator, frames[i:i + self.batch_cap], reason, target)
+            d, nomem = self._migrate_batch(initiator, frames[i:i + self.batch_cap], reason, target)
             done += d
-            failed += f
+            if nomem:
+                break
         m = self.m
         m.counters[initiator, C["pgmigrate_success"]] += len(done)
-        m.counters[initiator, C["pgmigrate_fail"]] += len(failed)
+        m.counters[initiator, C["pgmigrate_fail"]] += 1 if nomem else 0
+        failed = frames[len(done):]
         if self.r.checker is not None:
             self.r.checker.after_migrate(initiator)
         return done, failed
@@ -176,14 +190,17 @@ class Engine:
         return np.zeros(self.m.ncpu, np.bool_)
 
     def _migrate_batch(self, initiator: int, frames: list[int], reason: str, target: int):
-        mark = "low" if reason == MR_NUMA_MISPLACED else "min"
+        """migrate_pages_batch: (destinations, whether a destination was not to be had)."""
+        # promotion (alloc_misplaced_dst_folio) wakes nobody; demotion (alloc_demote_folio,
+        # GFP_NOWAIT) may wake the target's kswapd; neither reclaims
+        wake = reason != MR_NUMA_MISPLACED
         batch: list[Unmapped] = []
-        failed: list[int] = []
+        nomem = False
         for src in frames:
-            dst = self.r.alloc.alloc_on_node(initiator, target, mark)
-            if dst is None:
-                failed.append(src)
-                continue
+            dst = self.r.alloc.alloc_migration_target(initiator, target, wake)
+            if dst is None:  # -ENOMEM: move what is unmapped, then stop
+                nomem = True
+                break
             u = self.unmap(initiator, src, dst)
             self.folio_unmapped(initiator, u, reason)
             batch.append(u)
@@ -191,14 +208,14 @@ class Engine:
         for u in batch:
             self.move(initiator, u)
             self.release_source(initiator, u, reason)
-        return [u.dst for u in batch], failed
+        return [u.dst for u in batch], nomem
 
     def unmap(self, initiator: int, src: int, dst: int) -> Unmapped:
         """try_to_migrate_one for the folio's one mapping."""
         m = self.m
         pid = int(m.frame_pid[src])
         fl = int(m.pte_flags[pid])
-        accessible = bool(fl & K.PTE_PRESENT) and not (fl & K.PTE_PROTNONE)
+        accessible = self.flush.pte_accessible(fl, float(m.clock[initiator]))
         u = Unmapped(src, dst, pid, bool(fl & K.PTE_WRITE), bool(fl & K.PTE_YOUNG),
                      bool(fl & K.PTE_DIRTY), accessible)
         m.pte_flags[pid] = 0  # migration entry: not present
@@ -227,6 +244,6 @@ class Engine:
         m.pte_flags[u.pid] = fl
         m.frame_state[u.dst] = F_USED
         m.frame_pid[u.dst] = u.pid
-        self.r.tiering.lru_add(u.dst)
+        self.r.tiering.lru_add(u.dst, like=u.src)
         if u.writable and self.r.checker is not None:
             self.r.checker.on_writable(initiator, u.pid)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from . import register
 from .base import Engine
 
 
-@register
 class Baseline(Engine):
     name = "baseline"

@@ -26,11 +26,9 @@ import numpy as np
 
 from ..model.counters import C
 from ..model.memory import F_TAGGED
-from . import register
 from .base import Engine, Unmapped
 
 
-@register
 class Luf(Engine):
     name = "luf"
     splits_readonly = True

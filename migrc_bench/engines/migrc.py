@@ -22,13 +22,11 @@ import numpy as np
 
 from ..model.counters import C
 from ..model.memory import F_HELD
-from . import register
 from .base import MR_DEMOTION, MR_NUMA_MISPLACED, Engine, Unmapped
 
 MIGRC_REASONS = (MR_DEMOTION, MR_NUMA_MISPLACED)
 
 
-@register
 class Migrc(Engine):
     name = "migrc"
     splits_readonly = True

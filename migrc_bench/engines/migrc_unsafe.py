@@ -8,12 +8,10 @@ is mapped writable: stores on either side diverge. It exists so a test can prove
 from __future__ import annotations
 
 from ..model import kernel as K
-from . import register
 from .base import Unmapped
 from .migrc import Migrc
 
 
-@register
 class MigrcUnsafe(Migrc):
     name = "migrc-unsafe"
 

@@ -7,11 +7,9 @@ PTE goes through ptep_clear_flush() -> flush_tlb_page(): one flush_tlb_mm_range 
 
 from __future__ import annotations
 
-from . import register
 from .base import Engine
 
 
-@register
 class NoBatch(Engine):
     name = "nobatch"
 

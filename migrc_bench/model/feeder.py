@@ -62,6 +62,9 @@ class Feeder:
         self.stream_open = np.zeros(buffers.pid.shape[0], np.bool_)
         self.stream_open[:threads] = True
         self.read_rows = 0
+        # accesses each CPU still gets before its warm-up boundary (model/warmup.py): the
+        # buffer is filled up to it exactly, so the loop runs dry there
+        self.warm_left = np.zeros(buffers.pid.shape[0], np.int64)
         # rows read for each thread, waiting for its CPU (bounded memory: pending.py)
         self._pending = PendingRows(threads)
         if reader.meta.threads > 1 or threads == 1:
@@ -114,11 +117,16 @@ class Feeder:
             q = self._pending[t]
             if q:
                 pid, op = q[0]
-                k = self.buf.append(cpu, pid, op)
+                warm = int(self.warm_left[cpu])
+                k = self.buf.append(cpu, pid[:warm] if warm else pid, op[:warm] if warm else op)
                 if k == len(pid):
                     q.pop(0)
                 else:
                     q[0] = (pid[k:], op[k:])
+                if warm:
+                    self.warm_left[cpu] = warm - k
+                    if warm == k:
+                        return
                 continue
             if self._sources is not None:
                 b = next(self._sources[t], None)

@@ -5,7 +5,11 @@ Three entry points mirror the kernel's:
   with tlb_single_page_flush_ceiling turning long ranges into full flushes;
 - ``flush_batch``: arch_tlbbatch_flush (the batched unmap flush of migration and reclaim),
   always a full flush of the loaded mm on a captured cpumask;
-- ``switch_back``: a lazy CPU returning to the mm catches up on its TLB generation.
+- ``switch_back``: a lazy CPU returning to the mm catches up on its TLB generation
+  (``switch_to_kernel`` is the way in: kswapd takes the CPU, the mm stays loaded lazily).
+Beside them the mm's two flush-related states: ``mm->tlb_flush_batched`` (batched unmaps
+not yet seen by ``flush_tlb_batched_pending``) and ``mm->tlb_flush_pending`` (an mmu_gather
+in progress, during which x86 ``pte_accessible()`` is true for a PROT_NONE PTE).
 Counting follows the kernel: ``nr_tlb_remote_flush`` once per multi-CPU call,
 ``nr_tlb_remote_flush_received`` on every IPI'd CPU before it checks anything, the
 initiator's ``nr_tlb_local_flush_*`` only when it really flushes; lazy CPUs get no IPI.
@@ -32,6 +36,7 @@ class FlushInfo:
     pids: np.ndarray | None  # None: TLB_FLUSH_ALL
     new_gen: int
     npages: int = 0  # pages the range covers (the kernel counts the span, not the PTEs changed)
+    freed_tables: bool = False  # flush_tlb_mm(): lazy CPUs get the IPI too
 
     @property
     def full(self) -> bool:
@@ -55,6 +60,16 @@ class FlushMechanism:
         # each CPU in it has flushed, is up to date, or is lazy and flushes before it runs the
         # mm again (LUF's ugen_done stamps).
         self.after_full_flush: list[Callable[[np.ndarray], None]] = []
+        # mm->tlb_flush_batched: set_tlb_ubc_flush_pending counts "pending", and only
+        # flush_tlb_batched_pending() catches "flushed" up (try_to_unmap_flush does not)
+        self.batched_pending = 0
+        self.batched_flushed = 0
+        # (start, end) on the scanning CPU's clock of each mmu_gather (change_prot_numa) in
+        # progress: mm->tlb_flush_pending is set from tlb_gather_mmu to tlb_finish_mmu
+        self.pending_windows: deque[tuple[float, float]] = deque(maxlen=64)
+        # Called with (cpu, to_kernel) before kswapd switches in on a CPU (to_kernel) or back
+        # out: __schedule's context switch, for engines that act there (model/sched.py).
+        self.on_context_switch: list[Callable[[int, bool], None]] = []
 
     # ---- generations -------------------------------------------------------------------
     def inc_mm_gen(self) -> int:
@@ -63,7 +78,8 @@ class FlushMechanism:
         return self.m.mm_gen
 
     # ---- entry points ------------------------------------------------------------------
-    def flush_mm_range(self, initiator: int, pids: np.ndarray | None, npages: int | None = None) -> None:
+    def flush_mm_range(self, initiator: int, pids: np.ndarray | None, npages: int | None = None,
+                       freed_tables: bool = False) -> None:
         """flush_tlb_mm_range on the mm's cpumask; ``pids`` None means the whole mm.
 
         ``npages`` is the length of the address range when it covers more than ``pids``
@@ -75,8 +91,42 @@ class FlushMechanism:
             npages = len(pids) if npages is None else npages
             if npages > self.ceiling:
                 pids = None
-        info = FlushInfo(None if pids is None else np.asarray(pids, np.int32), new_gen, npages or 0)
-        self._dispatch(initiator, m.mm_cpumask, info)
+        info = FlushInfo(None if pids is None else np.asarray(pids, np.int32), new_gen,
+                         npages or 0, freed_tables)
+        self._dispatch(initiator, m.mm_cpumask.copy(), info)
+
+    def flush_tlb_mm(self, initiator: int) -> None:
+        """flush_tlb_mm(): flush_tlb_mm_range(mm, 0, TLB_FLUSH_ALL, 0, freed_tables=true)."""
+        self.flush_mm_range(initiator, None, freed_tables=True)
+
+    def note_batched_unmap(self) -> None:
+        """set_tlb_ubc_flush_pending: the "pending" half of mm->tlb_flush_batched moves on."""
+        self.batched_pending += 1
+
+    def flush_tlb_batched_pending(self, initiator: int) -> bool:
+        """flush_tlb_batched_pending (mm/rmap.c), called under the PTL by mprotect's
+        change_pte_range, zap, mremap and madvise: after a batched unmap of the mm that no
+        such caller has seen yet, a full flush_tlb_mm() -- whether or not the batch itself
+        was flushed since (x86 arch_flush_tlb_batched_pending). True if it flushed."""
+        if self.batched_pending == self.batched_flushed:
+            return False
+        self.flush_tlb_mm(initiator)
+        self.batched_flushed = self.batched_pending
+        return True
+
+    def open_pending_window(self, t0: float, t1: float) -> None:
+        """An mmu_gather ran from ``t0`` to ``t1`` (inc/dec_tlb_flush_pending)."""
+        self.pending_windows.append((t0, t1))
+
+    def tlb_flush_pending(self, t: float) -> bool:
+        """mm_tlb_flush_pending(): some mmu_gather of the mm is in progress at time ``t``."""
+        return any(t0 <= t < t1 for t0, t1 in self.pending_windows)
+
+    def pte_accessible(self, pte_flags: int, t: float) -> bool:
+        """x86 pte_accessible(): present, or PROT_NONE while the mm has a flush pending."""
+        if not pte_flags & K.PTE_PRESENT:
+            return False
+        return not pte_flags & K.PTE_PROTNONE or self.tlb_flush_pending(t)
 
     def flush_batch(self, initiator: int, mask: np.ndarray) -> None:
         """arch_tlbbatch_flush: a full flush on the batch's cpumask, no target generation."""
@@ -94,10 +144,19 @@ class FlushMechanism:
         """Whether some batched flush's IPI round trip spans modelled time ``t``."""
         return any(t0 <= t < t1 for t0, t1 in self.batch_windows)
 
+    def switch_to_kernel(self, cpu: int) -> None:
+        """A kernel thread (kswapd) switches in on ``cpu``: the user mm stays loaded, lazily."""
+        for hook in self.on_context_switch:
+            hook(cpu, True)
+        self.m.lazy[cpu] = True
+
     def switch_back(self, cpu: int) -> None:
         """A lazy CPU switches back to the mm: flush if its generation fell behind."""
+        for hook in self.on_context_switch:
+            hook(cpu, False)
         m = self.m
         m.lazy[cpu] = False
+        m.mm_cpumask[cpu] = True  # switch_mm_irqs_off: back in the mm's cpumask
         if m.cpu_gen[cpu] < m.mm_gen:
             self._invalidate(cpu, None)
             m.cpu_gen[cpu] = m.mm_gen
@@ -114,7 +173,7 @@ class FlushMechanism:
         others[initiator] = False
         if others.any():
             self._flush_multi(initiator, mask, info)
-        elif mask[initiator] and not m.lazy[initiator]:
+        elif mask[initiator] and (info.freed_tables or not m.lazy[initiator]):
             self._handler(initiator, info, local=True)
         else:
             return
@@ -123,10 +182,11 @@ class FlushMechanism:
                 hook(mask)
 
     def _flush_multi(self, initiator: int, mask: np.ndarray, info: FlushInfo) -> None:
-        """native_flush_tlb_multi: counted once; lazy CPUs skipped (no page tables were freed)."""
+        """native_flush_tlb_multi: counted once; lazy CPUs skipped unless page tables were
+        freed (flush_tlb_mm: on_each_cpu_mask sends to every CPU of the mask)."""
         m = self.m
         m.counters[initiator, C["nr_tlb_remote_flush"]] += 1
-        targets = [c for c in np.flatnonzero(mask) if not m.lazy[c]]
+        targets = [c for c in np.flatnonzero(mask) if info.freed_tables or not m.lazy[c]]
         ipis = 0
         for cpu in targets:
             if cpu == initiator:
@@ -146,6 +206,11 @@ class FlushMechanism:
             m.counters[cpu, C["tlb_shootdown_irqs"]] += 1
             m.charge(cpu, m.costs.ipi_receive, T["ipi"])
             m.times[cpu, T["ipi"]] += m.kernel_entry(cpu)
+        if m.lazy[cpu]:
+            # a lazy CPU switches to init_mm instead of flushing (and leaves mm_cpumask);
+            # its generation stays behind, so it flushes when it switches back
+            m.mm_cpumask[cpu] = False
+            return
         local_gen = int(m.cpu_gen[cpu])
         mm_gen = m.mm_gen
         if info.new_gen != GEN_INVALID and info.new_gen <= local_gen:

@@ -266,9 +266,10 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
     return f
 
 
-# hint-fault fast path parameters (tiering.py fills them; H_ENABLED 0 sends every fault to Python)
-H_ENABLED, H_THRESHOLD, H_FAULT_NS = 0, 1, 2
-N_HINT = 3
+# hint-fault fast path parameters (tiering.py fills them; H_ENABLED 0 sends every fault to
+# Python; so does a fault after H_ADJUST_AT, when numa_promotion_adjust_threshold is due)
+H_ENABLED, H_THRESHOLD, H_FAULT_NS, H_ADJUST_AT = 0, 1, 2, 3
+N_HINT = 4
 
 
 @njit(cache=True, _nrt=False)
@@ -279,7 +280,7 @@ def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_fla
     scan was longer ago than the hot threshold is not promoted; its PTE is made accessible
     again in place (writable for a writable VMA, young). Anything else returns False and goes
     to Python (tiering.Tiering.hint_fault), which does exactly the same for this case."""
-    if hint[H_ENABLED] == 0.0:
+    if hint[H_ENABLED] == 0.0 or clock[c] > hint[H_ADJUST_AT]:
         return False
     f = pte_pfn[pid]
     if frame_node[f] == 0 or clock[c] - scan_time[pid] < hint[H_THRESHOLD]:

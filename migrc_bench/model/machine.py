@@ -9,6 +9,8 @@ import numpy as np
 from ..config import Config, resolve_capacity
 from ..errors import ConfigError
 from ..trace.native import Region, TraceMeta
+from ..trace.pageset import FETCH
+from ..trace.prepass import TraceProfile, footprint_bytes
 from . import kernel as K
 from .counters import N_COUNTERS, N_TIMES
 from .memory import F_FREE, F_KERNEL, F_USED, PAGE_SIZE, Node, min_free_kbytes, set_watermarks
@@ -85,9 +87,13 @@ class Costs:
 class Machine:
     """CPUs with TLBs, one mm's page table, frames on nodes, and the counters."""
 
-    def __init__(self, cfg: Config, meta: TraceMeta, ncpu: int | None = None):
+    def __init__(self, cfg: Config, meta: TraceMeta, ncpu: int | None = None,
+                 profile: TraceProfile | None = None):
+        """``profile``: the trace's pre-pass (page set), when the run needs it (see
+        ``needs_profile``): footprint and VMAs without regions, the steady-state start."""
         self.cfg = cfg
         self.meta = meta
+        self.profile = profile
         self.ncpu = ncpu or cfg.machine.ncpu
         self.geometry = tlb_geometry(cfg)
         self.costs = Costs.from_config(cfg)
@@ -120,17 +126,22 @@ class Machine:
         # pages
         self.regions = tuple(sorted(meta.regions, key=lambda r: r.start))
         self._region_starts = np.array([r.start for r in self.regions], np.int64)
+        if profile is not None and not self.regions:  # VMAs inferred from the page set
+            order = np.argsort(profile.vpns)
+            self._profile_vpns = profile.vpns[order].astype(np.int64)
+            self._profile_vma = _inferred_vma_flags(profile)[order]
         self.pagemap = PageMap(capacity=max(1 << 16, sum(r.pages for r in self.regions) + 4096))
         self.page_flags = np.zeros(0, np.uint8)
         self.pte_pfn = np.zeros(0, np.int32)
         self.pte_flags = np.zeros(0, np.uint8)
         self.scan_time = np.zeros(0, np.float64)  # NUMA scan timestamp per page (ns)
         # nodes and frames
-        footprint = meta.footprint_bytes
+        self.footprint_bytes = footprint = footprint_bytes(meta, profile)
         dram, cxl = cfg.memory.dram, cfg.memory.cxl
         if (isinstance(dram, float) or isinstance(cxl, float)) and footprint == 0:
-            raise ConfigError("config key 'memory.dram'/'memory.cxl': a share of the footprint needs a "
-                              "trace with regions metadata; give an absolute size such as \"1GiB\"")
+            raise ConfigError("config key 'memory.dram'/'memory.cxl': a share of the footprint needs "
+                              "the trace's data pages, and this trace has none; give an absolute "
+                              "size such as \"1GiB\"")
         c = self.costs
         n0 = resolve_capacity(dram, footprint)
         n1 = resolve_capacity(cxl, footprint)
@@ -192,6 +203,11 @@ class Machine:
     def _vma_flags(self, vpns: np.ndarray) -> np.ndarray:
         flags = np.full(len(vpns), K.VMA_WRITE, np.uint8)
         if not self.regions:
+            if self.profile is not None:
+                known = self._profile_vpns
+                idx = np.minimum(np.searchsorted(known, vpns), len(known) - 1)
+                hit = known[idx] == vpns
+                flags[hit] = self._profile_vma[idx[hit]]
             return flags
         addr = vpns << 12
         idx = np.searchsorted(self._region_starts, addr, side="right") - 1
@@ -208,10 +224,9 @@ class Machine:
         return self.pagemap.vpns
 
     # ---- initial state (model.md §3) ------------------------------------------------------
-    def place_initial(self) -> None:
-        """Make every region page present, placed first-touch (DRAM to its low mark) or interleaved."""
-        if not self.regions:
-            return
+    def _region_pages(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Every page of the trace's regions, registered in first-touch order; which are stack
+        pages; and whether the pages are one range of new ids in that order (no overlaps)."""
         first_new = self.pagemap.n
         parts = []
         overlapping = False
@@ -243,23 +258,62 @@ class Machine:
             self.n_pages = self.pagemap.n
         if overlapping:
             pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+        else:  # the ranges were handed out in this order: one id range, all pages new
+            pids = np.arange(first_new, self.pagemap.n, dtype=np.int32)
+        stacks = np.concatenate(stack_parts) if stack_parts else np.zeros(0, np.int32)
+        return pids, stacks, not overlapping
+
+    def _profile_pages(self) -> np.ndarray:
+        """The page set of a trace without regions, registered in its first-touch order."""
+        first_new = self.pagemap.n
+        pids = self.pagemap.add_vpns(self.profile.vpns.astype(np.int64))
+        self.on_new_pages(first_new)
+        return pids
+
+    def _profile_column(self, pids: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The profile's per-page ``values`` for page ids (0 for pages the trace never touches)."""
+        out = np.zeros(len(pids), values.dtype)
+        prof = self.pagemap.lookup(self.profile.vpns.astype(np.int64))
+        known = prof >= 0  # pages outside the regions are not registered yet
+        where = np.full(self.pagemap.n, -1, np.int64)
+        where[prof[known]] = np.flatnonzero(known)
+        idx = where[pids]
+        out[idx >= 0] = values[idx[idx >= 0]]
+        return out
+
+    def place_initial(self) -> None:
+        """Make the trace's pages present at the start: every region page, or without regions
+        the page set of the pre-pass in a steady-state start. Placed first-touch (DRAM to its
+        low mark, then CXL), interleaved, or hottest first; PTEs as ``memory.initial_pte``."""
+        mode = self.cfg.memory.initial_pte
+        placement = self.cfg.memory.placement
+        stacks = np.zeros(0, np.int32)
+        one_range = False  # pids is one range of new ids: slices instead of gathers
+        if self.regions:
+            pids, stacks, one_range = self._region_pages()
+        elif self.profile is not None and mode == "steady-state":
+            pids = self._profile_pages()
+        else:
+            return  # the trace starts with its program: pages fault in as they are touched
+        if not one_range:
             pids = pids[self.pte_pfn[pids] < 0]
             if len(pids):  # a page once, in the first region that has it
                 pids = pids[np.sort(np.unique(pids, return_index=True)[1])]
-            idx: slice | np.ndarray = pids
-        else:  # the ranges were handed out in this order: one id range, all pages new
-            pids = np.arange(first_new, self.pagemap.n, dtype=np.int32)
-            idx = slice(first_new, self.pagemap.n)
+        if placement == "hot":  # most accessed first; ties keep first-touch order
+            pids = pids[np.argsort(-self._profile_column(pids, self.profile.counts), kind="stable")]
+            one_range = False
+        idx: slice | np.ndarray = slice(int(pids[0]), int(pids[-1]) + 1) if one_range and len(pids) else pids
         n = len(pids)
         dram, cxl = self.nodes
         # first-touch allocations fall back to the next node below the low watermark (K§5.2)
         room0 = max(0, dram.nr_free - dram.wmark.low)
         room1 = max(0, cxl.nr_free - cxl.wmark.low)
         if n > room0 + room1:
-            raise ConfigError(f"config keys 'memory.dram' + 'memory.cxl': the trace's regions need "
+            what = "regions" if self.regions else "pages"
+            raise ConfigError(f"config keys 'memory.dram' + 'memory.cxl': the trace's {what} need "
                               f"{n} pages but the nodes hold only {room0 + room1} above their low "
                               f"watermarks; give more memory")
-        if self.cfg.memory.placement == "interleave":
+        if placement == "interleave":
             to0 = np.zeros(n, bool)
             to0[::2] = True
             if to0.sum() > room0:
@@ -267,24 +321,31 @@ class Machine:
                 to0[np.flatnonzero(to0)[-extra:]] = False
         else:  # the first room0 pages to DRAM
             to0 = slice(0, min(room0, n))
+        n0 = to0.stop if isinstance(to0, slice) else int(to0.sum())
+        to1 = slice(n0, n) if isinstance(to0, slice) else ~to0
         frames = np.empty(n, np.int32)
-        if isinstance(to0, slice):
-            frames[to0] = dram.free.pop(to0.stop)
-            frames[to0.stop:] = cxl.free.pop(n - to0.stop)
-        else:
-            frames[to0] = dram.free.pop(int(to0.sum()))
-            frames[~to0] = cxl.free.pop(int((~to0).sum()))
+        frames[to0] = dram.free.pop(n0)
+        frames[to1] = cxl.free.pop(n - n0)
+        if placement == "hot":  # the lowest frame is the LRU's tail: the hottest page at its head
+            frames[to0] = frames[to0][::-1]
+            frames[to1] = frames[to1][::-1]
         rw_dirty = K.PTE_PRESENT | K.PTE_WRITE | K.PTE_DIRTY
         rw_clean = K.PTE_PRESENT | K.PTE_WRITE
         ro_clean = K.PTE_PRESENT
-        mode = self.cfg.memory.initial_pte
         if mode == "steady-state":  # promoted pages are read-only; demoted ones kept write access
             pte = np.full(n, rw_clean, np.uint8)
             pte[to0] = ro_clean
-            if stack_parts:  # stacks are written all the time and never migrate
+            # stacks are written all the time and never migrate; a page the trace writes has
+            # been written since it last migrated (its first store needs no fault)
+            if len(stacks):
                 stack = np.zeros(self.pagemap.n, np.bool_)
-                stack[np.concatenate(stack_parts)] = True
-                pte[stack[idx]] = rw_dirty
+                stack[stacks] = True
+                written = stack[idx]
+            else:
+                written = np.zeros(n, np.bool_)
+            if self.profile is not None:
+                written |= self._profile_column(pids, self.profile.written)
+            pte[written] = rw_dirty
         else:
             pte = np.full(n, {"writable-dirty": rw_dirty, "writable-clean": rw_clean,
                               "readonly-clean": ro_clean}[mode])
@@ -322,3 +383,19 @@ class Machine:
         if i >= 0 and addr < self.regions[i].end:
             return self.regions[i]
         return None
+
+
+def needs_profile(cfg: Config, meta: TraceMeta) -> bool:
+    """Whether a run needs the trace's pre-pass: without regions (footprint, VMAs, the page
+    set), for a steady-state start (which pages the trace writes) and for hot placement."""
+    return (not meta.regions or cfg.memory.initial_pte == "steady-state"
+            or cfg.memory.placement == "hot")
+
+
+def _inferred_vma_flags(profile: TraceProfile) -> np.ndarray:
+    """VMAs of a trace without regions: text (fetched from: exec, writable only if the trace
+    writes it) and private writable data (heap, stack, anonymous maps)."""
+    flags = np.full(len(profile.vpns), K.VMA_WRITE, np.uint8)
+    fetched = (profile.flags & FETCH) != 0
+    flags[fetched] = np.where(profile.written[fetched], K.VMA_EXEC | K.VMA_WRITE, K.VMA_EXEC)
+    return flags

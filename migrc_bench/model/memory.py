@@ -117,23 +117,30 @@ def set_watermarks(nodes: list[Node], min_free_kb: int, watermark_scale_factor: 
 
 
 class Lru:
-    """One LRU list per node as a doubly linked list over frame numbers (no Python objects).
+    """The anonymous LRU lists of every node, inactive and active, as doubly linked lists over
+    frame numbers (no Python objects), with each frame's PG_active and PG_referenced.
 
-    New and migrated-in folios go to the head; kswapd scans from the tail and rotates
-    referenced folios back to the head (a second chance), as shrink_inactive_list does.
+    Folios join a list at its head (lruvec_add_folio: the list their PG_active names);
+    reclaim isolates from the tail. List ``2 * nid + active`` belongs to node ``nid``.
     """
 
     def __init__(self, nframes: int, nnodes: int):
         self.prev = np.full(nframes, -1, np.int32)
         self.next = np.full(nframes, -1, np.int32)
-        self.on = np.zeros(nframes, np.bool_)
-        self.head = [-1] * nnodes
-        self.tail = [-1] * nnodes
-        self.size = [0] * nnodes
+        self.on = np.full(nframes, -1, np.int8)  # the list a frame is on, -1 none
+        self.active = np.zeros(nframes, np.bool_)  # PG_active
+        self.referenced = np.zeros(nframes, np.bool_)  # PG_referenced
+        self.head = [-1] * (2 * nnodes)
+        self.tail = [-1] * (2 * nnodes)
+        self.size = [0] * (2 * nnodes)
+
+    def count(self, nid: int, active: bool) -> int:
+        return self.size[2 * nid + int(active)]
 
     def fill(self, nid: int, frames: np.ndarray) -> None:
-        """Initialise an empty list with ``frames`` from head to tail in one go."""
-        assert self.size[nid] == 0
+        """Initialise node ``nid``'s empty inactive list with ``frames`` from head to tail."""
+        li = 2 * nid
+        assert self.size[li] == 0
         if len(frames) == 0:
             return
         frames = np.asarray(frames, np.int32)
@@ -141,43 +148,52 @@ class Lru:
         self.prev[frames[0]] = -1
         self.next[frames[:-1]] = frames[1:]
         self.next[frames[-1]] = -1
-        self.on[frames] = True
-        self.head[nid], self.tail[nid] = int(frames[0]), int(frames[-1])
-        self.size[nid] = len(frames)
+        self.on[frames] = li
+        self.active[frames] = False
+        self.head[li], self.tail[li] = int(frames[0]), int(frames[-1])
+        self.size[li] = len(frames)
 
-    def add_head(self, nid: int, f: int) -> None:
-        assert not self.on[f]
-        h = self.head[nid]
+    def add(self, f: int, nid: int) -> None:
+        """lruvec_add_folio: the head of the inactive or active list, by PG_active."""
+        assert self.on[f] < 0
+        li = 2 * nid + int(self.active[f])
+        h = self.head[li]
         self.prev[f] = -1
         self.next[f] = h
         if h >= 0:
             self.prev[h] = f
         else:
-            self.tail[nid] = f
-        self.head[nid] = f
-        self.on[f] = True
-        self.size[nid] += 1
+            self.tail[li] = f
+        self.head[li] = f
+        self.on[f] = li
+        self.size[li] += 1
+
+    def add_head(self, nid: int, f: int) -> None:
+        self.add(f, nid)
 
     def remove(self, nid: int, f: int) -> None:
-        assert self.on[f]
+        """Take ``f`` off whichever of node ``nid``'s lists it is on."""
+        li = int(self.on[f])
+        assert li >= 0 and li // 2 == nid
         p, n = int(self.prev[f]), int(self.next[f])
         if p >= 0:
             self.next[p] = n
         else:
-            self.head[nid] = n
+            self.head[li] = n
         if n >= 0:
             self.prev[n] = p
         else:
-            self.tail[nid] = p
+            self.tail[li] = p
         self.prev[f] = self.next[f] = -1
-        self.on[f] = False
-        self.size[nid] -= 1
+        self.on[f] = -1
+        self.size[li] -= 1
 
-    def take_tail(self, nid: int, n: int) -> list[int]:
-        """Isolate up to n folios from the tail (oldest first)."""
+    def isolate(self, nid: int, active: bool, n: int) -> list[int]:
+        """isolate_lru_folios: up to ``n`` folios from the tail of one list, oldest first."""
+        li = 2 * nid + int(active)
         out = []
-        while len(out) < n and self.tail[nid] >= 0:
-            f = self.tail[nid]
+        while len(out) < n and self.tail[li] >= 0:
+            f = self.tail[li]
             self.remove(nid, f)
             out.append(f)
         return out

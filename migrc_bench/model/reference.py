@@ -13,7 +13,10 @@ The rules it encodes, one access at a time (model.md §3-§5, K§1):
   then walks the page table (refilling STLB and L1); a walk of a missing or PROT_NONE PTE, or
   a store walk of a read-only PTE, faults without counting a miss;
 - replacement: the first empty way of the set, else the least recently used;
-- a store through a read-only translation drops that page's translations and faults.
+- a store through a read-only translation drops that page's translations and faults;
+- a flush that frees page tables (flush_tlb_mm) IPIs lazy CPUs too, which switch to init_mm,
+  leave the mm's cpumask and keep their stale generation; flush_tlb_batched_pending does
+  such a flush when a batched unmap was recorded since it last looked.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Event:
     """A scheduled kernel action used by tests: both models apply it the same way."""
 
     t_ns: float
-    kind: str  # "range" | "full" | "batch" | "wrprotect" | "unmap"
+    kind: str  # "range" | "full" | "batch" | "wrprotect" | "unmap" | "batched" | "pending" | "mm" | "mprotect"
     cpu: int
     vpns: tuple[int, ...] = ()
     mask: tuple[bool, ...] = ()
@@ -106,7 +109,9 @@ class ReferenceModel:
                  regions_pages: list[tuple[int, bool]], footprint_bytes: int,
                  events: Iterable[Event] = ()):
         """``threads[t]`` = [(op, addr, size)...]; ``regions_pages`` = [(vpn, writable)...] present
-        at the start in placement order; capacities as in the config."""
+        at the start in first-touch order; capacities as in the config. Without regions the
+        trace file is taken to hold the threads' records one thread after another: its page
+        set in that order is present in a steady-state start, and shares are of its data pages."""
         self.cfg = cfg
         g = tlb_geometry(cfg)
         self.costs = Costs.from_config(cfg)
@@ -118,11 +123,21 @@ class ReferenceModel:
         self.cpus = [Cpu(Tlb(g.itlb_entries, g.itlb_ways), Tlb(g.dtlb_entries, g.dtlb_ways),
                          Tlb(g.stlb_entries, g.stlb_ways)) for _ in range(ncpu)]
         self.streams = [self._split_pages(t) for t in threads]
+        # what the pre-pass knows: accesses per page, pages written, pages fetched from
+        touches: dict[int, int] = {}
+        written, fetched = set(), set()
+        for stream in self.streams:
+            for op, vpn in stream:
+                touches[vpn] = touches.get(vpn, 0) + 1
+                (fetched if op == IFETCH else written if op in (STORE, MODIFY) else set()).add(vpn)
+        if not regions_pages:
+            footprint_bytes = len(set(touches) - fetched) * 4096
         self.pos = [0] * len(threads)
         for i, cpu in enumerate(self.cpus):
             cpu.running = i < len(threads)
         self.mm_cpumask = [i < len(threads) for i in range(ncpu)]
         self.mm_gen = 1
+        self.batched_pending = self.batched_flushed = 0  # mm->tlb_flush_batched
         self.pti = cfg.tlb.pti
         self.ceiling = cfg.tlb.single_page_flush_ceiling
         self.events_per_flush = cfg.tlb.itlb_flush_events_per_flush
@@ -146,13 +161,34 @@ class ReferenceModel:
         self.kernel_per_entry = per_entry
         for i, v in enumerate(self.kernel_vpns):
             self.pt[v] = Pte(frame=n0 + n1 + i)
-        room0 = max(0, n0 - self.nodes[0].wmark.low)
         mode = cfg.memory.initial_pte
-        for i, (vpn, writable) in enumerate(regions_pages):
-            node = 0 if i < room0 else 1
-            frame = self.free[node].pop(0)
+        if not regions_pages:  # VMAs inferred: text is what is fetched from and never written
+            self.vma_write = {v: False for v in fetched - written}
+            if mode == "steady-state":
+                regions_pages = [(v, self.vma_write.get(v, True)) for v in touches]
+        placement = cfg.memory.placement
+        if placement == "hot":
+            regions_pages = sorted(regions_pages, key=lambda p: -touches.get(p[0], 0))
+        room0 = max(0, n0 - self.nodes[0].wmark.low)
+        to0 = [i < room0 for i in range(len(regions_pages))]
+        if placement == "interleave":
+            to0 = [i % 2 == 0 for i in range(len(regions_pages))]
+            extra = sum(to0) - room0
+            for i in reversed(range(len(to0))):
+                if extra <= 0:
+                    break
+                if to0[i]:
+                    to0[i], extra = False, extra - 1
+        nodes = [0 if x else 1 for x in to0]
+        frames = [self.free[nid].pop(0) for nid in nodes]
+        if placement == "hot":  # the hottest page gets its node's highest frame (the LRU head)
+            for nid in (0, 1):
+                at = [i for i, x in enumerate(nodes) if x == nid]
+                for i, f in zip(at, reversed([frames[i] for i in at])):
+                    frames[i] = f
+        for (vpn, writable), node, frame in zip(regions_pages, nodes, frames):
             if mode == "steady-state":  # (the test traces have no stack regions)
-                write, dirty = node == 1, False
+                write, dirty = (True, True) if vpn in written else (node == 1, False)
             else:
                 write, dirty = mode != "readonly-clean", mode == "writable-dirty"
             self.pt[vpn] = Pte(frame=frame, write=writable and write, dirty=writable and dirty)
@@ -293,6 +329,9 @@ class ReferenceModel:
             cpu.counters["tlb_shootdown_irqs"] += 1
             self._charge(c, self.costs.ipi_receive, "ipi")
             cpu.times["ipi"] += self._kernel_entry(c)
+        if cpu.lazy:  # only a page-table-freeing flush reaches a lazy CPU: to init_mm
+            self.mm_cpumask[c] = False
+            return
         if new_gen != 0 and new_gen <= cpu.gen:
             return
         if cpu.gen == self.mm_gen:
@@ -318,13 +357,14 @@ class ReferenceModel:
         cpu.counters["stlb_flush"] += n
         cpu.gen = self.mm_gen
 
-    def _flush(self, initiator: int, mask: list[bool], pages, new_gen: int) -> None:
+    def _flush(self, initiator: int, mask: list[bool], pages, new_gen: int, freed: bool = False) -> None:
+        mask = list(mask)
         others = [i for i, b in enumerate(mask) if b and i != initiator]
         if others:
             self.cpus[initiator].counters["nr_tlb_remote_flush"] += 1
             ipis = 0
             for i, b in enumerate(mask):
-                if not b or self.cpus[i].lazy:
+                if not b or (self.cpus[i].lazy and not freed):
                     continue
                 if i == initiator:
                     self._flush_local_or_remote(i, pages, new_gen, local=True)
@@ -334,13 +374,18 @@ class ReferenceModel:
             if ipis:
                 co = self.costs
                 self._charge(initiator, ipis * co.ipi_send + co.vmexit + co.ipi_wait, "ipi")
-        elif mask[initiator] and not self.cpus[initiator].lazy:
+        elif mask[initiator] and (freed or not self.cpus[initiator].lazy):
             self._flush_local_or_remote(initiator, pages, new_gen, local=True)
 
-    def _flush_range(self, initiator: int, vpns) -> None:
+    def _flush_range(self, initiator: int, vpns, freed: bool = False) -> None:
         self.mm_gen += 1
         pages = None if vpns is None or len(vpns) > self.ceiling else list(vpns)
-        self._flush(initiator, self.mm_cpumask, pages, self.mm_gen)
+        self._flush(initiator, self.mm_cpumask, pages, self.mm_gen, freed)
+
+    def _flush_batched_pending(self, initiator: int) -> None:
+        if self.batched_pending != self.batched_flushed:
+            self._flush_range(initiator, None, freed=True)
+            self.batched_flushed = self.batched_pending
 
     def _apply(self, ev: Event) -> None:
         if ev.kind == "range":
@@ -349,10 +394,25 @@ class ReferenceModel:
             self._flush_range(ev.cpu, None)
         elif ev.kind == "batch":
             self._flush(ev.cpu, list(ev.mask), None, 0)
+        elif ev.kind == "batched":  # a batched unmap recorded in mm->tlb_flush_batched
+            self.batched_pending += 1
+        elif ev.kind == "pending":
+            self._flush_batched_pending(ev.cpu)
+        elif ev.kind == "mm":
+            self._flush_range(ev.cpu, None, freed=True)
         elif ev.kind == "wrprotect":
             for v in ev.vpns:
                 if v in self.pt and self.pt[v].present:
                     self.pt[v].write = False
+            self._flush_range(ev.cpu, ev.vpns)
+        elif ev.kind == "mprotect":  # change_protection: entry, per-PMD check, PTE walk, flush
+            cpu = self.cpus[ev.cpu]
+            cpu.times["fault"] += self._kernel_entry(ev.cpu)
+            self._flush_batched_pending(ev.cpu)
+            present = [v for v in ev.vpns if v in self.pt and self.pt[v].present]
+            for v in present:
+                self.pt[v].write = False
+            self._charge(ev.cpu, len(present) * self.costs.pte_update, "fault")
             self._flush_range(ev.cpu, ev.vpns)
         elif ev.kind == "unmap":
             freed = []

@@ -7,6 +7,7 @@ kswapd, interval sampling, scheduled test events) run at quantum boundaries in t
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from dataclasses import dataclass, field
@@ -15,15 +16,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..cache import file_sha256
 from ..config import Config
 from ..errors import ConfigError, TraceError
 from ..trace.native import TraceReader
+from ..trace.prepass import trace_profile
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
 from .feeder import Buffers, Feeder
 from .alloc import Allocator
 from .flush import FlushMechanism
-from .machine import Machine
+from .jit_cache import compile_clock
+from .machine import Machine, needs_profile
+from .warmup import Warmup
 
 ProgressFn = Callable[[int, float], None]  # (accesses so far, modelled ns)
 
@@ -39,6 +44,7 @@ class RunResult:
     cpus: list[dict[str, Any]]
     intervals: list[dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
+    identity: Any = None  # engines.loader.EngineIdentity: name, source file and its sha256
 
 
 @dataclass(order=True)
@@ -52,7 +58,8 @@ class Replay:
     """One run of one trace through one machine and engine."""
 
     def __init__(self, cfg: Config, trace: "str | Path | TraceReader", engine=None,
-                 progress: ProgressFn | None = None, check_invariants: bool = False):
+                 progress: ProgressFn | None = None, check_invariants: bool = False,
+                 trace_sha256: str | None = None):
         self.cfg = cfg
         self.reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
         meta = self.reader.meta
@@ -67,7 +74,12 @@ class Replay:
         if self.reader.num_rows == 0:
             raise TraceError(self.reader.path, "the trace is empty")
         self.threads = threads
-        self.machine = m = Machine(cfg, meta)
+        self.trace_sha256 = trace_sha256  # hashed here only when the pre-pass is needed
+        profile = None
+        if needs_profile(cfg, meta):
+            self.trace_sha256 = trace_sha256 or file_sha256(self.reader.path)
+            profile = trace_profile(self.reader, self.trace_sha256)
+        self.machine = m = Machine(cfg, meta, profile=profile)
         m.place_initial()
         m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = FlushMechanism(m)
@@ -93,14 +105,18 @@ class Replay:
 
             self.checker = Checker(self)
         self.alloc = Allocator(self)
+        self.warmup = Warmup(self, cfg.replay.warmup) if cfg.replay.warmup else None
         self.engine = engine
         self.tiering = None
+        self.sched = None
         self._vmas_cache: tuple[int, list] | None = None
         if engine is not None:
+            from .sched import Scheduler
             from .tiering import Tiering
 
             engine.attach(self)
             self.tiering = Tiering(self, engine)
+            self.sched = Scheduler(self, engine)
 
     # ---- scheduling --------------------------------------------------------------------
     def at(self, t_ns: float, fn: Callable[["Replay"], None]) -> None:
@@ -198,10 +214,15 @@ class Replay:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> RunResult:
+        """Replay the whole trace. ``wall_s`` leaves out compiling the loop (a first run's)."""
         try:
-            return self._run()
+            with compile_clock() as compiling:
+                wall0 = time.perf_counter()
+                self._run()
+                wall = time.perf_counter() - wall0
         finally:
             self.feeder.close()
+        return self._result(max(0.0, wall - compiling.seconds))
 
     def _loop(self, running: np.ndarray, t_stop: float, out: np.ndarray, hint: np.ndarray) -> int:
         m = self.machine
@@ -213,9 +234,8 @@ class Replay:
             self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
             m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last)
 
-    def _run(self) -> RunResult:
+    def _run(self) -> None:
         m = self.machine
-        wall0 = time.perf_counter()
         out = np.zeros(3, np.int64)
         hint = self.tiering.hint if self.tiering is not None else np.zeros(K.N_HINT, np.float64)
         self.feeder.start()
@@ -226,11 +246,14 @@ class Replay:
         if self.engine is not None:
             self.engine.start()
             self.tiering.start()
+            self.sched.start()
         t_stop = self._next_stop()
         while True:
             reason = self._loop(self.running, t_stop, out, hint)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
+                if self.warmup is not None:
+                    self.warmup.on_dry(int(out[0]))
                 self.feeder.refill(int(out[0]))
                 continue
             if reason == K.R_FAULT_MISSING:
@@ -253,7 +276,6 @@ class Replay:
             self.engine.finish()
         if self.checker is not None:
             self.checker.finish()
-        return self._result(time.perf_counter() - wall0)
 
     def _update_lazy(self) -> None:
         """A CPU whose thread finished runs the idle task: lazy TLB, mm still loaded."""
@@ -263,8 +285,6 @@ class Replay:
 
     def _boundary(self) -> None:
         t = self.now()
-        if self.tiering is not None:
-            self.tiering.on_boundary(t)
         while self._events and self._events[0].t_ns <= t:
             ev = heapq.heappop(self._events)
             ev.fn(self)
@@ -272,6 +292,13 @@ class Replay:
             self._sample_interval(t)
             while self._next_interval <= t:
                 self._next_interval += self.interval_ns
+
+    def restart_intervals(self) -> None:
+        """Interval rows start afresh from now (the end of the warm-up)."""
+        m = self.machine
+        self.intervals = []
+        self._last_totals = m.counters.sum(axis=0)
+        self._last_times = m.times.sum(axis=0)
 
     def _sample_interval(self, t_ns: float) -> None:
         m = self.machine
@@ -297,16 +324,19 @@ class Replay:
 
     def _result(self, wall_s: float) -> RunResult:
         m = self.machine
-        totals: dict[str, Any] = {name: int(v) for name, v in zip(COUNTERS, m.counters.sum(axis=0))}
-        tsum = m.times.sum(axis=0)
-        runtime_ns = float(m.clock[: self.threads].max())
+        replayed = int(m.counters[:, C["accesses"]].sum())
+        counters, times, start = (self.warmup.counted() if self.warmup is not None
+                                  else (m.counters, m.times, np.zeros(m.ncpu)))
+        totals: dict[str, Any] = {name: int(v) for name, v in zip(COUNTERS, counters.sum(axis=0))}
+        tsum = times.sum(axis=0)
+        runtime_ns = float((m.clock - start)[: self.threads].max())
         totals.update({
             "runtime_s": runtime_ns / 1e9,
             "cpu_time_s": float(tsum[T["busy"]]) / 1e9,
             **{f"stall_{n}_s": float(tsum[i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"},
             "migrc_pending_pages_peak": 0,
             "wall_s": wall_s,
-            "accesses_per_s": totals["accesses"] / wall_s if wall_s > 0 else 0.0,
+            "accesses_per_s": replayed / wall_s if wall_s > 0 else 0.0,
             "invariant_violations": 0,
         })
         if self.engine is not None:
@@ -316,17 +346,19 @@ class Replay:
         cpus = []
         for c in range(m.ncpu):
             row: dict[str, Any] = {"cpu": c}
-            row.update({name: int(m.counters[c, i]) for i, name in enumerate(COUNTERS)})
-            row.update({f"stall_{n}_s": float(m.times[c, i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"})
-            row["cpu_time_s"] = float(m.times[c, T["busy"]]) / 1e9
+            row.update({name: int(counters[c, i]) for i, name in enumerate(COUNTERS)})
+            row.update({f"stall_{n}_s": float(times[c, i]) / 1e9 for i, n in enumerate(TIMES) if n != "busy"})
+            row["cpu_time_s"] = float(times[c, T["busy"]]) / 1e9
             cpus.append(row)
         extra = {
             "threads": self.threads,
             "dram_pages": m.nodes[0].pages,
             "cxl_pages": m.nodes[1].pages,
-            "footprint_bytes": self.reader.meta.footprint_bytes,
+            "footprint_bytes": m.footprint_bytes,
             "time_scale": self.cfg.replay.time_scale,
             "trace_rows": self.feeder.read_rows,
+            # the effective TLBs (a tlb.* key of 0 in the config means the preset's size)
+            **{k: v for k, v in dataclasses.asdict(m.geometry).items() if k != "source"},
         }
         if self.checker is not None:
             extra["violations"] = [str(v) for v in self.checker.found]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel as K
+from .counters import T
 from .reference import Event
 
 
@@ -26,6 +27,15 @@ def apply_event(replay, ev: Event) -> None:
     if ev.kind == "batch":
         fl.flush_batch(ev.cpu, np.array(ev.mask, np.bool_))
         return
+    if ev.kind == "batched":
+        fl.note_batched_unmap()
+        return
+    if ev.kind == "pending":
+        fl.flush_tlb_batched_pending(ev.cpu)
+        return
+    if ev.kind == "mm":
+        fl.flush_tlb_mm(ev.cpu)
+        return
     pids = _pids(replay, ev.vpns)
     known = pids[pids >= 0]
     # a range covers every page named, seen or not (pages never seen cannot be cached)
@@ -35,6 +45,13 @@ def apply_event(replay, ev: Event) -> None:
     elif ev.kind == "wrprotect":
         present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
         m.pte_flags[present] &= ~K.PTE_WRITE
+        fl.flush_mm_range(ev.cpu, known, npages)
+    elif ev.kind == "mprotect":
+        m.times[ev.cpu, T["fault"]] += m.kernel_entry(ev.cpu)
+        fl.flush_tlb_batched_pending(ev.cpu)
+        present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
+        m.pte_flags[present] &= ~K.PTE_WRITE
+        m.charge(ev.cpu, len(present) * m.costs.pte_update, T["fault"])
         fl.flush_mm_range(ev.cpu, known, npages)
     elif ev.kind == "unmap":
         present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]

@@ -1,19 +1,23 @@
 """The tiering policy of v6.7: NUMA-balancing promotion (mode 2) and kswapd demotion (K§5).
 
-Kernel periods, thresholds and windows are multiplied by ``replay.time_scale`` and the
-promotion rate limit is divided by it (model.md §1): a compressed run sees as many scans,
-threshold adjustments and rate-limit windows per modelled second as the real one does per
-real second times the scale.
+The scanner and its period live in numa_scan.py, reclaim in vmscan.py; this module holds the
+promotion decision (do_numa_page, should_numa_migrate_memory, migrate_misplaced_folio) and
+kswapd as a task on a CPU. Kernel periods, thresholds and windows are multiplied by
+``replay.time_scale`` and the promotion rate limit is divided by it (model.md §1): a
+compressed run sees as many scans, threshold adjustments and rate-limit windows per
+modelled second as the real one does per real second times the scale.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..engines.base import MR_DEMOTION, MR_NUMA_MISPLACED
 from . import kernel as K
 from .counters import C, T
 from .memory import F_USED, Lru
+from .migrate_reason import MR_NUMA_MISPLACED
+from .numa_scan import NumaScanner
+from .vmscan import MAX_RECLAIM_RETRIES, Reclaim
 
 NS_PER_MS = 1e6
 GIB_PAGES = (1 << 30) >> 12
@@ -38,11 +42,10 @@ class Tiering:
                               f"tiering), got {self.mode} (modes 1 and 3 balance between CPU "
                               f"nodes; the model has one)")
         self.demotion = tc.demotion_enabled
-        self.scan_delay = tc.scan_delay * ts
-        self.scan_period = tc.scan_delay * ts  # init_numa_balancing: period starts at scan_delay
-        self.scan_period_max = tc.scan_period_max * ts
-        self.scan_pages = max(1, int(tc.scan_size_mb * (1 << (20 - 12))))
+        self.scan_period_max = tc.scan_period_max * ts  # the threshold's adjustment window
         self.hot_threshold = tc.hot_threshold * ts
+        self.steady = cfg.memory.initial_pte == "steady-state"
+        self.enough_pages = max(int(GIB_PAGES * cfg.replay.space_scale), m.nodes[DRAM].pages >> 4)
         self.rate_limit = tc.promote_rate_limit_MBps * (1 << (20 - 12)) * ts  # pages per scaled second
         self.rate_window = 1000 * NS_PER_MS * ts
         self.reclaim_chunk = tc.reclaim_chunk
@@ -57,9 +60,7 @@ class Tiering:
 
             raise ConfigError(f"config key 'machine.kswapd_cpu': expected a CPU in [0, {m.ncpu - 1}], "
                               f"got {self.kswapd_cpu}")
-        # NUMA scanner state (mm->numa_scan_offset) and promotion state of node 0 (pgdat)
-        self.scan_offset = 0
-        self.scans = 0
+        # promotion state of node 0 (pgdat)
         self.nbp_threshold = 0.0
         self.nbp_th_start = 0.0
         self.nbp_th_nr_cand = 0
@@ -77,99 +78,59 @@ class Tiering:
         used = np.flatnonzero(m.frame_state == F_USED)[::-1]  # first placed = oldest = tail
         for node in m.nodes:
             self.lru.fill(node.nid, used[m.frame_node[used] == node.nid])
+        self.numa = NumaScanner(self)
+        self.vmscan = Reclaim(self)
+        if self.steady:
+            self.nbp_threshold = self.steady_threshold()
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
         if self.mode & 2:
-            self.r.at(self.scan_delay, lambda r: self.numa_scan())
+            self.numa.start()
         self.refresh_hint()
 
-    def on_boundary(self, now: float) -> None:
-        """Kernel housekeeping that only needs quantum resolution."""
-        self._adjust_threshold(now)
+    def steady_threshold(self) -> float:
+        """The hot threshold a long run has: numa_promotion_adjust_threshold adds a unit per
+        scan_period_max window while the window's candidates stay below 90 % of the rate
+        limit's, and a window cannot hold more candidates than hint faults, nor more hint
+        faults than PTEs the scanner updates: at most scan_size per task_scan_min() (the
+        MAX_SCAN_WINDOW floor). When even that bound is below 90 %, every window adds a unit
+        and the threshold sits at its cap, 2 x hot_threshold, after 16/2 windows (8 min of a
+        real run); otherwise it depends on the workload and starts at the default (0)."""
+        window_scans = self.scan_period_max / self.numa.ns(max(1, self.numa.scan_min()))
+        bound = self.numa.scan_pages * window_scans
+        ref_cand = self.rate_limit * (self.scan_period_max / (1000 * NS_PER_MS * self.ts))
+        return 2 * self.hot_threshold if bound < ref_cand * 9 / 10 else 0.0
+
+    def free_space_enough(self) -> bool:
+        """pgdat_free_space_enough: DRAM above promo + max(1 GiB, node pages / 16)."""
+        dram = self.m.nodes[DRAM]
+        return dram.watermark_ok(dram.wmark.promo + self.enough_pages)
 
     def refresh_hint(self) -> None:
         """Let the compiled loop settle cold hint faults itself while nothing else can happen:
-        DRAM is not 'free enough' (which promotes regardless of hotness), no checker is
+        DRAM is not 'free enough' (which promotes regardless of hotness), no threshold
+        adjustment is due (numa_promotion_adjust_threshold runs in the fault), no checker is
         watching, and the engine has nothing to do when a PTE becomes writable again."""
-        m = self.m
-        dram = m.nodes[DRAM]
-        enough = dram.watermark_ok(dram.wmark.promo + max(GIB_PAGES, dram.pages >> 4))
         quiet = self.engine.numa_restore_is_quiet()
+        enough = self.free_space_enough()
         on = self.fast_hints and bool(self.mode & 2) and not enough and quiet and self.r.checker is None
         self.hint[K.H_ENABLED] = 1.0 if on else 0.0
         self.hint[K.H_THRESHOLD] = self.nbp_threshold or self.hot_threshold
-        self.hint[K.H_FAULT_NS] = m.costs.fault
+        self.hint[K.H_FAULT_NS] = self.m.costs.fault
+        self.hint[K.H_ADJUST_AT] = self.nbp_th_start + self.scan_period_max
 
-    def lru_add(self, frame: int) -> None:
-        self.lru.add_head(int(self.m.frame_node[frame]), frame)
-
-    # ---- NUMA scanner (task_numa_work + change_prot_numa) ---------------------------------
-    def _scan_cpu(self) -> int | None:
-        """The thread whose tick reaches task_numa_work first: round robin over running threads."""
-        r = self.r
-        running = np.flatnonzero(r.running[: r.threads])
-        if len(running) == 0:
-            return None
-        return int(running[self.scans % len(running)])
+    def lru_add(self, frame: int, like: int | None = None) -> None:
+        """A folio joins its node's LRU: new (inactive, unreferenced), or the destination of a
+        migration of ``like`` (folio_migrate_flags copies PG_active and PG_referenced)."""
+        lru = self.lru
+        lru.active[frame] = lru.active[like] if like is not None else False
+        lru.referenced[frame] = lru.referenced[like] if like is not None else False
+        lru.add(frame, int(self.m.frame_node[frame]))
 
     def numa_scan(self) -> None:
-        cpu = self._scan_cpu()
-        if cpu is None:
-            return
-        self.scans += 1
-        m = self.m
-        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
-        vmas = self.r.vmas()
-        now = self.r.now()
-        pages = self.scan_pages
-        virtpages = pages * 8
-        start = self.scan_offset
-        reached_end = True
-        for vstart, vend, pids, vpns in vmas:
-            if vend <= start:
-                continue
-            start = max(start, vstart)
-            while start < vend:
-                end = min(vend, _align_up(start + pages * 4096, 2 << 20))
-                updated = self._change_prot_numa(cpu, pids, vpns, start, end, now)
-                chunk = (end - start) >> 12
-                if updated:
-                    pages -= chunk
-                virtpages -= chunk
-                start = end
-                if pages <= 0 or virtpages <= 0:
-                    reached_end = False
-                    break
-            if not reached_end:
-                break
-        self.scan_offset = 0 if reached_end else start
-        self.r.at(now + self.scan_period, lambda r: self.numa_scan())
-
-    def _change_prot_numa(self, cpu: int, pids: np.ndarray, vpns: np.ndarray, start: int, end: int,
-                          now: float) -> int:
-        """PROT_NONE the slow-tier PTEs in [start, end), record the scan time, flush the range."""
-        m = self.m
-        lo, hi = np.searchsorted(vpns, [start >> 12, end >> 12])
-        sel = pids[lo:hi]
-        if len(sel) == 0:
-            return 0
-        fl = m.pte_flags[sel]
-        frames = m.pte_pfn[sel]
-        ok = ((fl & K.PTE_PRESENT) != 0) & ((fl & K.PTE_PROTNONE) == 0)
-        ok &= m.frame_node[np.maximum(frames, 0)] != DRAM  # mode 2: top-tier folios are skipped
-        hit = sel[ok]
-        if len(hit) == 0:
-            return 0
-        # pte_modify(PAGE_NONE): the write bit goes, dirty and young stay
-        m.pte_flags[hit] = (m.pte_flags[hit] & ~K.PTE_WRITE) | K.PTE_PROTNONE
-        m.scan_time[hit] = now
-        m.counters[cpu, C["numa_pte_updates"]] += len(hit)
-        m.charge(cpu, len(hit) * m.costs.pte_update, T["fault"])
-        hv = m.page_vpn[hit]
-        span = int(hv.max() - hv.min() + 1)  # mmu_gather flushes [first, last] changed address
-        self.r.flush.flush_mm_range(cpu, hit, npages=span)
-        return len(hit)
+        """task_numa_work now (tests drive the scanner by hand with it)."""
+        self.numa.task_numa_work()
 
     # ---- hint faults and promotion (do_numa_page, should_numa_migrate_memory) ------------
     def hint_fault(self, cpu: int, pid: int) -> None:
@@ -198,11 +159,10 @@ class Tiering:
 
     def _should_promote(self, cpu: int, pid: int, now: float) -> bool:
         m = self.m
-        dram = m.nodes[DRAM]
-        enough = max(GIB_PAGES, dram.pages >> 4)
-        if dram.watermark_ok(dram.wmark.promo + enough):  # pgdat_free_space_enough
+        if self.free_space_enough():
+            self.nbp_threshold = 0.0  # workload changed: reset the hot threshold
             return True
-        # (numa_promotion_adjust_threshold runs at quantum boundaries: on_boundary)
+        self._adjust_threshold(now)
         th = self.nbp_threshold or self.hot_threshold
         latency = now - m.scan_time[pid]
         if latency >= th:
@@ -245,57 +205,54 @@ class Tiering:
         self.lru.remove(CXL, frame)
         done, failed = self.engine.migrate_pages(cpu, [frame], MR_NUMA_MISPLACED, DRAM)
         if failed:
-            self.lru.add_head(CXL, frame)
+            self.lru.add(frame, CXL)  # folio_putback_lru
             return False
         m.counters[cpu, C["numa_pages_migrated"]] += len(done)
         m.counters[cpu, C["pgpromote_success"]] += len(done)
+        # do_numa_page reports the fault on the target node, a top tier one
+        self.numa.task_numa_fault(cpu, mem_toptier=True)
         return True
 
-    # ---- kswapd (balance_pgdat on node 0 to the promo watermark) -------------------------
+    # ---- kswapd (vmscan.Reclaim) as a task on a CPU -------------------------------------
     def wake_kswapd(self, nid: int, cpu: int = 0) -> None:
-        """wakeup_kswapd: a no-op while kswapd is already running or the node is balanced."""
+        """wakeup_kswapd: a no-op while kswapd runs, or when the node is balanced or
+        hopeless (kswapd_failures)."""
         if nid != DRAM or self.kswapd_pending or not self.demotion:
             return
-        if self._balanced():
+        if self.vmscan.kswapd_failures >= MAX_RECLAIM_RETRIES or self.vmscan.balanced():
             return
         self.kswapd_waker = cpu
         self.kswapd_pending = True
         self.r.at(self.r.now(), lambda r: self.kswapd())
 
-    def _balanced(self) -> bool:
-        dram = self.m.nodes[DRAM]
-        mark = dram.wmark.promo if self.mode & 2 else dram.wmark.high
-        return dram.watermark_ok(mark)
-
     def kswapd(self) -> None:
-        """kswapd (balance_pgdat) as a task sharing its CPU with a busy thread under EEVDF.
+        """kswapd as a task sharing its CPU with a busy thread under EEVDF.
 
         Woken, it preempts the thread (it slept, so it is eligible with the earlier deadline)
-        and works chunk after chunk until node 0 is balanced, two passes over the LRU are done,
-        or it has used a base slice of CPU time; then the thread gets as long before kswapd
-        runs again. The work is done a quantum of CPU time at a time so that other CPUs'
-        promotions interleave with it. Reclaim therefore lasts as long as it costs -- flush
-        round trips included -- and promotions keep being refused meanwhile."""
+        and runs balance_pgdat until it may sleep again or has used a base slice of CPU time;
+        then the thread gets as long before kswapd runs again. The work is done a quantum of
+        CPU time at a time (one list operation after another) so that other CPUs' promotions
+        interleave with it. Reclaim therefore lasts as long as it costs -- flush round trips
+        included -- and promotions keep being refused meanwhile."""
         m = self.m
         if self._kswapd_run is None:
             self.kswapd_runs += 1
-            self._kswapd_run = {"scanned": 0, "limit": 2 * self.lru.size[DRAM], "slice": 0.0,
-                                "cpu": self.kswapd_cpu if self.kswapd_cpu >= 0 else self.kswapd_waker}
+            cpu = self.kswapd_cpu if self.kswapd_cpu >= 0 else self.kswapd_waker
+            self._kswapd_run = {"work": self.vmscan.kswapd(cpu), "slice": 0.0, "cpu": cpu}
         run = self._kswapd_run
         cpu = run["cpu"]
         if not m.lazy[cpu]:  # switched in from the user thread: a kernel entry
             m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+            self.r.flush.switch_to_kernel(cpu)
         m.lazy[cpu] = True  # a kernel thread: the user mm stays loaded, lazily
         t0 = float(m.clock[cpu])
         done = False
         while True:
-            if self._balanced() or run["scanned"] >= run["limit"]:
+            try:
+                next(run["work"])
+            except StopIteration:
                 done = True
                 break
-            if self._shrink_chunk(cpu, "pgdemote_kswapd") < 0:
-                done = True
-                break
-            run["scanned"] += self.reclaim_chunk
             if m.clock[cpu] - t0 >= self.r.quantum:
                 break
         run["slice"] += float(m.clock[cpu]) - t0
@@ -326,37 +283,5 @@ class Tiering:
             self.r.flush.switch_back(cpu)
 
     def direct_reclaim(self, cpu: int) -> None:
-        """A user allocation found every node below min: reclaim one chunk itself."""
-        self._shrink_chunk(cpu, "pgdemote_direct")
-
-    def _shrink_chunk(self, cpu: int, counter: str) -> int:
-        """Isolate ≤32 folios from the tail; referenced ones rotate, the rest are demoted."""
-        m = self.m
-        isolated = self.lru.take_tail(DRAM, self.reclaim_chunk)
-        if not isolated:
-            return -1
-        m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
-        demote = []
-        for f in isolated:
-            pid = int(m.frame_pid[f])
-            if m.pte_flags[pid] & K.PTE_YOUNG:
-                m.pte_flags[pid] &= ~K.PTE_YOUNG  # folio_referenced: young cleared, no flush on x86
-                self.lru.add_head(DRAM, f)
-            else:
-                demote.append(f)
-        # a referenced folio is activated; shrink_active_list isolates and checks it once more
-        # before it is back on the inactive list: that pass is paid here
-        m.charge(cpu, (len(isolated) - len(demote)) * m.costs.lru_scan, T["fault"])
-        if not demote or not self.demotion:
-            for f in demote:
-                self.lru.add_head(DRAM, f)
-            return 0
-        done, failed = self.engine.migrate_pages(cpu, demote, MR_DEMOTION, CXL)
-        for f in failed:
-            self.lru.add_head(DRAM, f)
-        m.counters[cpu, C[counter]] += len(done)
-        return len(done)
-
-
-def _align_up(x: int, a: int) -> int:
-    return (x + a - 1) // a * a
+        """A user allocation found every node below min: try_to_free_pages on its own CPU."""
+        self.vmscan.try_to_free_pages(cpu)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import TraceError, UserError
 from .native import TraceWriter
-from .readers import CHUNK_BYTES, open_reader
+from .merge import open_inputs
+from .readers import CHUNK_BYTES, NativeSource, open_reader
 
 
 @dataclass
@@ -40,12 +41,16 @@ class ConvertResult:
                 f"to {self.out} in {self.seconds:.2f} s ({self.rate / 1e6:.2f} M records/s)")
 
 
-def convert(src: str | Path, out: str | Path, fmt: str | None = None,
-            chunk_bytes: int = CHUNK_BYTES) -> ConvertResult:
-    """Convert ``src`` (format ``fmt``, detected when None) to the native trace ``out``."""
-    src, out = Path(src), Path(out)
+def convert(src: str | Path | list[str | Path], out: str | Path, fmt: str | None = None,
+            chunk_bytes: int = CHUNK_BYTES, start_at: int | None = None) -> ConvertResult:
+    """Convert ``src`` (format ``fmt``, detected when None) to the native trace ``out``.
+
+    Several inputs become one thread each; ``start_at`` cuts each input at its first
+    instruction fetch at that address (``merge.py``)."""
+    srcs = [Path(p) for p in src] if isinstance(src, (list, tuple)) else [Path(src)]
+    src, out = srcs[0], Path(out)
     t0 = time.perf_counter()
-    reader = open_reader(src, fmt, chunk_bytes)
+    reader = open_inputs(srcs, lambda p: _open_one(p, fmt, chunk_bytes), start_at)
     if out.is_dir():
         raise UserError(f"{out}: is a directory; give the output file's name")
     meta = reader.base_meta()
@@ -62,3 +67,10 @@ def convert(src: str | Path, out: str | Path, fmt: str | None = None,
     return ConvertResult(src=src, out=out, format=reader.format_name, records=records,
                          input_lines=reader.stats.lines, threads=meta.threads,
                          seconds=time.perf_counter() - t0, notes=list(reader.stats.notes))
+
+
+def _open_one(path: Path, fmt: str | None, chunk_bytes: int):
+    reader = open_reader(path, fmt, chunk_bytes)
+    if isinstance(reader, NativeSource):
+        reader.renumber_threads = True  # what we write, `run` must accept
+    return reader

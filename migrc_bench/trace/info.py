@@ -1,4 +1,5 @@
-"""``trace info``: what a trace holds, computed in one streaming pass.
+"""``trace info``: what a trace holds, from one streaming pass (a native trace's is the
+cached pre-pass of ``prepass.py``).
 
 Reported: records by op and by thread; distinct 4 KiB pages split into code (touched by an
 instruction fetch, or inside a region of kind ``code``) and data (every other touched page),
@@ -15,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .native import OP_NAMES, PAGE_SHIFT, PAGE_SIZE, Region, TraceMeta
-from .pageset import FETCH, WRITE, PageSet
+from .native import OP_NAMES, PAGE_SIZE, TraceMeta
+from .pageset import WRITE
+from .prepass import scan, trace_profile
 from .readers import CHUNK_BYTES, NativeSource, open_reader
 
 
@@ -72,33 +74,21 @@ class TraceInfo:
         }
 
 
-def _in_code_regions(pages: np.ndarray, regions: tuple[Region, ...]) -> np.ndarray:
-    inside = np.zeros(len(pages), bool)
-    for r in regions:
-        if r.kind == "code" and r.end > r.start:
-            first, last = r.start >> PAGE_SHIFT, (r.end - 1) >> PAGE_SHIFT
-            inside |= (pages >= np.uint64(first)) & (pages <= np.uint64(last))
-    return inside
-
-
 def trace_info(path: str | Path, fmt: str | None = None,
                chunk_bytes: int = CHUNK_BYTES) -> TraceInfo:
-    """Stream ``path`` once (format ``fmt``, detected when None) and summarise it."""
+    """Summarise ``path`` (format ``fmt``, detected when None): a native trace's pre-pass
+    (cached, so asking again does not rescan it), or one pass over another format."""
     reader = open_reader(path, fmt, chunk_bytes)
-    # A native trace's stored metadata is shown as it is; the per-thread table shows the tids seen.
-    meta = reader.reader.meta if isinstance(reader, NativeSource) else reader.base_meta()
-    by_op = np.zeros(4, np.int64)
-    by_thread = np.zeros(1 << 16, np.int64)
-    pages = PageSet()
-    for batch in reader.iter_batches():
-        by_op += np.bincount(batch.op, minlength=4)[:4]
-        by_thread += np.bincount(batch.tid, minlength=1 << 16)
-        pages.add(batch.op, batch.addr, batch.size)
-    keys, flags = pages.items()
-    code = ((flags & FETCH) != 0) | _in_code_regions(keys, meta.regions)
-    data_flags = flags[~code]
+    if isinstance(reader, NativeSource):
+        # the stored metadata is shown as it is; the per-thread table shows the tids seen
+        meta = reader.reader.meta
+        profile = trace_profile(reader.reader)
+    else:
+        meta = reader.base_meta()
+        profile = scan(reader.iter_batches(), meta.regions)
+    data_flags = profile.flags[~profile.code]
     written = int(np.count_nonzero(data_flags & WRITE))
-    return TraceInfo(path=Path(path), format=reader.format_name, meta=meta, by_op=by_op,
-                     by_thread=by_thread, code_pages=int(np.count_nonzero(code)),
+    return TraceInfo(path=Path(path), format=reader.format_name, meta=meta, by_op=profile.by_op,
+                     by_thread=profile.by_thread(), code_pages=int(np.count_nonzero(profile.code)),
                      data_pages=len(data_flags), data_read_only_pages=len(data_flags) - written,
                      data_written_pages=written)

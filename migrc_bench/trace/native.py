@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_path
 from ..errors import TraceError
+from .records import ADDR_LIMIT, OP_NAMES, check_records  # noqa: F401 (OP_NAMES)
 
 TRACE_VERSION = 1
 ROW_GROUP_ROWS = 1 << 20
@@ -20,7 +21,6 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 
 OP_IFETCH, OP_LOAD, OP_STORE, OP_MODIFY = 0, 1, 2, 3
-OP_NAMES = ("ifetch", "load", "store", "modify")
 
 SCHEMA = pa.schema([
     pa.field("tid", pa.uint16(), nullable=False),
@@ -83,13 +83,13 @@ class TraceMeta:
         return sum(r.pages for r in self.regions if r.kind != "code") * PAGE_SIZE
 
 
-def _meta_from_kv(path: Path, kv: dict[bytes, bytes] | None) -> TraceMeta:
+def _meta_from_kv(path: Path, kv: dict[bytes, bytes] | None) -> TraceMeta | None:
+    """The trace's metadata; None when it has none (a Parquet file written by someone else)."""
     kv = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (kv or {}).items()}
     get = lambda k: kv.get(META_PREFIX + k)  # noqa: E731
     version = get("trace_version")
     if version is None:
-        raise TraceError(path, "not a migrc-bench trace (no migrc_bench.trace_version metadata); "
-                               "convert it with 'migrc-bench trace convert'")
+        return None
     if version != str(TRACE_VERSION):
         raise TraceError(path, f"trace version {version} is not supported (this tool reads "
                                f"version {TRACE_VERSION})")
@@ -135,26 +135,73 @@ class TraceReader:
             schema = self._pf.schema_arrow
         except (pa.ArrowException, OSError) as exc:
             raise TraceError(self.path, f"not a readable Parquet file ({exc})") from None
-        self.meta = _meta_from_kv(self.path, schema.metadata)
+        meta = _meta_from_kv(self.path, schema.metadata)
         names = tuple(schema.names)
         if names[:4] != COLUMNS:
+            if meta is None:
+                raise TraceError(self.path, f"not a migrc-bench trace (no migrc_bench metadata, "
+                                            f"and columns {list(names)[:6]} rather than "
+                                            f"{', '.join(COLUMNS)})")
             raise TraceError(self.path, f"columns are {list(names)}, expected {list(COLUMNS)}")
         for f in SCHEMA:
             if schema.field(f.name).type != f.type:
                 raise TraceError(self.path, f"column {f.name} is {schema.field(f.name).type}, "
                                             f"expected {f.type}")
         self.num_rows = self._pf.metadata.num_rows
+        stats = self._column_ranges()
+        if meta is None:
+            # Someone else's Parquet with our columns: one address space, threads 0..max tid.
+            top = stats["tid"][1] if stats is not None else (
+                int(self.thread_ids().max()) if self.num_rows else 0)
+            meta = TraceMeta(source="parquet", threads=int(top) + 1 if self.num_rows else 1)
+        self.meta = meta
+        # Row-group statistics settle the record checks for the whole file at once; without
+        # them (a writer that left them out) every batch is checked as it is read.
+        self._check_batches = stats is None
+        if stats is not None and self._out_of_range(stats):
+            for batch in self.iter_batches(checked=True):  # finds and names the first bad row
+                pass
 
     def group_starts(self) -> np.ndarray:
         """The first row of each row group, and the number of rows after the last."""
         md = self._pf.metadata
         return np.cumsum([0] + [md.row_group(i).num_rows for i in range(md.num_row_groups)])
 
-    def iter_batches(self, batch_rows: int = ROW_GROUP_ROWS, first_group: int = 0
-                     ) -> Iterator[Batch]:
+    def _column_ranges(self) -> dict[str, tuple[int, int]] | None:
+        """(min, max) of each column over the file from the row-group statistics; None when
+        a row group lacks them."""
+        md = self._pf.metadata
+        out: dict[str, list[int]] = {}
+        try:
+            for g in range(md.num_row_groups):
+                rg = md.row_group(g)
+                if rg.num_rows == 0:
+                    continue
+                for j, name in enumerate(COLUMNS):
+                    st = rg.column(j).statistics
+                    if st is None or not st.has_min_max:
+                        return None
+                    lo, hi = int(st.min), int(st.max)
+                    cur = out.setdefault(name, [lo, hi])
+                    cur[0], cur[1] = min(cur[0], lo), max(cur[1], hi)
+        except (pa.ArrowException, OSError, TypeError, ValueError):
+            return None
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def _out_of_range(self, r: dict[str, tuple[int, int]]) -> bool:
+        if not r:
+            return False
+        return (r["op"][1] > OP_MODIFY or r["addr"][1] >= ADDR_LIMIT or r["size"][0] < 1
+                or r["tid"][1] >= max(1, self.meta.threads))
+
+    def iter_batches(self, batch_rows: int = ROW_GROUP_ROWS, checked: bool = False,
+                     first_group: int = 0) -> Iterator[Batch]:
         """Stream the trace (from row group ``first_group`` on: earlier ones are not read);
-        nulls or op codes outside 0..3 are a TraceError, not bad numbers."""
+        nulls and records ``records.check_records`` refuses are a TraceError naming the row,
+        never numbers passed on."""
         rows = int(self.group_starts()[first_group]) if first_group else 0
+        check = checked or self._check_batches
+        threads = max(1, self.meta.threads)
         for rb in self._iter_record_batches(batch_rows, list(COLUMNS), first_group):
             for i, name in enumerate(COLUMNS):
                 nulls = rb.column(i).null_count
@@ -162,10 +209,8 @@ class TraceReader:
                     raise TraceError(self.path, f"column {name} has {nulls} null values "
                                                 f"in rows {rows}..{rows + rb.num_rows - 1}")
             batch = Batch(*(rb.column(i).to_numpy(zero_copy_only=False) for i in range(4)))
-            if len(batch) and int(batch.op.max()) > OP_MODIFY:
-                bad = int(np.flatnonzero(batch.op > OP_MODIFY)[0])
-                raise TraceError(self.path, f"row {rows + bad}: op {int(batch.op[bad])} is not "
-                                            f"one of 0..3 ({', '.join(OP_NAMES)})")
+            if check:
+                check_records(self.path, batch, threads, rows)
             rows += len(batch)
             yield batch
 

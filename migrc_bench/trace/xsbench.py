@@ -16,34 +16,32 @@ docs/xsbench.md describes the model.
 from __future__ import annotations
 
 import json
-import queue
-import shlex
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from .native import ROW_GROUP_ROWS, TraceMeta, TraceWriter
+from .gencore import Block, Progress, loop_length, new_block, parse_flags, write_trace
+from .native import ROW_GROUP_ROWS, TraceMeta
 from .xsbench_data import XSBenchData, build_data
 from .xsbench_kernel import (C_CONCS, C_GRID, C_HASH_BINS, C_INDEX_GRID, C_ITERS, C_LOOKUPS,
                              C_MATS, C_MAX_NUCS, C_MAX_RECORDS, C_MODE, C_N_GRID, C_N_ISO,
                              C_N_POINTS, C_NUCLIDE_GRID, C_NUM_NUCS, C_THREADS, C_UEG, N_CFG,
-                             U_SEED, U_START, fill, sequence_length)
+                             U_SEED, U_START, fill)
 from .xsbench_layout import ArraySpan, XSBenchLayout, build_layout
-from .xsbench_params import (DEFAULT_HASH_BINS, GRID_IDS, MATERIAL_CDF, MODE_IDS, STARTING_SEED,
-                             XSBenchParams, click_params, material_lists, resolve_params)
+from .sizes import SizeEstimate, shorter
+from .xsbench_params import (CHUNK, DEFAULT_HASH_BINS, DEFAULT_LOOKUPS_PER_PARTICLE, GRID_IDS,
+                             MATERIAL_CDF, MODE_IDS, STARTING_SEED, XSBenchParams, click_params,
+                             material_lists, resolve_params)
 
 SOURCE = "xsbench-synth"
 VERIFY_MODULUS = 999_983          # Main.c: verification = verification % 999983
-Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]   # tid, op, addr, size
-Progress = Callable[[int, int], None]
 
 __all__ = ["XSBenchResult", "generate_xsbench", "generate_from_args", "xsbench_layout",
            "xsbench_checksum", "iter_blocks", "expected_records_per_lookup",
-           "max_records_per_lookup", "parse_args", "resolve_params"]
+           "max_records_per_lookup", "parse_args", "resolve_params", "click_params", "generate",
+           "expected_records", "size_estimate"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,11 @@ class XSBenchResult:
     @property
     def lookups(self) -> int:
         return self.params.total_lookups
+
+    def summary(self) -> str:
+        p = self.params
+        return (f"{self.records:,} records ({p.total_lookups:,} lookups, {p.threads} threads, "
+                f"{p.size}/{p.grid}/{p.mode}); XSBench verification checksum {self.verification}")
 
 
 def max_records_per_lookup(p: XSBenchParams) -> int:
@@ -81,6 +84,30 @@ def expected_records_per_lookup(p: XSBenchParams) -> float:
     probes = float(np.log2(p.n_points)) if p.grid == "unionized" else 0.0
     per_lookup = 2 + 1 + 1 + probes + 1 + nucs * (2 + search + 2 + 3)
     return 2 * (per_lookup + 2 / p.lookups_per_iteration * (p.mode == "history"))
+
+
+def size_estimate(p: XSBenchParams, lookups_given: bool = True,
+                  particles_given: bool = True) -> SizeEstimate:
+    """Records of run ``p`` from its parameters alone (lookups x records per lookup, by size,
+    grid type and mode), and the flags a user giving these most likely meant."""
+    records = expected_records(p)
+    if p.mode == "history":
+        what = (f"{p.total_lookups:,} lookups ({p.particles:,} particles x {p.lookups:,} "
+                f"lookups each)")
+    else:
+        what = f"{p.total_lookups:,} lookups"
+    hint = ""
+    if p.mode == "history" and lookups_given and not particles_given:
+        per = DEFAULT_LOOKUPS_PER_PARTICLE
+        hint = (f"in history mode -l is lookups per particle (x {p.particles:,} particles); for "
+                f"{p.lookups:,} lookups in all give -m event -l {p.lookups} or "
+                f"-p {max(1, -(-p.lookups // per))} -l {per}")
+    elif p.mode == "history" and not lookups_given and not particles_given:
+        hint = "XSBench's defaults: give -p (e.g. -p 400) or -l for a shorter run"
+    else:
+        hint = (shorter(records, "-p", p.particles) if p.mode == "history"
+                else shorter(records, "-l", p.lookups))
+    return SizeEstimate(what, records, hint)
 
 
 def _kernel_config(p: XSBenchParams, layout: XSBenchLayout, data: XSBenchData) -> np.ndarray:
@@ -118,7 +145,7 @@ class _Lookups:
 
     @property
     def done(self) -> bool:
-        return int(self.ist[0]) >= sequence_length(self.p.iterations, self.p.threads)
+        return int(self.ist[0]) >= loop_length(self.p.iterations, self.p.threads, CHUNK)
 
     @property
     def verification(self) -> int:
@@ -128,7 +155,7 @@ class _Lookups:
     def lookups_done(self) -> int:
         """Approximate (for progress): the share of the interleaved sequence walked so far."""
         p = self.p
-        n_seq = sequence_length(p.iterations, p.threads)
+        n_seq = loop_length(p.iterations, p.threads, CHUNK)
         return min(p.total_lookups, int(self.ist[0]) * p.total_lookups // max(1, n_seq))
 
     def run(self, tid: np.ndarray, op: np.ndarray, addr: np.ndarray, size: np.ndarray,
@@ -144,49 +171,9 @@ class _Lookups:
         TraceWriter keeps references to rows it has not flushed yet)."""
         cap = max(block_records, 2 * max_records_per_lookup(self.p))
         while not self.done:
-            cols = (np.empty(cap, np.uint16), np.empty(cap, np.uint8), np.empty(cap, np.uint64),
-                    np.empty(cap, np.uint8))
+            cols = new_block(cap)
             n = self.run(*cols)
             yield tuple(c[:n] for c in cols)
-
-
-def _in_background(blocks: Iterator[Block], depth: int = 2) -> Iterator[Block]:
-    """Yield ``blocks`` in order while a thread computes the next ones.
-
-    The kernel releases the GIL and so does Parquet writing, so generation overlaps writing
-    and the total time is about the larger of the two rather than their sum. At most ``depth``
-    blocks wait in the queue. An error in the producer is re-raised here; if the consumer stops
-    early (error, Ctrl-C), the producer is told to stop and does not block.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def produce() -> None:
-        try:
-            for block in blocks:
-                while not stop.is_set():
-                    try:
-                        q.put(block, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(end)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put(exc)
-
-    worker = threading.Thread(target=produce, name="xsbench-kernel", daemon=True)
-    worker.start()
-    try:
-        while (item := q.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
 
 
 def iter_blocks(p: XSBenchParams, block_records: int = ROW_GROUP_ROWS) -> Iterator[Block]:
@@ -208,12 +195,9 @@ def _generate(out_path: str | Path, p: XSBenchParams, block_records: int,
     layout = build_layout(p)
     meta = _meta(p, layout)
     run = _Lookups(p, layout)
-    with TraceWriter(out_path, meta) as writer:
-        for block in _in_background(run.blocks(block_records)):
-            writer.write(*block)
-            if progress is not None:
-                progress(run.lookups_done, p.total_lookups)
-    return XSBenchResult(path=Path(out_path), meta=meta, params=p, records=writer.rows,
+    tick = None if progress is None else (lambda: progress(run.lookups_done, p.total_lookups))
+    rows = write_trace(out_path, meta, run.blocks(block_records), tick)
+    return XSBenchResult(path=Path(out_path), meta=meta, params=p, records=rows,
                          verification=run.verification)
 
 
@@ -235,21 +219,24 @@ def generate_xsbench(out_path: str | Path, size: str = "large", grid: str = "uni
     return _generate(out_path, p, block_records, progress)
 
 
+def generate(out_path: str | Path, params: XSBenchParams, progress: Progress | None = None
+             ) -> XSBenchResult:
+    """The generator registry's entry point (``trace.generators``)."""
+    return _generate(out_path, params, ROW_GROUP_ROWS, progress)
+
+
+def expected_records(p: XSBenchParams) -> float:
+    return p.total_lookups * expected_records_per_lookup(p)
+
+
+def cache_label(p: XSBenchParams) -> str:
+    """The readable start of a cached trace's name (``trace.generated``)."""
+    return f"xsbench-{p.size}-{p.grid}-{p.mode}-t{p.threads}"
+
+
 def parse_args(argv: Sequence[str] | str) -> XSBenchParams:
     """XSBench-style flags (a list or one shell-quoted string, optionally led by "xsbench")."""
-    import click
-
-    args = shlex.split(argv) if isinstance(argv, str) else [str(a) for a in argv]
-    if args and args[0] == "xsbench":
-        args = args[1:]
-    cmd = click.Command("xsbench", params=click_params(),
-                        context_settings={"help_option_names": []})
-    try:
-        ctx = cmd.make_context("xsbench", args)
-    except click.ClickException as exc:
-        raise UserError(f"bad xsbench generator arguments {' '.join(args)!r}: "
-                        f"{exc.format_message()}") from None
-    return resolve_params(**ctx.params)
+    return resolve_params(**parse_flags("xsbench", click_params(), argv))
 
 
 def generate_from_args(argv: Sequence[str] | str, out_path: str | Path,
@@ -278,7 +265,5 @@ def xsbench_checksum(**kwargs) -> int:
     For checking the model against XSBench itself: e.g. ``-s small -m event`` prints 945990.
     """
     run = _Lookups(resolve_params(**kwargs))
-    empty = (np.empty(0, np.uint16), np.empty(0, np.uint8), np.empty(0, np.uint64),
-             np.empty(0, np.uint8))
-    run.run(*empty, record=False)
+    run.run(*new_block(0), record=False)
     return run.verification

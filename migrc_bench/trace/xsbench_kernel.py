@@ -8,8 +8,9 @@ when the block is nearly full and keeps its position (iteration, lookup within t
 RNG seed, sampled energy and material) in small state arrays, so the caller streams a run of
 any length through fixed-size blocks.
 
-Every data access is written as two records: the instruction fetch of its site (op 0) and the
-access itself; see ``xsbench_layout`` for sites, addresses and sizes.
+Every data access is written as two records (``gencore.emit``): the instruction fetch of its site
+(op 0) and the access itself; see ``xsbench_layout`` for sites, addresses and sizes. Threads are
+interleaved by ``gencore.loop_position`` (schedule(dynamic, 100), chunk c on thread c mod T).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .gencore import emit, loop_length, loop_position
 from .xsbench_data import (COUNT_SHIFT, fast_forward, lcg_step, pick_mat, point_xs,
                            union_counts_add, union_index_from_count)
 from .xsbench_layout import GRID_POINT_BYTES, SITE
@@ -58,22 +60,6 @@ PT = GRID_POINT_BYTES
 
 
 @nb.njit(inline="always")
-def _emit(out, pos, rec, tid, sites, site, addr):
-    """Write the fetch of ``site``'s instruction and its data access at ``addr``."""
-    if rec:
-        o_tid, o_op, o_addr, o_size = out
-        o_tid[pos] = tid
-        o_op[pos] = 0
-        o_addr[pos] = sites[site, 0]
-        o_size[pos] = sites[site, 1]
-        o_tid[pos + 1] = tid
-        o_op[pos + 1] = sites[site, 2]
-        o_addr[pos + 1] = addr
-        o_size[pos + 1] = sites[site, 3]
-    return pos + 2
-
-
-@nb.njit(inline="always")
 def _search(out, pos, rec, tid, sites, site, base, stride, keys, key0, kstride, quarry, lo, hi):
     """XSBench's grid_search / grid_search_nuclide (lower bound by halving), emitting each probe.
 
@@ -82,7 +68,7 @@ def _search(out, pos, rec, tid, sites, site, base, stride, keys, key0, kstride, 
     length = hi - lo
     while length > 1:
         ex = lo + length // 2
-        pos = _emit(out, pos, rec, tid, sites, site, base + stride * ex)
+        pos = emit(out, pos, rec, tid, sites, site, base + stride * ex)
         if keys[key0 + kstride * ex] > quarry:
             hi = ex
         else:
@@ -103,24 +89,24 @@ def _micro_index(cfg, out, pos, rec, tid, sites, energy, flat, counts, scratch, 
     n_iso = cfg[C_N_ISO]
     row = cfg[C_NUCLIDE_GRID] + PT * n * nuc
     if grid_type == GRID_UNIONIZED:
-        pos = _emit(out, pos, rec, tid, sites, S_INDEX,
+        pos = emit(out, pos, rec, tid, sites, S_INDEX,
                     cfg[C_INDEX_GRID] + 4 * (idx * n_iso + nuc))
         lower = union_index_from_count(counts[idx >> COUNT_SHIFT, nuc] + scratch[nuc], n)
     elif grid_type == GRID_NUCLIDE:
         pos, lower = _search(out, pos, rec, tid, sites, S_GSN_PROBE, row, PT, flat, n * nuc, 1,
                              e, 0, n - 1)
     else:
-        pos = _emit(out, pos, rec, tid, sites, S_HASH_LOW,
+        pos = emit(out, pos, rec, tid, sites, S_HASH_LOW,
                     cfg[C_INDEX_GRID] + 4 * (idx * n_iso + nuc))
         u_low = np.int64(hidx[idx, nuc])
         if idx == cfg[C_HASH_BINS] - 1:
             u_high = n - 1
         else:
-            pos = _emit(out, pos, rec, tid, sites, S_HASH_HIGH,
+            pos = emit(out, pos, rec, tid, sites, S_HASH_HIGH,
                         cfg[C_INDEX_GRID] + 4 * ((idx + 1) * n_iso + nuc))
             u_high = np.int64(hidx[idx + 1, nuc]) + 1
-        pos = _emit(out, pos, rec, tid, sites, S_HASH_E_LOW, row + PT * u_low)
-        pos = _emit(out, pos, rec, tid, sites, S_HASH_E_HIGH, row + PT * u_high)
+        pos = emit(out, pos, rec, tid, sites, S_HASH_E_LOW, row + PT * u_low)
+        pos = emit(out, pos, rec, tid, sites, S_HASH_E_HIGH, row + PT * u_high)
         if e < energy[nuc, u_low]:
             lower = 0
         elif e >= energy[nuc, u_high]:
@@ -141,7 +127,7 @@ def _macro_xs(cfg, out, pos, rec, tid, sites, slots, energy, flat, order, jlo, j
     xs_slot = slots[tid, 2]
     n = cfg[C_N_GRID]
     max_nucs = cfg[C_MAX_NUCS]
-    pos = _emit(out, pos, rec, tid, sites, S_MACRO_ZERO, macro_slot)
+    pos = emit(out, pos, rec, tid, sites, S_MACRO_ZERO, macro_slot)
     for k in range(5):
         macro[k] = 0.0
     idx = -1
@@ -152,23 +138,23 @@ def _macro_xs(cfg, out, pos, rec, tid, sites, slots, energy, flat, order, jlo, j
     elif cfg[C_GRID] == GRID_HASH:
         idx = np.int64(e / (1.0 / cfg[C_HASH_BINS]))
         idx = min(max(idx, 0), cfg[C_HASH_BINS] - 1)
-    pos = _emit(out, pos, rec, tid, sites, S_NUM_NUCS, cfg[C_NUM_NUCS] + 4 * mat)
+    pos = emit(out, pos, rec, tid, sites, S_NUM_NUCS, cfg[C_NUM_NUCS] + 4 * mat)
     for j in range(num_nucs[mat]):
-        pos = _emit(out, pos, rec, tid, sites, S_MATS, cfg[C_MATS] + 4 * (mat * max_nucs + j))
+        pos = emit(out, pos, rec, tid, sites, S_MATS, cfg[C_MATS] + 4 * (mat * max_nucs + j))
         nuc = mats[mat * max_nucs + j]
-        pos = _emit(out, pos, rec, tid, sites, S_CONCS, cfg[C_CONCS] + 8 * (mat * max_nucs + j))
+        pos = emit(out, pos, rec, tid, sites, S_CONCS, cfg[C_CONCS] + 8 * (mat * max_nucs + j))
         conc = concs[mat * max_nucs + j]
         pos, low = _micro_index(cfg, out, pos, rec, tid, sites, energy, flat, counts, scratch,
                                 hidx, idx, nuc, e)
         point = cfg[C_NUCLIDE_GRID] + PT * (n * nuc + low)
-        pos = _emit(out, pos, rec, tid, sites, S_LOW_POINT, point)
-        pos = _emit(out, pos, rec, tid, sites, S_HIGH_POINT, point + PT)
+        pos = emit(out, pos, rec, tid, sites, S_LOW_POINT, point)
+        pos = emit(out, pos, rec, tid, sites, S_HIGH_POINT, point + PT)
         point_xs(nuc, low, n, order, jlo, jhi, xl)
         point_xs(nuc, low + 1, n, order, jlo, jhi, xh)
         f = (energy[nuc, low + 1] - e) / (energy[nuc, low + 1] - energy[nuc, low])
-        pos = _emit(out, pos, rec, tid, sites, S_XS_STORE, xs_slot)
-        pos = _emit(out, pos, rec, tid, sites, S_XS_LOAD, xs_slot)
-        pos = _emit(out, pos, rec, tid, sites, S_ACCUMULATE, macro_slot)
+        pos = emit(out, pos, rec, tid, sites, S_XS_STORE, xs_slot)
+        pos = emit(out, pos, rec, tid, sites, S_XS_LOAD, xs_slot)
+        pos = emit(out, pos, rec, tid, sites, S_ACCUMULATE, macro_slot)
         for k in range(5):
             xs = xh[k] - f * (xh[k] - xl[k])
             macro[k] += xs * conc
@@ -192,35 +178,11 @@ def _verify(macro):
 @nb.njit(inline="always")
 def _sample(out, pos, rec, tid, sites, seed_slot, seed, cdf):
     """Energy then material, each one LCG step on the seed in the caller's frame."""
-    pos = _emit(out, pos, rec, tid, sites, S_LCG, seed_slot)
+    pos = emit(out, pos, rec, tid, sites, S_LCG, seed_slot)
     seed, e = lcg_step(seed)
-    pos = _emit(out, pos, rec, tid, sites, S_LCG, seed_slot)
+    pos = emit(out, pos, rec, tid, sites, S_LCG, seed_slot)
     seed, mat = pick_mat(seed, cdf)
     return pos, seed, e, mat
-
-
-@nb.njit(cache=True, inline="always", _nrt=False)
-def iteration_of(seq, threads):
-    """The loop iteration written at position ``seq`` of the trace.
-
-    Chunk c of CHUNK iterations runs on thread c mod T. The file interleaves the threads one
-    iteration at a time inside each round of T chunks, so every thread's rows advance together
-    and a streaming replay never has to read far ahead (each thread's rows stay in program
-    order). Iterations are independent (each derives its seed from its index), so the order
-    changes nothing but the interleaving.
-    """
-    round_size = CHUNK * threads
-    r = seq // round_size
-    k = seq - r * round_size
-    t = k % threads
-    return (r * threads + t) * CHUNK + k // threads
-
-
-@nb.njit(cache=True, inline="always", _nrt=False)
-def sequence_length(n_iter, threads):
-    """Positions to walk so every iteration < n_iter is visited (rounds are padded)."""
-    round_size = CHUNK * threads
-    return -(-n_iter // round_size) * round_size
 
 
 # _nrt=False: without it numba reference-counts every array passed to the inlined helpers
@@ -246,7 +208,7 @@ def fill(cfg, ist, ust, fst, energy, flat, order, jlo, jhi, ueg, origin, counts,
     lookups = cfg[C_LOOKUPS]
     threads = cfg[C_THREADS]
     seq = ist[I_ITER]
-    n_seq = sequence_length(n_iter, threads)
+    n_seq = loop_length(n_iter, threads, CHUNK)
     li = ist[I_LOOKUP]
     mat = ist[I_MAT]
     verification = ist[I_VERIFY]
@@ -255,13 +217,12 @@ def fill(cfg, ist, ust, fst, energy, flat, order, jlo, jhi, ueg, origin, counts,
     e = fst[0]
     pos = 0
     while seq < n_seq:
-        it = iteration_of(seq, threads)
-        if it >= n_iter:  # padding of the last round
+        tid, it, _, _ = loop_position(seq, n_iter, threads, CHUNK)
+        if it < 0:  # padding of the last round
             seq += 1
             continue
         if rec and pos + cfg[C_MAX_RECORDS] > cap:
             break
-        tid = (it // CHUNK) % threads
         if not history:
             seed = fast_forward(start, 2 * it)
             pos, seed, e, mat = _sample(out, pos, rec, tid, sites, slots[tid, 0], seed, cdf)
@@ -273,10 +234,10 @@ def fill(cfg, ist, ust, fst, energy, flat, order, jlo, jhi, ueg, origin, counts,
                         xh)
         verification += _verify(macro)
         if not history:
-            pos = _emit(out, pos, rec, tid, sites, S_EVENT_VERIFY, slots[tid, 1])
+            pos = emit(out, pos, rec, tid, sites, S_EVENT_VERIFY, slots[tid, 1])
             seq += 1
             continue
-        pos = _emit(out, pos, rec, tid, sites, S_HISTORY_VERIFY, slots[tid, 1])
+        pos = emit(out, pos, rec, tid, sites, S_HISTORY_VERIFY, slots[tid, 1])
         n_forward = 0
         for k in range(5):
             if macro[k] > 1.0:

@@ -3,9 +3,8 @@
 The replay model sees pages, so the layout has to get three things right: the real size of every
 array (a page count), which arrays share pages, and how few pages the code and stacks occupy.
 
-* Heap: one region, arrays in XSBench's malloc order (GridInit.c, then Materials.c). Allocations of
-  at least glibc's mmap threshold (128 KiB) start on a fresh page, 16 bytes in (the malloc chunk
-  header), as glibc's mmap()ed chunks do; small ones are packed 16-byte aligned. In a real process
+* Heap: one region, arrays in XSBench's malloc order (GridInit.c, then Materials.c), placed by
+  ``gencore.Heap`` as glibc places them. In a real process
   the big arrays are separate mmap()s placed top-down (adjacent, so the kernel merges them into one
   VMA) and the small ones come from the brk heap; keeping them in one region in call order changes
   no page's identity or sharing, which is all the model uses.
@@ -23,19 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .gencore import (CHUNK_HEADER, CODE_BASE, HEAP_BASE, OP_LOAD,  # noqa: F401 (re-exported)
+                      OP_MODIFY, OP_STORE, ArraySpan, CodeMap, Heap, Site, stack_regions,
+                      stack_tops)
 from .native import PAGE_SIZE, Region
 from .xsbench_params import XSBenchParams, material_lists
 
-MMAP_THRESHOLD = 128 * 1024
-CHUNK_HEADER = 16
-MALLOC_ALIGN = 16
-HEAP_BASE = 0x7F00_0000_0000
-CODE_BASE = 0x5555_5555_5000          # PIE text
 CODE_PAGES = 6
-MAIN_STACK_TOP = 0x7FFF_FFFF_F000
-THREAD_STACK_TOP = 0x7FFF_F700_0000   # first glibc thread stack, below the shared libraries
-THREAD_STACK_STRIDE = 8 * 1024 * 1024 + PAGE_SIZE
-STACK_REGION_BYTES = 4 * PAGE_SIZE    # the part of each stack the lookups can touch
 
 GRID_POINT_BYTES = 48                 # NuclideGridPoint: 6 doubles
 
@@ -44,8 +37,6 @@ GRID_POINT_BYTES = 48                 # NuclideGridPoint: 6 doubles
 STACK_SEED = (0x3A8, 8)
 STACK_MACRO_XS = (0x3D0, 40)
 STACK_XS_VECTOR = (0x450, 40)
-
-OP_LOAD, OP_STORE, OP_MODIFY = 1, 2, 3
 
 # Functions of the text: name -> (offset from CODE_BASE, size in bytes), in link order.
 FUNCTIONS = {
@@ -89,38 +80,7 @@ _SITE_TABLE = (
 )
 SITE_NAMES = tuple(s[0] for s in _SITE_TABLE)
 SITE = {name: i for i, name in enumerate(SITE_NAMES)}
-
-
-@dataclass(frozen=True)
-class ArraySpan:
-    """One allocation: first byte of user data, element count and element size."""
-
-    name: str
-    start: int
-    length: int
-    elem_size: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.length * self.elem_size
-
-    @property
-    def end(self) -> int:
-        return self.start + self.nbytes
-
-    def to_json(self) -> dict[str, int]:
-        return {"start": self.start, "length": self.length, "elem_size": self.elem_size}
-
-
-@dataclass(frozen=True)
-class Site:
-    """An instruction that accesses data: where it is fetched from and what it accesses."""
-
-    name: str
-    addr: int
-    isize: int
-    op: int
-    dsize: int
+CODE = CodeMap(FUNCTIONS, _SITE_TABLE, CODE_BASE)
 
 
 @dataclass(frozen=True)
@@ -132,16 +92,12 @@ class XSBenchLayout:
 
     def site_table(self) -> np.ndarray:
         """int64[sites, 4]: instruction address, instruction size, op, data size per site id."""
-        return np.array([(s.addr, s.isize, s.op, s.dsize) for s in self.sites], np.int64)
+        return CODE.site_table()
 
     def stack_slots(self) -> np.ndarray:
         """int64[threads, 3]: address of seed, macro_xs_vector and xs_vector per thread."""
         tops = np.array(self.stack_tops, np.int64)[:, None]
         return tops - np.array([STACK_SEED[0], STACK_MACRO_XS[0], STACK_XS_VECTOR[0]], np.int64)
-
-
-def _round_up(x: int, to: int) -> int:
-    return -(-x // to) * to
 
 
 def _heap_arrays(p: XSBenchParams) -> tuple[dict[str, ArraySpan], int]:
@@ -154,39 +110,17 @@ def _heap_arrays(p: XSBenchParams) -> tuple[dict[str, ArraySpan], int]:
     elif p.grid == "hash":
         allocs.append(("index_grid", p.hash_bins * n_iso, 4))
     allocs += [("num_nucs", 12, 4), ("mats", 12 * max_nucs, 4), ("concs", 12 * max_nucs, 8)]
-    arrays, cursor = {}, HEAP_BASE
+    heap = Heap(HEAP_BASE)
     for name, length, elem in allocs:
-        nbytes = length * elem
-        if nbytes >= MMAP_THRESHOLD:
-            start = _round_up(cursor, PAGE_SIZE) + CHUNK_HEADER
-            cursor = _round_up(start + nbytes, PAGE_SIZE)
-        else:
-            start = _round_up(cursor + CHUNK_HEADER, MALLOC_ALIGN)
-            cursor = start + nbytes
-        arrays[name] = ArraySpan(name, start, length, elem)
-    return arrays, _round_up(cursor, PAGE_SIZE)
-
-
-def _stack_tops(threads: int) -> tuple[int, ...]:
-    return (MAIN_STACK_TOP,) + tuple(THREAD_STACK_TOP - (t - 1) * THREAD_STACK_STRIDE
-                                     for t in range(1, threads))
-
-
-def _sites() -> tuple[Site, ...]:
-    out = []
-    for name, func, off, isize, op, dsize in _SITE_TABLE:
-        f_off, f_size = FUNCTIONS[func]
-        assert off + isize <= f_size, name
-        out.append(Site(name, CODE_BASE + f_off + off, isize, op, dsize))
-    return tuple(out)
+        heap.alloc(name, length, elem)
+    return heap.arrays, heap.end
 
 
 def build_layout(p: XSBenchParams) -> XSBenchLayout:
     """The address space of one XSBench run (arrays sized from ``p``)."""
     arrays, heap_end = _heap_arrays(p)
-    tops = _stack_tops(p.threads)
+    tops = stack_tops(p.threads)
     regions = [Region(CODE_BASE, CODE_BASE + CODE_PAGES * PAGE_SIZE, "code", False, True, "text"),
                Region(HEAP_BASE, heap_end, "heap", True, False, "heap")]
-    regions += [Region(top - STACK_REGION_BYTES, top, "stack", True, False, f"stack:{t}")
-                for t, top in enumerate(tops)]
-    return XSBenchLayout(arrays=arrays, sites=_sites(), stack_tops=tops, regions=tuple(regions))
+    regions += stack_regions(tops)
+    return XSBenchLayout(arrays=arrays, sites=CODE.sites, stack_tops=tops, regions=tuple(regions))

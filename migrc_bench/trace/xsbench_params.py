@@ -103,6 +103,13 @@ class XSBenchParams:
         return self.iterations * self.lookups_per_iteration
 
     @property
+    def work_units(self) -> int:
+        """Units of work (``trace.generators``): lookups."""
+        return self.total_lookups
+
+    work_unit = "lookup"
+
+    @property
     def chunks(self) -> int:
         return -(-self.iterations // CHUNK)
 

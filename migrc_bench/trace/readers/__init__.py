@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import TraceError
+from ..records import check_reader
 from .champsim import ChampSimReader
 from .detect import detect_format
 from .lackey import LackeyReader
@@ -38,7 +39,9 @@ def open_reader(path: str | Path, fmt: str | None = None,
         cls = READERS[fmt]
     except KeyError:
         raise TraceError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})") from None
-    return cls(path, chunk_bytes=chunk_bytes)
+    reader = cls(path, chunk_bytes=chunk_bytes)
+    # the native reader checks its records itself (from the file's statistics when it can)
+    return reader if fmt == "native" else check_reader(reader)
 
 
 __all__ = ["CHUNK_BYTES", "DATA_SIZE", "FORMATS", "IFETCH_SIZE", "READERS", "ChampSimReader",
