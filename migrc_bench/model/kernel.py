@@ -313,6 +313,19 @@ F_ITLB, F_DTLB = 0, 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
+def _reuse(c, pid, kind, slot, frame, writable, lru, stamp, check, pte_pfn, pte_flags,
+           frame_state, frame_ver, viol, viol_n, t):
+    """A use of the L1 entry in ``slot`` that the same-page filter found: what a hit of the set
+    scan does there (the LRU stamp, the invariant check, a store's dirty bit)."""
+    lru[c, slot] = stamp
+    if check:
+        check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
+                  viol, viol_n, t)
+    if kind == OP_STORE and frame == pte_pfn[pid]:
+        pte_flags[pid] |= PTE_DIRTY
+
+
+@njit(cache=True, inline="always", _nrt=False)
 def _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n_dhit, busy,
                 tmem):
     """Write back the access counts and times a running CPU kept in locals."""
@@ -396,22 +409,16 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                 if kind == OP_IFETCH:
                     if pid == ip:  # same page as the last fetch: that iTLB entry
                         slow = False
-                        lru[c, isl] = st
                         n_ihit += 1
                         f = ifr
-                        if check:
-                            check_use(c, pid, kind, f, iwr, pte_pfn, pte_flags, frame_state,
-                                      frame_ver, viol, viol_n, clk)
+                        _reuse(c, pid, kind, isl, f, iwr, lru, st, check, pte_pfn, pte_flags,
+                               frame_state, frame_ver, viol, viol_n, clk)
                 elif pid == dp and (kind == OP_LOAD or dwr):  # the last data page's entry
                     slow = False
-                    lru[c, dsl] = st
                     n_dhit += 1
                     f = dfr
-                    if check:
-                        check_use(c, pid, kind, f, dwr, pte_pfn, pte_flags, frame_state,
-                                  frame_ver, viol, viol_n, clk)
-                    if kind == OP_STORE and f == pte_pfn[pid]:
-                        pte_flags[pid] |= PTE_DIRTY
+                    _reuse(c, pid, kind, dsl, f, dwr, lru, st, check, pte_pfn, pte_flags,
+                           frame_state, frame_ver, viol, viol_n, clk)
                 if slow:  # one call site: the set scans, refills and walks are compiled once
                     f, s, extra, hit = translate_slot(
                         c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
@@ -419,29 +426,19 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                     busy += extra
                     if kind == OP_IFETCH:
                         n_ihit += hit
-                        if f >= 0:
-                            isl = s
-                            ip = pid
-                            ifr = f
-                            iwr = wr[c, s]
+                        if f >= 0:  # the filter's iTLB entry is now this one
+                            isl, ip, ifr, iwr = s, pid, f, wr[c, s]
                     else:
                         n_dhit += hit
-                        if f >= 0:
-                            dsl = s
-                            dp = pid
-                            dfr = f
-                            dwr = wr[c, s]
+                        if f >= 0:  # and its dTLB entry
+                            dsl, dp, dfr, dwr = s, pid, f, wr[c, s]
                             dmem = miss_rate * node_lat[frame_node[f]]
                 if f >= 0 and op == OP_MODIFY:  # lackey's M: the load, then the store
                     kind = np.int64(OP_STORE)
                     if dwr:  # the load just used this page's entry
-                        lru[c, dsl] = st
                         n_dhit += 1
-                        if check:
-                            check_use(c, pid, kind, f, dwr, pte_pfn, pte_flags, frame_state,
-                                      frame_ver, viol, viol_n, clk)
-                        if f == pte_pfn[pid]:
-                            pte_flags[pid] |= PTE_DIRTY
+                        _reuse(c, pid, kind, dsl, f, dwr, lru, st, check, pte_pfn, pte_flags,
+                               frame_state, frame_ver, viol, viol_n, clk)
                     else:  # through the read-only entry: dropped, a fault (rare: not inlined)
                         f, s, extra, hit = translate_call(
                             c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
