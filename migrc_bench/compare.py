@@ -327,7 +327,7 @@ def _queue_progress(label: str) -> Callable[[int], Callable[[int, float], None]]
     return factory
 
 
-def replay_one(config_path: str | None, sets: tuple[str, ...], engine: str, trace: str,
+def replay_one(config_path: str | None, sets: tuple[str, ...], engine: str, trace: Any,
                label: str, progress: Callable[[int], Callable[[int, float], None]] | None = None,
                trace_sha256: str | None = None) -> dict[str, Any]:
     """Run one engine on one trace (in a worker or in-process); plain picklable data back.
@@ -360,7 +360,7 @@ def _progress_factory(on_progress, engine: str):
 
 
 def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list[str],
-                   trace: str | Path, workers: int = 0, out_dir: str | Path | None = None,
+                   trace: Any, workers: int = 0, out_dir: str | Path | None = None,
                    on_progress: ProgressFn | None = None,
                    on_start: Callable[[str], None] | None = None) -> list[Column]:
     """Replay ``trace`` once per engine (in ``workers`` processes; 1 = in this process).
@@ -372,19 +372,25 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     from .model.machine import needs_profile
     from .model.replay import RunResult
     from .results import append_run, check_results_dir, run_row
-    from .trace.native import TraceReader
+    from .runner import open_source
     from .trace.prepass import trace_profile
+    from .trace.stream import StreamSpec
 
     base = load_config(config_path, sets)
     idents = dict(zip(engines, check_engines(engines, base.base_dir)))
     if out_dir is not None:
         check_results_dir(out_dir)  # before the replays, not after
-    trace = str(trace)  # recorded as given, as `run` does; workers share our cwd
-    reader = TraceReader(trace)  # a bad trace is one error, not one per worker
+    if not isinstance(trace, StreamSpec):
+        trace = str(trace)  # recorded as given, as `run` does; workers share our cwd
+    reader = open_source(base, trace)  # a bad trace is one error, not one per worker
     cfgs = {e: base.with_overrides({"engine": e}) for e in engines}
-    sha = file_sha256(trace)
-    if any(needs_profile(c, reader.meta) for c in cfgs.values()):
-        trace_profile(reader, sha)  # the pre-pass once, here, rather than in every worker
+    sha = reader.sha256 if isinstance(trace, StreamSpec) else file_sha256(trace)
+    try:
+        if any(needs_profile(c, reader.meta) for c in cfgs.values()):
+            trace_profile(reader, sha)  # the pre-pass once, here, rather than in every worker
+    finally:
+        if isinstance(trace, StreamSpec):
+            reader.close()  # its generator: every engine's replay runs one of its own
     workers = workers or min(len(engines), os.cpu_count() or 1)
     workers = max(1, min(workers, len(engines)))
     payloads: dict[str, dict[str, Any]] = {}

@@ -85,6 +85,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("trace.generate", "str", "",
         "generator arguments (as for 'trace gen') that make the trace: kept in the cache, or "
         "written to trace.path when that is set and missing"),
+    Key("trace.keep", "bool", True, "keep trace.generate's trace as a file (the cache's or "
+        "trace.path); false: replay it as it is generated, no file (docs/traces.md)"),
     # machine
     Key("machine.ncpu", "int", 16, "CPUs on node 0 (the seed: 16-vCPU KVM guest)", 1, 1024),
     Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset", choices=TLB_PRESETS),

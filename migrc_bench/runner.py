@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .config import Config
 from .errors import ConfigError, TraceError, UserError
@@ -17,6 +17,9 @@ from .model.machine import needs_profile
 from .model.replay import Replay, RunResult
 from .results_dir import check_results_dir
 from .trace.native import TraceReader
+
+if TYPE_CHECKING:
+    from .trace.stream import StreamSpec
 
 ProgressFactory = Callable[[int], Callable[[int, float], None]] | None
 
@@ -29,9 +32,29 @@ def check_generated(cfg: Config, path: Path) -> None:
         check_made_with(path, parse_generate(cfg.trace.generate), cfg.trace.generate)
 
 
+def stream_spec(cfg: Config) -> "StreamSpec | None":
+    """The config's trace.generate to replay as it is generated (``trace.keep = false``, which
+    run and compare's --stream set), or None for a trace file."""
+    if cfg.trace.keep:
+        return None
+    why = "trace.keep = false (--stream)"
+    if not cfg.trace.generate:
+        raise ConfigError(f"config key 'trace.generate': {why} replays the generator's trace as "
+                          f"it is made, but trace.generate is empty")
+    if cfg.trace.path:
+        raise ConfigError(f"config key 'trace.path': {why} keeps no trace file, but trace.path "
+                          f"is {cfg.trace.path!r} (leave it empty, or keep the file)")
+    from .trace.stream import StreamSpec
+
+    return StreamSpec(cfg.trace.generate)
+
+
 def default_trace(cfg: Config, quiet: bool = False) -> Path:
     """The config's trace: trace.path, or trace.generate's trace in the cache; generated from
     trace.generate first when it is missing."""
+    if not cfg.trace.keep:
+        raise ConfigError("config key 'trace.keep': false (replay the generated trace with no "
+                          "file) is for 'run' and 'compare'; this command needs the trace file")
     named = cfg.resolve_path(cfg.trace.path) if cfg.trace.path else None
     if named is not None and named.exists():
         check_generated(cfg, named)
@@ -55,7 +78,7 @@ def make_engine(cfg: Config):
     return create(cfg)
 
 
-def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = None,
+def run_trace(cfg: Config, trace_path: "str | Path | StreamSpec", out_dir: str | Path | None = None,
               progress: ProgressFactory = None, check_invariants: bool = False,
               trace_sha256: str | None = None) -> tuple[RunResult, str | None]:
     """Replay one trace; append to ``out_dir`` when given. Returns (result, run_id or None).
@@ -64,14 +87,17 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
     An exception raised in an outside engine's code (loading it, or in one of its hooks)
     becomes one EngineError naming its file and line, and nothing is appended.
     ``trace_sha256``: the trace file's hash when the caller has it; otherwise it is computed
-    at most once, for the pre-pass cache and the results alike.
+    at most once, for the pre-pass cache and the results alike. A ``StreamSpec`` is
+    generated as it is replayed (trace/stream.py); its hash is that of its parameters.
     """
     from .engines.loader import hook_error, identify
 
     ident = identify(cfg.engine, cfg.base_dir)  # import and interface errors, before the trace
     if out_dir is not None:
         check_results_dir(out_dir)
-    reader = TraceReader(trace_path)
+    reader = open_source(cfg, trace_path)
+    if trace_sha256 is None:
+        trace_sha256 = getattr(reader, "sha256", None)  # a streamed trace's: known already
     # the results' trace hash on a thread while the replay runs, unless the caller has it or
     # the replay computes it itself (for the pre-pass cache)
     sha = (_hash_meanwhile(trace_path) if out_dir is not None and trace_sha256 is None
@@ -89,6 +115,9 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
         if err is None:
             raise
         raise err from None
+    finally:
+        if hasattr(reader, "close"):
+            reader.close()  # a streamed trace's generator runs
     result.engine = ident.name
     result.identity = ident
     run_id = None
@@ -97,6 +126,21 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
 
         run_id = append_run(out_dir, result, replay.trace_sha256 or sha())
     return result, run_id
+
+
+def open_source(cfg: Config, trace: "str | Path | StreamSpec"):
+    """The replay's batch source: a trace file's reader, or a generator run (StreamSpec)."""
+    from .trace.stream import GeneratedTrace, StreamSpec
+
+    if not isinstance(trace, StreamSpec):
+        return TraceReader(trace)
+    source = GeneratedTrace(trace)
+    if source.meta.threads == 1 and (cfg.replay.threads or 1) > 1:
+        source.close()
+        raise ConfigError(f"config key 'replay.threads': {cfg.replay.threads} threads of a "
+                          f"single-thread trace start at different rows, which needs the file: "
+                          f"keep the trace (trace.keep = true) or generate it with -t")
+    return source
 
 
 def _hash_meanwhile(path: str | Path) -> Callable[[], str]:

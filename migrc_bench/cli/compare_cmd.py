@@ -21,9 +21,9 @@ from ..defaults import config_for
 from ..engines.loader import identify, relative_to_config, split_file_spec
 from ..notices import short_run
 from ..errors import UserError
-from ..runner import default_trace
+from ..runner import default_trace, stream_spec
 from .first_use import note_compile
-from .options import config_options, format_option, quiet_option
+from .options import config_options, format_option, quiet_option, stream_option, stream_sets
 from .output import emit_rows, markdown_table
 from .progress import engines_progress
 
@@ -73,10 +73,11 @@ def _split_list(value: str | None) -> list[str] | None:
                    "this swept config key, one column per engine (see 'sweep summary').")
 @click.option("--where", multiple=True, metavar="KEY=VALUE",
               help="With --by: keep only runs whose config has this value (repeatable).")
+@stream_option
 @format_option()
 @quiet_option
 def command(inputs, engines, config_path, sets, out_dir, workers, counters, only_changed, by_key,
-            where, fmt, quiet) -> None:
+            where, stream, fmt, quiet) -> None:
     """Compare engines: replay TRACE (default: the config's trace.path) with each engine,
     or compare runs stored in results directories, runs.parquet or baseline files.
 
@@ -92,6 +93,7 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
         raise UserError("--counters: no counter named")
     if len(inputs) > 2:
         raise UserError(f"compare takes a trace, or one or two results; got {len(inputs)} arguments")
+    sets = stream_sets(stream, inputs[0] if inputs else None, sets)
     kinds = [C.source_kind(p) for p in inputs]
     if inputs and all(k != "trace" for k in kinds):
         given = [n for n, v in (("--config", config_path), ("--set", sets), ("--out", out_dir),
@@ -111,7 +113,8 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
         engine_list = [relative_to_config(e, Path.cwd(), config_dir(config_path)) for e in engine_list]
         C.check_engines(engine_list, config_dir(config_path))
         cfg = load_config(config_path, sets)
-        trace = Path(inputs[0]) if inputs else default_trace(cfg, quiet=quiet)
+        # streamed: each engine's replay runs the generator once more (docs/traces.md)
+        trace = Path(inputs[0]) if inputs else stream_spec(cfg) or default_trace(cfg, quiet=quiet)
         if out_dir is not None:
             interrupts.keep_target(out_dir, " (no run appended)")
         note_compile(quiet)

@@ -7,6 +7,8 @@ from typing import Callable
 
 import click
 
+from ..errors import UserError
+
 FORMATS = ("table", "json", "csv", "markdown")
 
 
@@ -30,3 +32,23 @@ def format_option(default: str = "table") -> Callable:
 
 def quiet_option(fn: Callable) -> Callable:
     return click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr.")(fn)
+
+
+STREAM_SET = "trace.keep=false"
+
+
+def stream_sets(stream: bool, trace: object, sets: tuple[str, ...]) -> tuple[str, ...]:
+    """--stream is ``--set trace.keep=false`` (so the config records it); with a TRACE named
+    it is an error: there is then no generator to stream."""
+    if not stream:
+        return tuple(sets)
+    if trace:
+        raise UserError("--stream replays the config's trace.generate as it is made; "
+                               f"it takes no TRACE (got {trace})")
+    return tuple(sets) + (STREAM_SET,)
+
+
+def stream_option(fn: Callable) -> Callable:
+    return click.option("--stream", is_flag=True,
+                        help="Replay the config's trace.generate as it is generated, keeping no "
+                             "trace file (sets trace.keep=false; docs/traces.md).")(fn)

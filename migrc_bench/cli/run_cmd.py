@@ -15,9 +15,9 @@ from ..engines.loader import identify, relative_to_config
 from ..model.replay import RunResult
 from ..notices import short_run
 from ..results_dir import check_results_dir
-from ..runner import default_trace, run_trace
+from ..runner import default_trace, run_trace, stream_spec
 from .first_use import note_compile
-from .options import config_options, format_option, quiet_option
+from .options import config_options, format_option, quiet_option, stream_option, stream_sets
 from .output import emit_rows
 from .progress import replay_progress
 
@@ -40,6 +40,7 @@ Examples:
   migrc-bench run app.parquet --set machine.ncpu=4 --set memory.dram=256MiB
   migrc-bench run app.parquet --engine migrc --out results/ --format json
   migrc-bench run --engine examples/engines/latr.py:Latr --check-invariants --no-save
+  migrc-bench run --config configs/ci.toml --stream --no-save   # generated as replayed, no file
 """
 
 
@@ -62,9 +63,11 @@ def summary_rows(result: RunResult) -> list[dict]:
 @click.option("--no-save", is_flag=True, help="Do not write the results directory.")
 @click.option("--check-invariants", is_flag=True,
               help="Check model.md §7 I1-I6 during the replay; exit 1 on a violation (slower).")
+@stream_option
 @format_option()
 @quiet_option
-def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants, fmt, quiet) -> None:
+def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants, stream, fmt,
+            quiet) -> None:
     """Replay TRACE (default: the config's trace.path) and print its counters.
 
     Without --config, TRACE runs on an unscaled machine (the bundled config 'unscaled': the
@@ -74,9 +77,10 @@ def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants
     config_path = config_for(config_path, trace is not None)
     # a file engine is named relative to the current directory; configs resolve it in theirs
     extra = {"engine": relative_to_config(engine, Path.cwd(), config_dir(config_path))} if engine else None
-    cfg: Config = load_config(config_path, sets, extra)
+    cfg: Config = load_config(config_path, stream_sets(stream, trace, sets), extra)
     identify(cfg.engine, cfg.base_dir)  # a broken engine file fails before any trace is made
-    trace_path = Path(trace) if trace else default_trace(cfg, quiet=quiet)
+    streamed = None if trace else stream_spec(cfg)
+    trace_path = Path(trace) if trace else Path(str(streamed)) if streamed else default_trace(cfg, quiet=quiet)
     if no_save:
         interrupts.keep("nothing was written (--no-save)")
     else:
@@ -84,7 +88,7 @@ def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants
         interrupts.keep_target(out_dir, " (the replay was not saved)")
     note_compile(quiet)
     with replay_progress(quiet=quiet) as progress:
-        result, run_id = run_trace(cfg, trace_path, None if no_save else out_dir, progress=progress,
+        result, run_id = run_trace(cfg, streamed or trace_path, None if no_save else out_dir, progress=progress,
                                    check_invariants=check_invariants)
     if fmt == "json":
         ident = result.identity

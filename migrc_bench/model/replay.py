@@ -19,7 +19,7 @@ import numpy as np
 from ..cache import file_sha256
 from ..config import Config
 from ..errors import ConfigError, TraceError
-from ..trace.native import TraceReader
+from ..trace.native import TraceReader, as_reader
 from ..trace.prepass import trace_profile
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
@@ -61,7 +61,7 @@ class Replay:
                  progress: ProgressFn | None = None, check_invariants: bool = False,
                  trace_sha256: str | None = None):
         self.cfg = cfg
-        self.reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
+        self.reader = as_reader(trace)  # a file, or a source with its protocol (trace/stream.py)
         meta = self.reader.meta
         threads = cfg.replay.threads or max(1, meta.threads)
         if cfg.replay.threads and meta.threads > 1 and cfg.replay.threads != meta.threads:

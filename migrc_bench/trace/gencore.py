@@ -20,7 +20,9 @@ else lives here, once:
 * **Streaming.** Kernels fill fixed-size blocks and keep their position in small state arrays;
   ``BlockFiller`` hands full blocks on, ``in_background`` computes the next blocks in a thread
   while the Parquet writer takes the last one (both release the GIL), ``write_trace`` writes
-  them atomically with a progress callback. Memory is a few blocks plus the program's data.
+  them atomically with a progress callback; ``BlockSink`` takes them instead of a file, for a
+  replay that reads them as they are made (trace/stream.py). Memory is a few blocks plus the
+  program's data.
 * **Flags.** ``parse_flags`` reads a generator's own flags (click parameters) from a list or
   one shell-quoted string, as ``trace.generate`` holds them.
 """
@@ -528,12 +530,57 @@ def generate_trace(out_path: str | Path, params: Any, meta: TraceMeta, blocks: I
     return GenResult(Path(out_path), meta, params, rows)
 
 
-def write_trace(out_path: str | Path, meta: TraceMeta, blocks: Iterator[Block],
+class BlockSink:
+    """Where a generator's trace goes when it is replayed as it is made (``trace.keep =
+    false``, trace/stream.py) rather than written: passed as the generator's output path, it
+    takes the metadata and then each block through a bounded queue (``depth`` blocks), so
+    memory stays flat whatever the trace length. The generator runs on the caller's thread
+    (its kernels release the GIL); ``close`` makes it stop at its next block.
+    """
+
+    def __init__(self, depth: int = 2):
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stopped = threading.Event()
+        self.rows = 0  # rows made so far (queued or taken)
+
+    def __fspath__(self) -> str:  # the generators' results name their output path
+        return "<stream>"
+
+    def put(self, item: object) -> bool:
+        """Queue one item (metadata, block, end or error); False once the replay stopped."""
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def write(self, meta: TraceMeta, blocks: Iterator[Block],
+              progress: Callable[[], None] | None) -> int:
+        if not self.put(meta):
+            return self.rows
+        for block in blocks:
+            if len(block[0]) and not self.put(block):
+                break
+            self.rows += len(block[0])
+            if progress is not None:
+                progress()
+        return self.rows
+
+    def close(self) -> None:
+        self.stopped.set()
+
+
+def write_trace(out_path: str | Path | BlockSink, meta: TraceMeta, blocks: Iterator[Block],
                 progress: Callable[[], None] | None = None) -> int:
-    """Write ``blocks`` (computed in a background thread) as a native trace, atomically.
+    """Write ``blocks`` (computed in a background thread) as a native trace, atomically; or
+    hand them to a ``BlockSink`` as they are made.
 
     ``progress()`` is called after each block is handed to the writer. Returns the rows written.
     """
+    if isinstance(out_path, BlockSink):
+        return out_path.write(meta, blocks, progress)
     with TraceWriter(out_path, meta) as writer:
         for block in in_background(blocks):
             writer.write(*block)

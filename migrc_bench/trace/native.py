@@ -250,6 +250,13 @@ def open_trace(path: str | Path) -> TraceReader:
     return TraceReader(path)
 
 
+def as_reader(trace: Any) -> Any:
+    """A batch source for the replay and the pre-pass: a ``TraceReader`` or anything with its
+    protocol (``path``, ``meta``, ``num_rows``, ``iter_batches``: trace/stream.py), else a
+    path to open."""
+    return trace if hasattr(trace, "iter_batches") else TraceReader(trace)
+
+
 class TraceWriter:
     """Writes a native trace to a temp file; the target appears only on a clean close.
 

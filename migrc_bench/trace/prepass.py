@@ -22,7 +22,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..cache import cache_path, file_sha256, make_cache_dir
-from .native import PAGE_SHIFT, PAGE_SIZE, Region, TraceMeta, TraceReader
+from .native import PAGE_SHIFT, PAGE_SIZE, Region, TraceMeta, TraceReader, as_reader
 from .pageset import FETCH, WRITE, PageSet, count_records
 
 PREPASS_VERSION = 1  # bump when what is stored changes: older entries are then ignored
@@ -125,7 +125,7 @@ def trace_profile(trace: str | Path | TraceReader, sha256: str | None = None) ->
 
     ``sha256``: the trace file's hash when the caller already has it (results need it too).
     """
-    reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
+    reader = as_reader(trace)
     path = profile_path(sha256 or file_sha256(reader.path))
     profile = _load(path)
     if profile is None:
