@@ -10,6 +10,8 @@ and a C yardstick on the same records in the same run.
 3. Further rows: the bundled default trace and config (TLBs scaled by 1/100), tiering off and
    on per engine, with --check-invariants; XSBench large history mode at full size; 10 M vs
    100 M accesses of it.
+4. Streamed: the default config's trace file against its generator feeding the replay
+   directly (trace.keep = false), tiering on.
 
 Each case runs three times, each in a fresh interpreter (measure.in_subprocess) after a
 warm-up that fills the numba cache: the figure is the fastest run (the least disturbed by
@@ -56,11 +58,11 @@ REPEAT = 3  # best of three fresh processes: the figure least disturbed by other
 _RUN = """
 import json, tempfile, time
 from migrc_bench.config import load_config
-from migrc_bench.runner import run_trace
+from migrc_bench.runner import run_trace, stream_spec
 cfg = load_config({config!r}, {sets!r})
 with tempfile.TemporaryDirectory() as out:
     t, c = time.perf_counter(), time.process_time()
-    res, _ = run_trace(cfg, {trace!r}, out_dir=out, check_invariants={check!r})
+    res, _ = run_trace(cfg, {trace}, out_dir=out, check_invariants={check!r})
     dt, dc = time.perf_counter() - t, time.process_time() - c
 tot = res.totals
 print(json.dumps({{"items": tot["accesses"], "seconds": dt, "cpu_seconds": dc,
@@ -100,10 +102,12 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def case(label: str, trace_path: str, sets: list[str], config: str | None = None,
+def case(label: str, trace_path: str | None, sets: list[str], config: str | None = None,
          check: bool = False) -> dict:
+    """``trace_path`` None: the config's trace.generate streamed (trace.keep = false)."""
     load = _load()
-    runs = [in_subprocess(_RUN.format(config=config, sets=sets, trace=trace_path, check=check,
+    expr = "stream_spec(cfg)" if trace_path is None else repr(trace_path)
+    runs = [in_subprocess(_RUN.format(config=config, sets=sets, trace=expr, check=check,
                                       misses=MISSES)) for _ in range(REPEAT)]
     r = min(runs, key=lambda x: x["seconds"])
     return {"case": label, "items": r["items"], "unit": "accesses", "seconds": round(r["seconds"], 2),
@@ -195,12 +199,21 @@ def scaled() -> list[dict]:
     ]
 
 
-GROUPS = {"headline": headline, "cxl16": cxl16, "scaled": scaled}
+def stream() -> list[dict]:
+    """The default config, tiering on: its trace file against its generator streamed into the
+    replay (trace.keep = false: the generator on a thread of its own, the second core)."""
+    on = ['engine="baseline"']
+    return [case("default, tiering on, baseline, trace file", trace("default"), on),
+            case("default, tiering on, baseline, streamed (trace.keep = false)", None,
+                 on + ["trace.keep=false"])]
+
+
+GROUPS = {"headline": headline, "cxl16": cxl16, "scaled": scaled, "stream": stream}
 
 
 def run(groups: tuple[str, ...] = tuple(GROUPS)) -> list[dict]:
     exe = build_c()
-    in_subprocess(_RUN.format(config=None, sets=["tiering.enabled=false"], trace=trace("10M"),
+    in_subprocess(_RUN.format(config=None, sets=["tiering.enabled=false"], trace=repr(trace("10M")),
                               check=False, misses=MISSES))  # warm-up: fills the numba cache
     rows = []
     for g in groups:

@@ -133,6 +133,23 @@ def test_run(work, tmp_path, sig):
     assert snapshot(out) == before and not temps(out)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_streamed(work, tmp_path, sig):
+    """Generated as replayed (--stream): the same, and the generator writes nothing."""
+    out = tmp_path / "results"
+    shutil.copytree(work["earlier"], out)
+    before = snapshot(out)
+    cache = Path(os.environ["MIGRC_BENCH_CACHE"])
+    traces = sorted(cache.glob("traces/*"))
+    cli = Cli(["run", "--config", "ci", "--stream", "--out", out], tty=True)
+    cli.wait_for(has_progress)
+    code, _, err = cli.stop(sig)
+    assert code == EXIT[sig], err
+    assert f"{out}: unchanged" in interrupted_line(err, sig)
+    assert snapshot(out) == before and not temps(out, cache)
+    assert sorted(cache.glob("traces/*")) == traces
+
+
 # SIGINT with the default worker processes (one per engine), SIGTERM in this process.
 @pytest.mark.parametrize("sig,workers", [(signal.SIGINT, 0), (signal.SIGTERM, 1)])
 def test_compare(work, tmp_path, sig, workers):
