@@ -69,3 +69,12 @@ def cli(argv: list[str], capsys) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def assert_same_results(a, b) -> None:
+    """Two RunResults with every counter, per-CPU row and interval equal (wall time aside)."""
+    drop = ("wall_s", "accesses_per_s")
+    assert {k: v for k, v in a.totals.items() if k not in drop} == \
+        {k: v for k, v in b.totals.items() if k not in drop}
+    assert a.cpus == b.cpus
+    assert a.intervals == b.intervals

@@ -16,6 +16,8 @@ from migrc_bench.runner import make_engine
 from migrc_bench.trace.native import Region, TraceMeta, TraceReader, write_trace
 from migrc_bench.trace.xsbench import generate_xsbench
 
+from results_util import assert_same_results as _same
+
 SMALL = ["machine.ncpu=4", 'memory.dram="30%"', "replay.time_scale=2e-5", 'trace.generate=""']
 
 
@@ -35,14 +37,6 @@ def _run(path, sets):
 
 def _reader_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "migrc-bench trace reader"]
-
-
-def _same(a, b) -> None:
-    drop = ("wall_s", "accesses_per_s")
-    assert {k: v for k, v in a.totals.items() if k not in drop} == \
-        {k: v for k, v in b.totals.items() if k not in drop}
-    assert a.cpus == b.cpus
-    assert a.intervals == b.intervals
 
 
 @pytest.mark.parametrize("engine", ["baseline", "migrc", "luf"])

@@ -22,6 +22,8 @@ from migrc_bench.trace.generated import ensure
 from migrc_bench.trace.native import ROW_GROUP_ROWS, TraceReader
 from migrc_bench.trace.stream import GeneratedTrace, StreamSpec, stream_sha256
 
+from results_util import assert_same_results as _same
+
 XS = "xsbench -s small -G unionized -m event -l 10000 -t 4 --seed 1"   # configs/ci.toml's
 GUPS = "gups -n 18 -u 300000 -t 4"
 CI = str(Path(__file__).resolve().parents[1] / "configs" / "ci.toml")
@@ -33,14 +35,6 @@ def _cfg(text: str, *sets: str, keep: bool = True):
 
 def _generators() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "migrc-bench trace generator"]
-
-
-def _same(a, b) -> None:
-    drop = ("wall_s", "accesses_per_s")
-    assert {k: v for k, v in a.totals.items() if k not in drop} == \
-        {k: v for k, v in b.totals.items() if k not in drop}
-    assert a.cpus == b.cpus
-    assert a.intervals == b.intervals
 
 
 def test_the_stream_gives_the_files_batches():
@@ -62,6 +56,22 @@ def test_the_stream_gives_the_files_batches():
             assert getattr(s, col).dtype == getattr(f, col).dtype
     assert sum(len(b) for b in again) == sum(len(b) for b in file_batches)
     assert not _generators()
+
+
+@pytest.mark.parametrize("text", ["kv -k 2000 -n 20000 -t 2", "gapbs-bfs -g 10 -n 1 -t 2",
+                                  "gapbs-pr -g 10 -n 1 -i 2 -t 2", "gups -n 12 -u 5000 -t 3"])
+def test_every_generator_streams_its_files_records(text):
+    path = ensure(text)
+    src = GeneratedTrace(text)
+    try:
+        assert src.meta == TraceReader(path).meta
+        streamed = [b for b in src.iter_batches(feeder.READ_ROWS)]
+    finally:
+        src.close()
+    filed = TraceReader(path).read_all()
+    for col in ("tid", "op", "addr", "size"):
+        assert np.array_equal(np.concatenate([getattr(b, col) for b in streamed]),
+                              getattr(filed, col))
 
 
 @pytest.mark.parametrize("text", [XS, GUPS], ids=["xsbench", "gups"])
