@@ -35,6 +35,7 @@ Examples:
   migrc-bench compare app.parquet --engines nobatch,baseline,migrc --out results/
   migrc-bench compare app.parquet --set machine.ncpu=4 --only-changed --format markdown
   migrc-bench compare --engines baseline,migrc,examples/engines/latr.py:Latr   # your own engine
+  migrc-bench compare --config ci --stream              # the trace generated as replayed, no file
   migrc-bench compare results/                         # stored runs: last run of each engine
   migrc-bench compare old/ new/ --engines migrc        # migrc in old/ vs migrc in new/
   migrc-bench compare results/ --counters 'nr_tlb_*,itlb_misses,runtime_s' --format json

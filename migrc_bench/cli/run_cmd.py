@@ -40,7 +40,7 @@ Examples:
   migrc-bench run app.parquet --set machine.ncpu=4 --set memory.dram=256MiB
   migrc-bench run app.parquet --engine migrc --out results/ --format json
   migrc-bench run --engine examples/engines/latr.py:Latr --check-invariants --no-save
-  migrc-bench run --config configs/ci.toml --stream --no-save   # generated as replayed, no file
+  migrc-bench run --config ci --stream --no-save   # the trace generated as replayed: no file
 """
 
 
