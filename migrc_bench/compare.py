@@ -363,7 +363,8 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
                    trace: Any, workers: int = 0, out_dir: str | Path | None = None,
                    on_progress: ProgressFn | None = None,
                    on_start: Callable[[str], None] | None = None) -> list[Column]:
-    """Replay ``trace`` once per engine (in ``workers`` processes; 1 = in this process).
+    """Replay ``trace`` once per engine (in ``workers`` processes; 1 = in this process); a
+    ``StreamSpec`` is generated afresh in each engine's replay (trace/stream.py).
 
     Configs and the trace are validated here first, so bad input fails before any worker
     starts. Results are appended to ``out_dir`` (if given) in engine order, after all runs.

@@ -44,7 +44,7 @@ def stream_sets(stream: bool, trace: object, sets: tuple[str, ...]) -> tuple[str
         return tuple(sets)
     if trace:
         raise UserError("--stream replays the config's trace.generate as it is made; "
-                               f"it takes no TRACE (got {trace})")
+                        f"it takes no TRACE (got {trace})")
     return tuple(sets) + (STREAM_SET,)
 
 

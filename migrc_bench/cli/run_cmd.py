@@ -79,8 +79,11 @@ def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants
     extra = {"engine": relative_to_config(engine, Path.cwd(), config_dir(config_path))} if engine else None
     cfg: Config = load_config(config_path, stream_sets(stream, trace, sets), extra)
     identify(cfg.engine, cfg.base_dir)  # a broken engine file fails before any trace is made
-    streamed = None if trace else stream_spec(cfg)
-    trace_path = Path(trace) if trace else Path(str(streamed)) if streamed else default_trace(cfg, quiet=quiet)
+    streamed = None if trace else stream_spec(cfg)  # trace.keep = false: no file at all
+    if trace:
+        trace_path = Path(trace)
+    else:
+        trace_path = Path(str(streamed)) if streamed else default_trace(cfg, quiet=quiet)
     if no_save:
         interrupts.keep("nothing was written (--no-save)")
     else:
@@ -88,8 +91,8 @@ def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants
         interrupts.keep_target(out_dir, " (the replay was not saved)")
     note_compile(quiet)
     with replay_progress(quiet=quiet) as progress:
-        result, run_id = run_trace(cfg, streamed or trace_path, None if no_save else out_dir, progress=progress,
-                                   check_invariants=check_invariants)
+        result, run_id = run_trace(cfg, streamed or trace_path, None if no_save else out_dir,
+                                   progress=progress, check_invariants=check_invariants)
     if fmt == "json":
         ident = result.identity
         click.echo(json.dumps({"run_id": run_id, "engine": result.engine,
