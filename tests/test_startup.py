@@ -23,3 +23,18 @@ def test_every_subcommand_is_listed_and_loads():
     assert set(cli.list_commands(None)) >= set(COMMANDS)
     for name in COMMANDS:
         assert cli.get_command(None, name).name == name
+
+
+def test_checking_a_results_directory_with_runs_in_it_does_not_load_pandas(tmp_path):
+    # a user's second `migrc-bench run --out DIR` appends to DIR: its check stays pyarrow-only
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"run_id": ["a"], "engine": ["migrc"]}), tmp_path / "runs.parquet")
+    pq.write_table(pa.table({"run_id": ["a"]}), tmp_path / "cpus.parquet")
+    code = ("import sys\n"
+            "from migrc_bench.results_dir import check_results_dir\n"
+            f"check_results_dir({str(tmp_path)!r})\n"
+            "print('pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
