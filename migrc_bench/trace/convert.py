@@ -38,7 +38,7 @@ class ConvertResult:
         return self.records / self.seconds if self.seconds > 0 else float("inf")
 
     def summary(self) -> str:
-        unit = {"champsim": "instructions", "native": "rows", "merge": "rows"}.get(self.format, "lines")
+        unit = {"champsim": "instructions", "native": "rows", "merge": "input lines or rows"}.get(self.format, "lines")
         procs = f"{self.processes} processes, " if self.processes > 1 else ""
         return (f"{'merged' if self.format == 'merge' else 'converted'} {self.input_lines:,} "
                 f"{unit} -> {self.records:,} records ({self.format}, {procs}{self.threads} "
