@@ -49,13 +49,16 @@ def merged_layout(paths: list[Path], metas: list[TraceMeta], as_: str = "process
             raise UserError(f"{path}: has {len(own)} processes; --as threads merges one-process "
                             f"traces (use --as processes)")
         for p in own:
-            pid = 1 if as_ == "threads" else len(processes) + 1
-            if as_ == "processes" or not processes:
-                processes.append(Process(pid, (), path.name if as_ == "processes" else ""))
+            if as_ == "processes":
+                name = path.name if len(own) == 1 else f"{path.name}:{p.name or p.pid}"
+                processes.append(Process(len(processes) + 1, (), name))
+            elif not processes:
+                processes.append(Process(1, ()))
+            pid = processes[-1].pid
             tids = processes[-1].tids + tuple(tid0 + t for t in p.tids)
             processes[-1] = dataclasses.replace(processes[-1], tids=tids)
-            mine = [r for r in meta.regions if r.pid in (None, p.pid or None)]
-            regions += [dataclasses.replace(r, pid=pid) for r in mine]
+            owner = p.pid if meta.processes else None  # a version-1 input's regions have no pid
+            regions += [dataclasses.replace(r, pid=pid) for r in meta.regions if r.pid == owner]
         tid0 += threads
     if as_ == "threads":
         regions = _one_address_space(paths, metas, regions)

@@ -98,8 +98,9 @@ def _chunks(batches: Iterator[Batch], n: int) -> Iterator[Batch]:
 def _concat(parts: list[Batch]) -> Batch:
     if len(parts) == 1:
         return parts[0]
-    return Batch(*(np.concatenate([b.tid for b in parts]), np.concatenate([b.op for b in parts]),
-                   np.concatenate([b.addr for b in parts]), np.concatenate([b.size for b in parts])))
+    cols = [np.concatenate([getattr(b, c) for b in parts]) for c in ("tid", "op", "addr", "size")]
+    pid = None if any(b.pid is None for b in parts) else np.concatenate([b.pid for b in parts])
+    return Batch(*cols, pid)
 
 
 class Interleaved:
