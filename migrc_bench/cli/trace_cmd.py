@@ -32,10 +32,12 @@ Examples:
 
 MERGE_EPILOG = """\b
 Examples:
-  migrc-bench trace merge a.parquet b.parquet c.parquet -o abc.parquet
-  migrc-bench trace merge a.parquet b.parquet --as threads -o ab.parquet
-  migrc-bench trace merge a.parquet b.parquet --shared weights -o ab.parquet
-  migrc-bench trace merge a.parquet b.parquet --shared 0x7f0000000000-0x7f4000000000 -o ab.parquet
+  migrc-bench trace gen gups -n 16 -o a.parquet
+  migrc-bench trace gen gups -n 16 --seed 5 -o b.parquet
+  migrc-bench trace merge a.parquet b.parquet -o ab.parquet              # two processes
+  migrc-bench trace merge a.parquet b.parquet --shared table -o ab.parquet   # one shared file
+  migrc-bench trace merge a.parquet b.parquet --shared 0x7f0000000000-0x7f0100000000 -o ab.parquet
+  migrc-bench trace info ab.parquet
 
 \b
 Each input becomes a process (pids 1, 2, ... in the order given; an input that already has
