@@ -160,6 +160,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("replay.max_accesses", "int", 0, "stop after this many accesses (0: whole trace)", 0, 2**62),
     Key("replay.warmup", "int", 0, "accesses of each thread replayed before counting starts, to "
         "warm TLBs and the LRU (counters, times and runtime exclude them; 0: count all)", 0, 2**62),
+    Key("replay.reader_thread", "bool", True, "read, decompress and map the trace on a second "
+        "thread, overlapped with the replay (results are identical either way)"),
     # cost model (None: from cost.preset)
     Key("cost.preset", "choice", "kvm-guest", "cost preset (the seed ran in QEMU/KVM)",
         choices=COST_PRESETS),

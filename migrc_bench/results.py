@@ -16,8 +16,6 @@ import datetime as _dt
 import fcntl
 import hashlib
 import math
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +32,9 @@ from .errors import UserError
 from .interrupts import deferred
 from .model.counters import COUNTERS, RUN_FIGURES
 from .model.replay import RunResult
+from .results_dir import CPUS, INTERVALS, RUNS, check_results_dir, read_table  # noqa: F401
 
 RESULTS_VERSION = 1
-RUNS, INTERVALS, CPUS = "runs.parquet", "intervals.parquet", "cpus.parquet"
 RUN_KEYS = ("run_id", "engine", "trace", "trace_sha256", "config_sha256", "config_toml",
             "tool_version", "started_at", "engine_file", "engine_sha256")
 RUN_COLUMNS = RUN_KEYS + COUNTERS + RUN_FIGURES
@@ -124,47 +122,6 @@ def make_results_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def check_results_dir(out_dir: str | Path) -> None:
-    """Fail now, not after a replay, when ``out_dir`` cannot take a run: a file in the way,
-    no write permission, a read-only file system, or a runs.parquet that is not ours.
-
-    Nothing is created: an interrupted or failed replay leaves no empty directory behind.
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: results path exists and is not a directory")
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"{out}: cannot create the results directory ({probe} is not a directory)")
-    try:  # os.access says yes to root on a read-only mount: try a real file
-        fd, name = tempfile.mkstemp(prefix=".migrc-bench-probe.", dir=probe)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        where = "results directory" if probe == out else f"results directory (in {probe})"
-        raise UserError(f"{out}: cannot write the {where}: {exc.strerror}") from None
-    for name in (RUNS, CPUS, INTERVALS):
-        path = out / name
-        if path.exists():
-            frame = read_table(path) if name == RUNS else None
-            if frame is not None and "engine" not in frame.columns:
-                raise UserError(f"{path}: not a migrc-bench runs table (no engine column); "
-                                f"choose another --out")
-            if frame is None:
-                try:
-                    names = pq.read_schema(path).names
-                except (pa.ArrowException, OSError) as exc:
-                    raise UserError(f"{path}: not a readable results file ({exc}); choose "
-                                    f"another --out") from None
-                if "run_id" not in names:
-                    raise UserError(f"{path}: not a migrc-bench results table (no run_id "
-                                    f"column); choose another --out")
-
-
 def append_rows(out: Path, row: dict[str, Any], intervals: list[dict[str, Any]],
                 cpus: list[dict[str, Any]]) -> str:
     """Add one run given as rows (its runs row, interval rows, CPU rows); returns its run_id.
@@ -196,25 +153,6 @@ def append_rows(out: Path, row: dict[str, Any], intervals: list[dict[str, Any]],
         raise UserError(f"{out}: cannot write the results ({exc.strerror or exc}); the "
                         f"directory is as it was") from None
     return rid
-
-
-def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read one results table; unknown columns are kept but never required."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, not a results table")
-    try:
-        table = pq.read_table(path)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such results file") from None
-    except (pa.ArrowException, OSError) as exc:
-        raise UserError(f"{path}: not a readable results file ({exc})") from None
-    frame = table.to_pandas()
-    if "run_id" not in frame.columns:
-        raise UserError(f"{path}: not a migrc-bench results table (no run_id column)")
-    if columns is not None:
-        frame = frame[[c for c in columns if c in frame.columns]]
-    return frame
 
 
 def runs_path(path: str | Path) -> Path:

@@ -6,13 +6,16 @@ stay thin and run exactly the same path.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from pathlib import Path
 from typing import Callable
 
 from .config import Config
 from .errors import ConfigError, TraceError, UserError
+from .model.machine import needs_profile
 from .model.replay import Replay, RunResult
-from .results import append_run, check_results_dir, file_sha256
+from .results_dir import check_results_dir
 from .trace.native import TraceReader
 
 ProgressFactory = Callable[[int], Callable[[int, float], None]] | None
@@ -78,6 +81,10 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
     if out_dir is not None:
         check_results_dir(out_dir)
     reader = TraceReader(trace_path)
+    # the results' trace hash on a thread while the replay runs, unless the caller has it or
+    # the replay computes it itself (for the pre-pass cache)
+    sha = (_hash_meanwhile(trace_path) if out_dir is not None and trace_sha256 is None
+           and not needs_profile(cfg, reader.meta) else None)
     total = cfg.replay.max_accesses or reader.num_rows * max(1, cfg.replay.threads or 1)
     try:
         replay = Replay(cfg, reader, engine=make_engine(cfg),
@@ -95,5 +102,33 @@ def run_trace(cfg: Config, trace_path: str | Path, out_dir: str | Path | None = 
     result.identity = ident
     run_id = None
     if out_dir is not None:
-        run_id = append_run(out_dir, result, replay.trace_sha256 or file_sha256(trace_path))
+        from .results import append_run  # (pandas: imported once the replay is done)
+
+        run_id = append_run(out_dir, result, replay.trace_sha256 or sha())
     return result, run_id
+
+
+def _hash_meanwhile(path: str | Path) -> Callable[[], str]:
+    """The trace's sha256, computed on a thread while the replay runs (hashlib releases the
+    GIL); the returned function waits for it (and raises what hashing raised)."""
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            with open(path, "rb") as fh:
+                box["sha"] = hashlib.file_digest(fh, "sha256").hexdigest()
+            # then the results module that writes them (pandas: ~0.3 s, off the replay's path)
+            from . import results  # noqa: F401
+        except BaseException as exc:  # re-raised by the caller, in its thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="migrc-bench trace hash", daemon=True)
+    thread.start()
+
+    def result() -> str:
+        thread.join()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return str(box["sha"])
+
+    return result

@@ -1,9 +1,17 @@
 """The compiled replay core against the pure-Python reference model, counter for counter.
 
 Random small traces (threads, loads, stores, modifies, fetches, page-crossing accesses,
-first touches), random TLB geometries, quanta, PTI and ceiling settings, and random
-scheduled flushes and PTE changes (including flush_tlb_batched_pending after batched unmaps,
-page-table-freeing flushes that reach lazy CPUs, and change_protection with its PTE cost). Every counter and every CPU clock must be identical.
+first touches, runs of accesses to one page), random TLB geometries, quanta, PTI and ceiling
+settings, placements, traces with and without regions, and random scheduled flushes and PTE
+changes (including flush_tlb_batched_pending after batched unmaps, page-table-freeing flushes
+that reach lazy CPUs, and change_protection with its PTE cost), with the trace reader thread on
+or off. Every counter and every CPU clock must be identical.
+
+The reference model has no same-page filter (kernel.py): each lookup scans its set. The
+directed tests below put each kind of invalidation between two uses of one page on one CPU —
+a per-page flush, a full flush, a write-protect flush, flush_tlb_mm, flush_tlb_batched_pending,
+mprotect, the drop of a read-only translation on a store, kernel text evicting the entry —
+where a filter that kept its page would hit.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import pytest
 
 from migrc_bench.config import load_config
 from migrc_bench.model.counters import COUNTERS
@@ -54,10 +64,17 @@ def all_vpns():
 
 
 @st.composite
+def runs(draw):
+    """A record repeated: successive accesses to one page (the same-page filter's case)."""
+    return [draw(records())] * draw(st.sampled_from([1, 1, 1, 2, 5]))
+
+
+@st.composite
 def scenarios(draw):
     threads = draw(st.integers(1, 3))
     ncpu = draw(st.integers(threads, 4))
-    traces = [draw(st.lists(records(), min_size=0 if t else 1, max_size=120)) for t in range(threads)]
+    traces = [[r for run in draw(st.lists(runs(), min_size=0 if t else 1, max_size=60)) for r in run]
+              for t in range(threads)]
     itlb_ways = draw(st.sampled_from([1, 2]))
     stlb = draw(st.sampled_from([(8, 2), (16, 4), (4, 4)]))
     sets = [
@@ -75,6 +92,7 @@ def scenarios(draw):
         f'memory.initial_pte="{draw(st.sampled_from(["writable-dirty", "writable-clean", "readonly-clean", "steady-state"]))}"',
         f'memory.placement="{draw(st.sampled_from(["first-touch", "interleave", "hot"]))}"',
         f'cost.preset="{draw(st.sampled_from(["bare-metal", "kvm-guest"]))}"',
+        f"replay.reader_thread={'true' if draw(st.booleans()) else 'false'}",
     ]
     vpns = all_vpns()
     events = draw(st.lists(st.builds(
@@ -109,16 +127,73 @@ def run_reference(cfg, traces, events, regions=REGIONS):
     return ref.run()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_fast_kernel_matches_reference(scenario):
-    ncpu, traces, sets, events, regions = scenario
+def same_as_reference(traces, sets, events, regions=REGIONS):
+    """Replay through both models; every counter and clock equal. Returns the totals."""
     with tempfile.TemporaryDirectory() as d:
         fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet", regions)
     ref = run_reference(cfg, traces, events, regions)
     diffs = {c: (fast.totals[c], ref[c]) for c in COUNTERS if fast.totals[c] != ref[c]}
     assert not diffs, diffs
     assert clocks == ref["clocks"]
+    return fast.totals
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_fast_kernel_matches_reference(scenario):
+    ncpu, traces, sets, events, regions = scenario
+    same_as_reference(traces, sets, events, regions)
+
+
+ONE_CPU = ["machine.ncpu=1", "replay.quantum=50", 'memory.dram="64KiB"', 'memory.cxl="256KiB"',
+           "memory.min_free_kbytes=8", 'memory.initial_pte="writable-dirty"',
+           "tlb.kernel_text_pages=0"]
+LOAD_A, STORE_A, FETCH = (1, HEAP, 8), (2, HEAP, 8), (0, CODE, 4)
+
+
+PAGE_A = (HEAP >> 12,)
+FLUSHES = {  # one invalidation of page A (or of the whole mm) on CPU 0 at 300 ns
+    "range": [Event(300.0, "range", 0, PAGE_A, (True,))],
+    "full": [Event(300.0, "full", 0, (), (True,))],
+    "wrprotect": [Event(300.0, "wrprotect", 0, PAGE_A, (True,))],
+    "flush_tlb_mm": [Event(300.0, "mm", 0, (), (True,))],
+    # a batched unmap not yet seen: flush_tlb_batched_pending's flush_tlb_mm
+    "batched_pending": [Event(100.0, "batched", 0), Event(300.0, "pending", 0)],
+    "mprotect": [Event(300.0, "mprotect", 0, PAGE_A, (True,))],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FLUSHES))
+def test_filter_sees_a_flush_between_two_uses(kind):
+    """Loads of one page, flushed on their CPU half-way (one page, the whole mm, the page
+    write-protected, flush_tlb_mm, flush_tlb_batched_pending after a batched unmap, mprotect):
+    the first load after the flush walks (a filter that kept the page would hit, and count one
+    walk fewer)."""
+    t = same_as_reference([[LOAD_A] * 40 + [FETCH] * 40], ONE_CPU, FLUSHES[kind])
+    assert t["dtlb_load_misses"] == 2 and t["dtlb_hits"] == 38
+    assert t["itlb_misses"] == 1
+
+
+def test_filter_sees_the_read_only_drop_of_a_store():
+    """A store through the read-only translation of the last load drops it and faults; the
+    retried store walks, and so does nothing else (the loads after it hit the new entry)."""
+    t = same_as_reference([[LOAD_A, STORE_A, LOAD_A, STORE_A, LOAD_A]],
+                          ONE_CPU[:-2] + ['memory.initial_pte="readonly-clean"',
+                                          "tlb.kernel_text_pages=0"], [])
+    assert t["pgfault"] == 1
+    assert t["dtlb_load_misses"] == 1 and t["dtlb_store_misses"] == 1
+    assert t["dtlb_hits"] == 4  # the faulting store's hit, then load, store, load
+
+
+def test_filter_sees_kernel_text_evict_the_fetch_entry():
+    """A one-set, two-way iTLB: the kernel text a first-touch fault fetches evicts the user
+    page's entry, so the next fetch of that page misses the iTLB."""
+    t = same_as_reference([[FETCH, FETCH, (2, ANON, 8), FETCH, FETCH]],
+                          ONE_CPU[:-1] + ["tlb.kernel_text_pages=2", "tlb.kernel_text_pool=3",
+                                          "tlb.itlb_entries=2", "tlb.itlb_ways=2", "tlb.pti=true"],
+                          [])
+    assert t["pgfault"] == 1
+    assert t["itlb_l1_misses"] == 2 + 2  # the user page twice, the two kernel pages once
 
 
 def test_reference_counts_something():

@@ -23,6 +23,7 @@ import pytest
 from rich.console import Console
 
 from migrc_bench import results as R
+from migrc_bench import results_dir
 from migrc_bench.cli.main import cli as root_command
 from migrc_bench.trace.native import Region, TraceMeta, TraceReader, write_trace
 
@@ -94,7 +95,7 @@ def test_a_read_only_file_system_is_found_before_replaying(trace, tmp_path, monk
         raise OSError(errno.EROFS, "Read-only file system")
 
     no_replay(monkeypatch)
-    monkeypatch.setattr(R.tempfile, "mkstemp", erofs)
+    monkeypatch.setattr(results_dir.tempfile, "mkstemp", erofs)
     for argv in (["run", trace, "--out", tmp_path / "r"],
                  ["compare", trace, "--engines", "baseline,migrc", "--out", tmp_path / "r"]):
         code, _, err = cli(argv + sets_args(), capsys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -25,24 +26,27 @@ Examples:
 """
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+# subcommand -> its module, imported when the subcommand is used: `run` reaches its first
+# quantum without loading what only `check`, `plot` or `sweep` need (pandas, matplotlib, dask)
+COMMANDS = {"run": "run_cmd", "compare": "compare_cmd", "check": "check_cmd", "plot": "plot_cmd",
+            "trace": "trace_cmd", "config": "config_cmd", "cache": "cache_cmd", "sweep": "sweep_cmd",
+            "suite": "suite_cmd"}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            self.add_command(importlib.import_module(f".{COMMANDS[name]}", __package__).command)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="migrc-bench")
 def cli() -> None:
     """Replay memory-access traces through per-CPU TLBs, tiering and migration engines."""
-
-
-def _register() -> None:
-    from . import cache_cmd, check_cmd, compare_cmd, config_cmd, plot_cmd, run_cmd, trace_cmd
-
-    for module in (run_cmd, compare_cmd, check_cmd, plot_cmd, trace_cmd, config_cmd, cache_cmd):
-        cli.add_command(module.command)
-    from . import suite_cmd, sweep_cmd
-
-    cli.add_command(sweep_cmd.command)
-    cli.add_command(suite_cmd.command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from ..defaults import config_for
 from ..engines.loader import identify, relative_to_config
 from ..model.replay import RunResult
 from ..notices import short_run
-from ..results import check_results_dir
+from ..results_dir import check_results_dir
 from ..runner import check_replayable, default_trace, run_trace
 from .first_use import note_compile
 from .options import config_options, format_option, quiet_option

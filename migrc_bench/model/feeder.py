@@ -11,20 +11,22 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import TraceError
 from ..trace.native import Batch, TraceReader
+from .pending import PendingRows
+from .prefetch import MappedBatches
 
 BUFFER_ROWS = 1 << 16
 READ_ROWS = 1 << 18
 
 
 class Buffers:
-    """Per-CPU (page id, op) queues the compiled loop consumes from head to tail."""
+    """Per-CPU (page id, op) queues the compiled loop consumes from head to tail (the op word
+    also holds the page's low vpn bits: kernel.VPN_BITS)."""
 
     def __init__(self, ncpu: int, cap: int = BUFFER_ROWS):
         self.cap = cap
         self.pid = np.zeros((ncpu, cap), np.int32)
-        self.op = np.zeros((ncpu, cap), np.uint8)
+        self.op = np.zeros((ncpu, cap), np.uint32)
         self.head = np.zeros(ncpu, np.int64)
         self.tail = np.zeros(ncpu, np.int64)
 
@@ -51,7 +53,7 @@ class Feeder:
     """Moves trace rows into per-CPU buffers through the machine's page map."""
 
     def __init__(self, reader: TraceReader, machine, buffers: Buffers, threads: int,
-                 max_accesses: int = 0):
+                 max_accesses: int = 0, reader_thread: bool = False):
         self.reader = reader
         self.m = machine
         self.buf = buffers
@@ -63,10 +65,14 @@ class Feeder:
         # accesses each CPU still gets before its warm-up boundary (model/warmup.py): the
         # buffer is filled up to it exactly, so the loop runs dry there
         self.warm_left = np.zeros(buffers.pid.shape[0], np.int64)
-        self._pending: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(threads)]
+        # rows read for each thread, waiting for its CPU (bounded memory: pending.py)
+        self._pending = PendingRows(threads)
         if reader.meta.threads > 1 or threads == 1:
             self._sources = None
-            self._batches = self._limited(reader.iter_batches(READ_ROWS))
+            # read, mapped and grouped by thread on the trace reader thread when asked
+            self._batches = MappedBatches(self._limited(reader.iter_batches(READ_ROWS)),
+                                          machine.pagemap, threads, reader.path,
+                                          reader.meta.threads, background=reader_thread)
         else:
             n = reader.num_rows
             self._sources = [self._limited(_rotated(reader, k * n // threads), per_thread=True)
@@ -94,19 +100,14 @@ class Feeder:
     def _read_shared(self) -> bool:
         """Read one batch of a multi-thread trace and queue its rows per thread."""
         assert self._batches is not None
-        b = next(self._batches, None)
-        if b is None:
+        mb = self._batches.next()
+        if mb is None:
             return False
-        if len(b) and int(b.tid.max()) >= self.threads:
-            raise TraceError(self.reader.path, f"thread id {int(b.tid.max())} but the trace "
-                             f"declares {self.reader.meta.threads} threads")
-        g_pid, g_op, bounds, first_new = self.m.pagemap.map_grouped(b.addr, b.size, b.tid, b.op,
-                                                                     self.threads)
-        self.m.on_new_pages(first_new)
-        self.read_rows += len(b)
-        for t in range(self.threads):
-            if bounds[t + 1] > bounds[t]:
-                self._pending[t].append((g_pid[bounds[t]:bounds[t + 1]], g_op[bounds[t]:bounds[t + 1]]))
+        self.m.on_new_pages(mb.first_new, mb.end)
+        self.read_rows += mb.rows
+        for t, part in enumerate(mb.parts):
+            if part is not None:
+                self._pending[t].append(part)
         return True
 
     def refill(self, cpu: int) -> None:
@@ -141,15 +142,30 @@ class Feeder:
             if self.buf.tail[cpu] > self.buf.head[cpu] and not self._pending[t]:
                 return
 
+    def start(self) -> None:
+        """Let the trace reader thread (if any) start reading ahead."""
+        if self._batches is not None:
+            self._batches.start()
+
     def prime(self) -> None:
         for cpu in range(self.threads):
             self.refill(cpu)
 
+    def close(self) -> None:
+        """Stop reading (the trace reader thread, if any): the replay is over."""
+        if self._batches is not None:
+            self._batches.close()
+        self._pending.close()
+
 
 def _rotated(reader: TraceReader, offset: int) -> Iterator[Batch]:
-    """Rows [offset, n) then [0, offset): a thread's view of a single-thread trace."""
-    pos = 0
-    for b in reader.iter_batches(READ_ROWS):
+    """Rows [offset, n) then [0, offset): a thread's view of a single-thread trace. Row
+    groups that end before ``offset`` are skipped unread (the batches are the same)."""
+    starts = reader.group_starts()
+    first = max(0, int(np.searchsorted(starts, offset, side="right")) - 1)
+    first = min(first, max(0, len(starts) - 2))
+    pos = int(starts[first])
+    for b in reader.iter_batches(READ_ROWS, first_group=first):
         end = pos + len(b)
         if end <= offset:
             pos = end

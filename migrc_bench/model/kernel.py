@@ -26,6 +26,12 @@ VMA_KERNEL = np.uint8(4)
 # access kinds as in the trace
 OP_IFETCH, OP_LOAD, OP_STORE, OP_MODIFY = 0, 1, 2, 3
 
+# A row of a CPU's buffer: the page id, and a word holding the op (bits 0-1) and the page's vpn
+# modulo 2^VPN_BITS (bits 2-31): enough for the set index of any TLB level (at most 2^24 sets),
+# so the loop never reads the vpn of a page from the (large, randomly accessed) page arrays.
+VPN_BITS = 30
+VPN_MASK = (1 << VPN_BITS) - 1
+
 # reasons the loop returns
 R_STOP = 0          # every running CPU reached t_stop
 R_NEED_DATA = 1     # cpu's buffer is empty and its stream may have more
@@ -76,12 +82,16 @@ G_ITLB, G_DTLB, G_STLB = 0, 3, 6
 
 @njit(cache=True, inline="always", _nrt=False)
 def _lookup(tag, lru, geo, lvl, c, vpn, key, stamp):
+    """The way of the set holding ``key`` (stamped as used), or -1. Every way is compared,
+    without an early exit: which way hits is data-dependent, a branch on it mispredicts
+    (a page is cached at most once per level, so the match, if any, is unique)."""
     base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+    found = -1
     for i in range(base, base + geo[lvl + 2]):
-        if tag[c, i] == key:
-            lru[c, i] = stamp
-            return i
-    return -1
+        found = i if tag[c, i] == key else found
+    if found >= 0:
+        lru[c, found] = stamp
+    return found
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -100,6 +110,7 @@ def _fill(tag, pfn, wr, lru, geo, lvl, c, vpn, key, frame, writable, stamp):
     pfn[c, victim] = frame
     wr[c, victim] = writable
     lru[c, victim] = stamp
+    return victim
 
 
 @njit(cache=True, _nrt=False)
@@ -153,32 +164,33 @@ def check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, fr
     current = p == frame and (fl & PTE_PRESENT) != 0 and (fl & PTE_PROTNONE) == 0
     if current:
         if kind == OP_STORE and writable and (fl & PTE_WRITE) == 0:
-            _record(viol, viol_n, V_WRITABLE_TLB, c, pid, frame, p, t)
+            _record(viol, viol_n, np.int64(V_WRITABLE_TLB), c, pid, frame, p, t)
         return
     if kind == OP_STORE:
         if writable:
-            _record(viol, viol_n, V_STALE_WRITE, c, pid, frame, p, t)
+            _record(viol, viol_n, np.int64(V_STALE_WRITE), c, pid, frame, p, t)
         return  # a read-only stale translation faults on a store: not a use
     st = frame_state[frame]
     if st != 2 and st != 3:  # F_HELD, F_TAGGED
-        _record(viol, viol_n, V_STALE_FRAME, c, pid, frame, p, t)
+        _record(viol, viol_n, np.int64(V_STALE_FRAME), c, pid, frame, p, t)
     elif p < 0 or frame_ver[frame] != frame_ver[p]:
-        _record(viol, viol_n, V_DIVERGED, c, pid, frame, p, t)
+        _record(viol, viol_n, np.int64(V_DIVERGED), c, pid, frame, p, t)
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pte_flags,
-              counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
-    """One TLB lookup (kind 0 ifetch, 1 load, 2 store). Returns frame >= 0, or -(reason)."""
-    vpn = page_vpn[pid]
+def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
+                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+    """One TLB lookup (kind 0 ifetch, 1 load, 2 store) of page ``pid``, whose vpn (or its low
+    VPN_BITS: all a set index needs) is ``vpn``. Returns (frame >= 0, or -(reason); the L1
+    slot that now holds the translation, -1 on a fault; the busy ns it cost; 1 if it hit the
+    L1). The caller adds the busy ns and counts the L1 hit: the loop keeps both in locals."""
     l1 = G_ITLB if kind == OP_IFETCH else G_DTLB
+    extra = 0.0
+    hit = 0
     i = _lookup(tag, lru, geo, l1, c, vpn, pid, stamp)
     if i >= 0:
-        if kind == OP_IFETCH:
-            counters[c, C_ITLB_HITS] += 1
-        else:
-            counters[c, C_DTLB_HITS] += 1
-        frame = pfn[c, i]
+        hit = 1
+        frame = np.int64(pfn[c, i])
         writable = wr[c, i]
         if check:
             check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
@@ -191,21 +203,21 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
         i2 = _lookup(tag, lru, geo, G_STLB, c, vpn, pid, stamp)
         if i2 >= 0:
             counters[c, C_STLB_HITS] += 1
-            frame = pfn[c, i2]
+            frame = np.int64(pfn[c, i2])
             writable = wr[c, i2]
             if check:
                 check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state,
                           frame_ver, viol, viol_n, t)
-            _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
-            times[c, T_BUSY] += cost[K_STLB_HIT_NS]
+            i = _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
+            extra = cost[K_STLB_HIT_NS]
         else:
             fl = pte_flags[pid]
             if (fl & PTE_PRESENT) == 0:
-                return -R_FAULT_MISSING
+                return -R_FAULT_MISSING, -1, extra, hit
             if fl & PTE_PROTNONE:
-                return -R_FAULT_HINT
+                return -R_FAULT_HINT, -1, extra, hit
             if kind == OP_STORE and (fl & PTE_WRITE) == 0:
-                return -R_FAULT_WP
+                return -R_FAULT_WP, -1, extra, hit
             counters[c, C_STLB_MISSES] += 1
             if kind == OP_IFETCH:
                 counters[c, C_ITLB_MISSES] += 1
@@ -217,20 +229,41 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
             if kind == OP_STORE:
                 fl |= PTE_DIRTY
             pte_flags[pid] = fl
-            frame = pte_pfn[pid]
+            frame = np.int64(pte_pfn[pid])
             writable = np.uint8(1) if (fl & PTE_WRITE) else np.uint8(0)
             _fill(tag, pfn, wr, lru, geo, G_STLB, c, vpn, pid, frame, writable, stamp)
-            _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
-            times[c, T_BUSY] += cost[K_WALK_NS]
-            times[c, T_WALK] += cost[K_WALK_NS]
+            i = _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
+            extra = cost[K_WALK_NS]
+            times[c, T_WALK] += extra
     if kind == OP_STORE:
         if writable == 0:
             # x86 drops the faulting translation; the handler then decides (wp or spurious)
             invalidate_page(tag, geo, c, pid, vpn)
-            return -R_FAULT_WP
+            return -R_FAULT_WP, -1, extra, hit
         if frame == pte_pfn[pid]:
             pte_flags[pid] |= PTE_DIRTY
-    return frame
+    return frame, i, extra, hit
+
+
+@njit(cache=True, _nrt=False)
+def translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
+                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+    """translate_slot as a call, for the loop's rare paths (one inlined copy is enough)."""
+    return translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
+                          counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t)
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pte_flags,
+              counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+    """One TLB lookup (kind 0 ifetch, 1 load, 2 store). Returns frame >= 0, or -(reason)."""
+    f, _, extra, hit = translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn[pid],
+                                      pte_pfn, pte_flags, counters, times, cost, check,
+                                      frame_state, frame_ver, viol, viol_n, t)
+    times[c, T_BUSY] += extra
+    if hit:
+        counters[c, C_ITLB_HITS if kind == OP_IFETCH else C_DTLB_HITS] += 1
+    return f
 
 
 # hint-fault fast path parameters (tiering.py fills them; H_ENABLED 0 sends every fault to
@@ -270,26 +303,57 @@ def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_fla
     return True
 
 
+# The same-page filter: per CPU and L1 (F_ITLB, F_DTLB) the slot of the last translation the
+# loop used there (-1: none). A page is cached at most once per level, so when that slot still
+# holds the page being accessed, it is the entry the set scan would find: the hit is taken
+# without the scan (and without reading the page's vpn). When a CPU starts running the loop
+# reads which page the slot holds now, so anything done to its TLB in between (a flush, a
+# store-through-read-only drop, kernel text evicting the entry) can never make it stale.
+F_ITLB, F_DTLB = 0, 1
+
+
 @njit(cache=True, inline="always", _nrt=False)
-def _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores):
-    """Write back the access counts a running CPU kept in locals."""
+def _reuse(c, pid, kind, slot, frame, writable, lru, stamp, check, pte_pfn, pte_flags,
+           frame_state, frame_ver, viol, viol_n, t):
+    """A use of the L1 entry in ``slot`` that the same-page filter found: what a hit of the set
+    scan does there (the LRU stamp, the invariant check, a store's dirty bit)."""
+    lru[c, slot] = stamp
+    if check:
+        check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
+                  viol, viol_n, t)
+    if kind == OP_STORE and frame == pte_pfn[pid]:
+        pte_flags[pid] |= PTE_DIRTY
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n_dhit, busy,
+                tmem):
+    """Write back the access counts and times a running CPU kept in locals."""
     counters[c, C_ACCESSES] += n_acc
     counters[c, C_INSTR] += n_instr
     counters[c, C_LOADS] += n_loads
     counters[c, C_STORES] += n_stores
+    counters[c, C_ITLB_HITS] += n_ihit
+    counters[c, C_DTLB_HITS] += n_dhit
+    times[c, T_BUSY] = busy
+    times[c, T_MEM] = tmem
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
              frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out,
-             hint, scan_time, kpids, kpos, kcount):
+             hint, scan_time, kpids, kpos, kcount, last):
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
-    until its clock reaches the quantum's end. ``out`` receives (cpu, pid, op) of a fault.
+    until its clock reaches the quantum's end. ``out`` receives (cpu, pid, op) of a fault;
+    ``last`` is the same-page filter (F_ITLB, F_DTLB slots per CPU). No GIL: the trace
+    reader thread runs meanwhile.
     """
     ncpu = clock.shape[0]
+    cpi_ns = cost[K_CPI_NS]
+    miss_rate = cost[K_MISS_RATE]
     while True:
         qe = q_end[0]
         for c in range(ncpu):
@@ -298,50 +362,115 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
             # this CPU's hot state lives in locals while it runs and is written back whenever
             # the loop leaves it (quantum end, empty buffer, fault): fewer memory round trips
             h = head[c]
+            tl = tail[c]
             st = stamps[c]
             clk = clock[c]
+            busy = times[c, T_BUSY]
+            tmem = times[c, T_MEM]
             n_acc = 0
             n_instr = 0
             n_loads = 0
             n_stores = 0
+            n_ihit = 0
+            n_dhit = 0
+            # the filter's entries as they are now: page (-1 none), frame, writable, mem cost
+            isl = last[c, F_ITLB]
+            ip = tag[c, isl] if isl >= 0 else -1
+            ifr = pfn[c, isl] if ip >= 0 else 0
+            iwr = wr[c, isl] if ip >= 0 else np.uint8(0)
+            dsl = last[c, F_DTLB]
+            dp = tag[c, dsl] if dsl >= 0 else -1
+            dfr = pfn[c, dsl] if dp >= 0 else 0
+            dwr = wr[c, dsl] if dp >= 0 else np.uint8(0)
+            dmem = miss_rate * node_lat[frame_node[dfr]] if dp >= 0 else 0.0
             while clk < qe:
-                if h == tail[c]:
+                if h == tl:
                     if stream_open[c]:
                         head[c] = h
                         stamps[c] = st
                         clock[c] = clk
-                        _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores)
+                        _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores,
+                                    n_ihit, n_dhit, busy, tmem)
+                        last[c, F_ITLB] = isl
+                        last[c, F_DTLB] = dsl
                         out[0] = c
                         return R_NEED_DATA
                     running[c] = False
                     break
                 pid = buf_pid[c, h]
-                op = buf_op[c, h]
+                w = buf_op[c, h]
+                op = w & 3
+                vl = np.int64(w >> 2)
                 st += 1
-                t0 = times[c, T_BUSY]
+                t0 = busy
                 kind = OP_IFETCH if op == OP_IFETCH else (OP_STORE if op == OP_STORE else OP_LOAD)
-                f = translate(c, pid, kind, tag, pfn, wr, lru, geo, st, page_vpn, pte_pfn,
-                              pte_flags, counters, times, cost, check, frame_state, frame_ver,
-                              viol, viol_n, clk)
+                f = -1
+                slow = True
+                if kind == OP_IFETCH:
+                    if pid == ip:  # same page as the last fetch: that iTLB entry
+                        slow = False
+                        n_ihit += 1
+                        f = ifr
+                        _reuse(c, pid, kind, isl, f, iwr, lru, st, check, pte_pfn, pte_flags,
+                               frame_state, frame_ver, viol, viol_n, clk)
+                elif pid == dp and (kind == OP_LOAD or dwr):  # the last data page's entry
+                    slow = False
+                    n_dhit += 1
+                    f = dfr
+                    _reuse(c, pid, kind, dsl, f, dwr, lru, st, check, pte_pfn, pte_flags,
+                           frame_state, frame_ver, viol, viol_n, clk)
+                if slow:  # one call site: the set scans, refills and walks are compiled once
+                    f, s, extra, hit = translate_slot(
+                        c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
+                        counters, times, cost, check, frame_state, frame_ver, viol, viol_n, clk)
+                    busy += extra
+                    if kind == OP_IFETCH:
+                        n_ihit += hit
+                        if f >= 0:  # the filter's iTLB entry is now this one
+                            isl, ip, ifr, iwr = s, pid, f, wr[c, s]
+                    else:
+                        n_dhit += hit
+                        if f >= 0:  # and its dTLB entry
+                            dsl, dp, dfr, dwr = s, pid, f, wr[c, s]
+                            dmem = miss_rate * node_lat[frame_node[f]]
                 if f >= 0 and op == OP_MODIFY:  # lackey's M: the load, then the store
-                    f = translate(c, pid, OP_STORE, tag, pfn, wr, lru, geo, st, page_vpn,
-                                  pte_pfn, pte_flags, counters, times, cost, check, frame_state,
-                                  frame_ver, viol, viol_n, clk)
+                    kind = np.int64(OP_STORE)
+                    if dwr:  # the load just used this page's entry
+                        n_dhit += 1
+                        _reuse(c, pid, kind, dsl, f, dwr, lru, st, check, pte_pfn, pte_flags,
+                               frame_state, frame_ver, viol, viol_n, clk)
+                    else:  # through the read-only entry: dropped, a fault (rare: not inlined)
+                        f, s, extra, hit = translate_call(
+                            c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
+                            counters, times, cost, check, frame_state, frame_ver, viol, viol_n,
+                            clk)
+                        busy += extra
+                        n_dhit += hit
                 if f < 0:
-                    clk += times[c, T_BUSY] - t0
+                    clk += busy - t0
                     stamps[c] = st
                     clock[c] = clk
-                    _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores)
+                    _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit,
+                                n_dhit, busy, tmem)
+                    last[c, F_ITLB] = isl
+                    last[c, F_DTLB] = dsl
                     n_acc = 0
                     n_instr = 0
                     n_loads = 0
                     n_stores = 0
+                    n_ihit = 0
+                    n_dhit = 0
                     if f == -R_FAULT_HINT and cold_hint_fault(
                             c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
                             frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
                             geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
                         st = stamps[c]
                         clk = clock[c]
+                        busy = times[c, T_BUSY]
+                        # kernel text went through this CPU's iTLB: read the filter afresh
+                        ip = tag[c, isl] if isl >= 0 else -1
+                        ifr = pfn[c, isl] if ip >= 0 else 0
+                        iwr = wr[c, isl] if ip >= 0 else np.uint8(0)
                         continue  # settled here: retry the access
                     head[c] = h
                     out[0] = c
@@ -350,7 +479,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                     return -f
                 if op == OP_IFETCH:
                     n_instr += 1
-                    times[c, T_BUSY] += cost[K_CPI_NS]
+                    busy += cpi_ns
                 else:
                     if op == OP_LOAD:
                         n_loads += 1
@@ -359,16 +488,18 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         frame_ver[f] += 1
                         if op == OP_MODIFY:
                             n_loads += 1
-                    mem = cost[K_MISS_RATE] * node_lat[frame_node[f]]
-                    times[c, T_BUSY] += mem
-                    times[c, T_MEM] += mem
+                    busy += dmem
+                    tmem += dmem
                 n_acc += 1
-                clk += times[c, T_BUSY] - t0
+                clk += busy - t0
                 h += 1
             head[c] = h
             stamps[c] = st
             clock[c] = clk
-            _add_counts(counters, c, n_acc, n_instr, n_loads, n_stores)
+            _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n_dhit,
+                        busy, tmem)
+            last[c, F_ITLB] = isl
+            last[c, F_DTLB] = dsl
         any_running = False
         for c in range(ncpu):
             if running[c]:
@@ -393,9 +524,9 @@ def kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, pa
         i = kpos[c]
         kpos[c] = i + 1 if i + 1 < n else 0
         stamps[c] += 1
-        translate(c, kpids[i], OP_IFETCH, tag, pfn, wr, lru, geo, stamps[c], page_vpn, pte_pfn,
-                  pte_flags, counters, times, cost, False, frame_state, frame_ver, viol, viol_n,
-                  0.0)
+        translate(c, kpids[i], np.int64(OP_IFETCH), tag, pfn, wr, lru, geo, stamps[c], page_vpn,
+                  pte_pfn, pte_flags, counters, times, cost, np.bool_(False), frame_state,
+                  frame_ver, viol, viol_n, 0.0)
     return times[c, T_BUSY] - t0
 
 

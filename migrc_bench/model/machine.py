@@ -109,6 +109,8 @@ class Machine:
         self.tlb_pfn = np.zeros((self.ncpu, slots), np.int32)
         self.tlb_wr = np.zeros((self.ncpu, slots), np.uint8)
         self.tlb_lru = np.zeros((self.ncpu, slots), np.int64)
+        # the compiled loop's same-page filter: per CPU the slot of its last iTLB and dTLB use
+        self.tlb_last = np.full((self.ncpu, 2), -1, np.int64)
         self.stamps = np.zeros(self.ncpu, np.int64)
         self.counters = np.zeros((self.ncpu, N_COUNTERS), np.int64)
         self.times = np.zeros((self.ncpu, N_TIMES), np.float64)
@@ -161,7 +163,8 @@ class Machine:
         self.kernel_pos = np.zeros(self.ncpu, np.int64)
         self.kernel_pids = np.arange(self.pagemap.add_range(KERNEL_TEXT_VPN, nk),
                                      self.pagemap.n, dtype=np.int32) if nk else np.zeros(0, np.int32)
-        self._grow(self.pagemap.n)
+        self.n_pages = self.pagemap.n  # pages the replay knows of (the map may run ahead)
+        self._grow(self.n_pages)
         kframes = np.arange(n0 + n1, nframes, dtype=np.int32)
         self.page_flags[self.kernel_pids] = K.VMA_EXEC | K.VMA_KERNEL
         self.pte_pfn[self.kernel_pids] = kframes
@@ -181,14 +184,21 @@ class Machine:
             arr[:old] = getattr(self, name)
             setattr(self, name, arr)
 
-    def on_new_pages(self, first_new: int) -> None:
-        """Called after map_batch added pages [first_new, pagemap.n)."""
-        n = self.pagemap.n
-        if n == first_new:
+    def on_new_pages(self, first_new: int, end: int | None = None) -> None:
+        """Called when the replay takes a batch that added pages [first_new, end) to the map
+        (end: the map's size now); the trace reader thread may already have mapped more."""
+        n = self.pagemap.n if end is None else end
+        if n <= first_new:
             return
         self._grow(n)
-        vpns = self.pagemap.vpns[first_new:n]
-        self.page_flags[first_new:n] = self._vma_flags(vpns)
+        self.page_flags[first_new:n] = self._vma_flags(self.pagemap.vpns_of(first_new, n))
+        self.n_pages = n
+
+    def lookup_pages(self, vpns: np.ndarray) -> np.ndarray:
+        """Page ids of the given vpns, -1 for pages the replay has not met yet."""
+        pids = self.pagemap.lookup(vpns)
+        pids[pids >= self.n_pages] = -1
+        return pids
 
     def _vma_flags(self, vpns: np.ndarray) -> np.ndarray:
         flags = np.full(len(vpns), K.VMA_WRITE, np.uint8)
@@ -201,9 +211,12 @@ class Machine:
             return flags
         addr = vpns << 12
         idx = np.searchsorted(self._region_starts, addr, side="right") - 1
-        for i, r in enumerate(self.regions):
-            sel = (idx == i) & (addr < r.end)
-            flags[sel] = (K.VMA_WRITE if r.writable else 0) | (K.VMA_EXEC if r.exec else 0)
+        ends = np.array([r.end for r in self.regions], np.int64)
+        region_flags = np.array([(K.VMA_WRITE if r.writable else 0) | (K.VMA_EXEC if r.exec else 0)
+                                 for r in self.regions], np.uint8)
+        inside = idx >= 0
+        inside[inside] = addr[inside] < ends[idx[inside]]
+        flags[inside] = region_flags[idx[inside]]
         return flags
 
     @property
@@ -211,11 +224,12 @@ class Machine:
         return self.pagemap.vpns
 
     # ---- initial state (model.md §3) ------------------------------------------------------
-    def _region_pages(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every page of the trace's regions, registered in first-touch order; and which are
-        stack pages."""
+    def _region_pages(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Every page of the trace's regions, registered in first-touch order; which are stack
+        pages; and whether the pages are one range of new ids in that order (no overlaps)."""
         first_new = self.pagemap.n
         parts = []
+        overlapping = False
         # first-touch order: code and stacks first (touched at start-up and hot ever after, so
         # they stay in DRAM in a long run), then the other regions in address order
         order = sorted(self.regions, key=lambda r: (r.kind not in ("code", "stack"), r.start))
@@ -227,12 +241,27 @@ class Machine:
                 parts.append(np.arange(base, base + npages, dtype=np.int32))
             except ValueError:  # overlapping regions: page by page, first region wins
                 parts.append(self.pagemap.add_vpns(np.arange(start, start + npages, dtype=np.int64)))
+                overlapping = True
             if r.kind == "stack":
                 stack_parts.append(parts[-1])
-        self.on_new_pages(first_new)
-        pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+        if overlapping:
+            self.on_new_pages(first_new)
+        else:  # each region's pages are one id range: its flags, without a search per page
+            self._grow(self.pagemap.n)
+            for r, ids in zip(order, parts):
+                if len(ids):
+                    self.page_flags[ids[0]:ids[-1] + 1] = ((K.VMA_WRITE if r.writable else 0)
+                                                            | (K.VMA_EXEC if r.exec else 0))
+            # a region's first page also holds the bytes before an unaligned start
+            heads = np.array([ids[0] for ids in parts if len(ids)], np.int64)
+            self.page_flags[heads] = self._vma_flags(self.pagemap.vpns[heads])
+            self.n_pages = self.pagemap.n
+        if overlapping:
+            pids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+        else:  # the ranges were handed out in this order: one id range, all pages new
+            pids = np.arange(first_new, self.pagemap.n, dtype=np.int32)
         stacks = np.concatenate(stack_parts) if stack_parts else np.zeros(0, np.int32)
-        return pids, stacks
+        return pids, stacks, not overlapping
 
     def _profile_pages(self) -> np.ndarray:
         """The page set of a trace without regions, registered in its first-touch order."""
@@ -259,16 +288,21 @@ class Machine:
         mode = self.cfg.memory.initial_pte
         placement = self.cfg.memory.placement
         stacks = np.zeros(0, np.int32)
+        one_range = False  # pids is one range of new ids: slices instead of gathers
         if self.regions:
-            pids, stacks = self._region_pages()
+            pids, stacks, one_range = self._region_pages()
         elif self.profile is not None and mode == "steady-state":
             pids = self._profile_pages()
         else:
             return  # the trace starts with its program: pages fault in as they are touched
-        pids = pids[self.pte_pfn[pids] < 0]
-        pids = pids[np.sort(np.unique(pids, return_index=True)[1])] if len(pids) else pids
+        if not one_range:
+            pids = pids[self.pte_pfn[pids] < 0]
+            if len(pids):  # a page once, in the first region that has it
+                pids = pids[np.sort(np.unique(pids, return_index=True)[1])]
         if placement == "hot":  # most accessed first; ties keep first-touch order
             pids = pids[np.argsort(-self._profile_column(pids, self.profile.counts), kind="stable")]
+            one_range = False
+        idx: slice | np.ndarray = slice(int(pids[0]), int(pids[-1]) + 1) if one_range and len(pids) else pids
         n = len(pids)
         dram, cxl = self.nodes
         # first-touch allocations fall back to the next node below the low watermark (K§5.2)
@@ -285,31 +319,39 @@ class Machine:
             if to0.sum() > room0:
                 extra = int(to0.sum() - room0)
                 to0[np.flatnonzero(to0)[-extra:]] = False
-        else:
-            to0 = np.arange(n) < room0
+        else:  # the first room0 pages to DRAM
+            to0 = slice(0, min(room0, n))
+        n0 = to0.stop if isinstance(to0, slice) else int(to0.sum())
+        to1 = slice(n0, n) if isinstance(to0, slice) else ~to0
         frames = np.empty(n, np.int32)
-        frames[to0] = dram.free.pop(int(to0.sum()))
-        frames[~to0] = cxl.free.pop(int((~to0).sum()))
+        frames[to0] = dram.free.pop(n0)
+        frames[to1] = cxl.free.pop(n - n0)
         if placement == "hot":  # the lowest frame is the LRU's tail: the hottest page at its head
             frames[to0] = frames[to0][::-1]
-            frames[~to0] = frames[~to0][::-1]
+            frames[to1] = frames[to1][::-1]
         rw_dirty = K.PTE_PRESENT | K.PTE_WRITE | K.PTE_DIRTY
         rw_clean = K.PTE_PRESENT | K.PTE_WRITE
         ro_clean = K.PTE_PRESENT
         if mode == "steady-state":  # promoted pages are read-only; demoted ones kept write access
-            pte = np.where(to0, ro_clean, rw_clean)
+            pte = np.full(n, rw_clean, np.uint8)
+            pte[to0] = ro_clean
             # stacks are written all the time and never migrate; a page the trace writes has
             # been written since it last migrated (its first store needs no fault)
-            written = np.isin(pids, stacks)
+            if len(stacks):
+                stack = np.zeros(self.pagemap.n, np.bool_)
+                stack[stacks] = True
+                written = stack[idx]
+            else:
+                written = np.zeros(n, np.bool_)
             if self.profile is not None:
                 written |= self._profile_column(pids, self.profile.written)
             pte[written] = rw_dirty
         else:
             pte = np.full(n, {"writable-dirty": rw_dirty, "writable-clean": rw_clean,
                               "readonly-clean": ro_clean}[mode])
-        writable = (self.page_flags[pids] & K.VMA_WRITE) != 0
-        self.pte_pfn[pids] = frames
-        self.pte_flags[pids] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)
+        writable = (self.page_flags[idx] & K.VMA_WRITE) != 0
+        self.pte_pfn[idx] = frames
+        self.pte_flags[idx] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)
         self.frame_state[frames] = F_USED
         self.frame_pid[frames] = pids
 

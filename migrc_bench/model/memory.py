@@ -42,8 +42,10 @@ class FreeList:
     def pop(self, n: int = 1) -> np.ndarray:
         if n > self.size:
             raise IndexError("free list exhausted")
-        idx = (self.head + np.arange(n)) % self.cap
-        out = self.buf[idx].copy()
+        if self.head + n <= self.cap:  # no wrap: a slice
+            out = self.buf[self.head:self.head + n].copy()
+        else:
+            out = self.buf[(self.head + np.arange(n)) % self.cap]
         self.head = (self.head + n) % self.cap
         self.size -= n
         return out

@@ -3,13 +3,21 @@
 Addresses in a trace are sparse (code low, heap, stacks high); the model's arrays are dense.
 Pages of the trace's regions get contiguous ids per region (a range lookup, no hashing);
 other pages go through a compiled open-addressing hash table in order of first appearance,
-so ids are deterministic. Page-crossing accesses are split in two.
+so ids are deterministic. Page-crossing accesses are split in two. Each row's op comes out
+packed with the page's vpn modulo 2^30, as the compiled loop's buffers hold it (kernel.py).
+
+The trace reader thread (prefetch.py) maps batches while the replay may look pages up: every
+method holds the map's lock, and the compiled functions release the GIL.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit
+
+from .kernel import VPN_MASK
 
 PAGE_SHIFT = 12
 _MULT = np.uint64(0x9E3779B97F4A7C15)
@@ -26,7 +34,7 @@ def _slot(keys, vpn):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _insert_all(keys, vals, old_keys, old_vals):
     for i in range(old_keys.shape[0]):
         if old_keys[i] != -1:
@@ -56,20 +64,14 @@ def _in_ranges(r_start, r_end, r_base, vpn, hint):
 @njit(cache=True, inline="always", _nrt=False)
 def _page_id(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hints, which):
     """(page id, new page count) for one vpn, registering it in the hash when new."""
-    k = _in_ranges(r_start, r_end, r_base, vpn, hints[which])
+    pid, n_pages, k = _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns,
+                                     hints[which])
     if k >= 0:
         hints[which] = k
-        return r_base[k] + (vpn - r_start[k]), n_pages
-    h = _slot(keys, vpn)
-    if keys[h] == -1:
-        keys[h] = vpn
-        vals[h] = n_pages
-        new_vpns[n_pages] = vpn
-        n_pages += 1
-    return vals[h], n_pages
+    return pid, n_pages
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def _count_rows(addr, size):
     n = 0
     for i in range(addr.shape[0]):
@@ -78,7 +80,7 @@ def _count_rows(addr, size):
     return n
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
          out_pid, out_tid, out_op, hints):
     """Fill out_* (one row per page touched); returns the new page count.
@@ -96,41 +98,102 @@ def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_v
                                     hints, o & 3)
             out_pid[j] = pid
             out_tid[j] = tid[i]
-            out_op[j] = o
+            out_op[j] = o | ((v & VPN_MASK) << 2)
             j += 1
     return n_pages
 
 
-@njit(cache=True, _nrt=False)
-def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
-                 out_pid, out_op, bounds, pos, hints):
-    """Page ids grouped by thread in two passes over the batch: rows of thread
-    t (page-crossing accesses split) land in [bounds[t], bounds[t+1]) in program order."""
-    threads = pos.shape[0]
+@njit(cache=True, nogil=True, _nrt=False)
+def _count_by_thread(addr, size, tid, bounds):
+    """Rows of each thread t (page-crossing accesses split) added to bounds[t + 1]; returns
+    the batch's rows, or -1 at a thread id beyond len(bounds) - 2. A thread's rows come in
+    runs (its chunks of work): counted per run."""
+    t_cur = -1
+    run = 0
+    total = 0
+    threads = bounds.shape[0] - 1
     for i in range(addr.shape[0]):
         a = np.int64(addr[i])
         n = 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT) - (a >> PAGE_SHIFT))
-        bounds[np.int64(tid[i]) + 1] += n
+        t = np.int64(tid[i])
+        if t != t_cur:
+            if t >= threads:
+                return -1
+            if t_cur >= 0:
+                bounds[t_cur + 1] += run
+            t_cur = t
+            run = 0
+        run += n
+        total += n
+    if t_cur >= 0:
+        bounds[t_cur + 1] += run
+    return total
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hint):
+    """(page id, new page count, range index or -1) for one vpn (range ``hint`` tried first),
+    registering it in the hash when new."""
+    k = _in_ranges(r_start, r_end, r_base, vpn, hint)
+    if k >= 0:
+        return r_base[k] + (vpn - r_start[k]), n_pages, k
+    h = _slot(keys, vpn)
+    if keys[h] == -1:
+        keys[h] = vpn
+        vals[h] = n_pages
+        new_vpns[n_pages] = vpn
+        n_pages += 1
+    return np.int64(vals[h]), n_pages, k
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
+                 out_pid, out_op, bounds, pos, hints):
+    """Page ids grouped by thread (``bounds`` holds each thread's row count, _count_by_thread):
+    rows of thread t land in [bounds[t], bounds[t+1]) in program order; returns the new page
+    count. The write position of the current run's thread stays in locals; ``hints`` holds
+    the last range used per op kind (fetch, load, store, modify), indexed without a branch."""
+    threads = pos.shape[0]
     for t in range(threads):
         bounds[t + 1] += bounds[t]
         pos[t] = bounds[t]
+    ranged = r_start.shape[0] > 0
+    t_cur = -1
+    j = 0
     for i in range(addr.shape[0]):
         a = np.int64(addr[i])
+        t = np.int64(tid[i])
+        if t != t_cur:
+            if t_cur >= 0:
+                pos[t_cur] = j
+            t_cur = t
+            j = pos[t]
         vpn = a >> PAGE_SHIFT
         last = (a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT
-        o = op[i]
-        t = np.int64(tid[i])
-        for v in range(vpn, last + 1):
-            pid, n_pages = _page_id(keys, vals, r_start, r_end, r_base, v, n_pages, new_vpns,
-                                    hints, o & 3)
-            j = pos[t]
+        o = np.int64(op[i]) & 3
+        k = hints[o]
+        v = vpn
+        while True:
+            if ranged and r_start[k] <= v and v < r_end[k]:
+                pid = r_base[k] + (v - r_start[k])
+            else:
+                pid, n_pages, kk = _range_or_hash(keys, vals, r_start, r_end, r_base, v, n_pages,
+                                                  new_vpns, -1)
+                if kk >= 0:
+                    k = kk
+                    hints[o] = kk
             out_pid[j] = pid
-            out_op[j] = o
-            pos[t] = j + 1
+            out_op[j] = o | ((v & VPN_MASK) << 2)
+            j += 1
+            if v >= last:
+                break
+            v += 1
+    if t_cur >= 0:
+        pos[t_cur] = j
     return n_pages
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
     hint = -1
     for i in range(vpns.shape[0]):
@@ -157,6 +220,7 @@ class PageMap:
         self.r_start = np.zeros(0, np.int64)
         self.r_end = np.zeros(0, np.int64)
         self.r_base = np.zeros(0, np.int64)
+        self._lock = threading.Lock()
 
     def _reserve(self, extra: int, hashed: bool = True) -> None:
         need = self.n + extra
@@ -177,6 +241,10 @@ class PageMap:
 
         The range must not overlap a registered range or hashed page.
         """
+        with self._lock:
+            return self._add_range(start_vpn, npages)
+
+    def _add_range(self, start_vpn: int, npages: int) -> int:
         if npages <= 0:
             return self.n
         end = start_vpn + npages
@@ -196,6 +264,11 @@ class PageMap:
         self.r_base = np.insert(self.r_base, k, base)
         return base
 
+    def vpns_of(self, first: int, end: int) -> np.ndarray:
+        """The vpns of ids [first, end) (a copy: the array may be replaced as the map grows)."""
+        with self._lock:
+            return self.vpns[first:end].copy()
+
     def add_vpns(self, vpns: np.ndarray) -> np.ndarray:
         """Register pages in the given order (those already known keep their id); return ids."""
         vpns = np.asarray(vpns, np.int64)
@@ -205,34 +278,45 @@ class PageMap:
 
     def lookup(self, vpns: np.ndarray) -> np.ndarray:
         out = np.empty(len(vpns), np.int32)
-        _lookup_many(self.keys, self.vals, self.r_start, self.r_end, self.r_base,
-                     np.asarray(vpns, np.int64), out)
+        with self._lock:
+            _lookup_many(self.keys, self.vals, self.r_start, self.r_end, self.r_base,
+                         np.asarray(vpns, np.int64), out)
         return out
 
     def map_grouped(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
-                    threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Page ids and ops grouped by thread; returns (pid, op, bounds, first new id)."""
-        rows = int(_count_rows(addr, size))
-        self._reserve(rows)
-        out_pid = np.empty(rows, np.int32)
-        out_op = np.empty(rows, np.uint8)
+                    threads: int, out=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """Page ids and (packed) ops grouped by thread; returns (pid, op, bounds, first new id,
+        ids end). ``out(rows)`` may give the (int32, uint32) arrays to fill. A thread id of
+        ``threads`` or more is a ValueError."""
         bounds = np.zeros(threads + 1, np.int64)
-        first_new = self.n
-        self.n = _map_grouped(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
-                              self.r_base, self.n, self.vpns, out_pid, out_op, bounds,
-                              np.zeros(threads, np.int64), np.full(4, -1, np.int64))
-        return out_pid, out_op, bounds, first_new
+        rows = int(_count_by_thread(addr, size, tid, bounds))
+        if rows < 0:
+            raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
+        if out is not None:
+            out_pid, out_op = out(rows)
+        else:
+            out_pid = np.empty(rows, np.int32)
+            out_op = np.empty(rows, np.uint32)
+        with self._lock:
+            self._reserve(rows)
+            first_new = self.n
+            self.n = _map_grouped(addr, size, tid, op, self.keys, self.vals, self.r_start,
+                                  self.r_end, self.r_base, self.n, self.vpns, out_pid, out_op,
+                                  bounds, np.zeros(threads, np.int64), np.zeros(4, np.int64))
+            return out_pid, out_op, bounds, first_new, self.n
 
     def map_batch(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Page ids per access (crossing accesses split); returns (pid, tid, op, first new id)."""
+        """Page ids per access (crossing accesses split); returns (pid, tid, packed op, first
+        new id)."""
         rows = int(_count_rows(addr, size))
-        self._reserve(rows)
         out_pid = np.empty(rows, np.int32)
         out_tid = np.empty(rows, np.uint16)
-        out_op = np.empty(rows, np.uint8)
-        first_new = self.n
-        self.n = _map(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
-                      self.r_base, self.n, self.vpns, out_pid, out_tid, out_op,
-                      np.full(4, -1, np.int64))
+        out_op = np.empty(rows, np.uint32)
+        with self._lock:
+            self._reserve(rows)
+            first_new = self.n
+            self.n = _map(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
+                          self.r_base, self.n, self.vpns, out_pid, out_tid, out_op,
+                          np.full(4, -1, np.int64))
         return out_pid, out_tid, out_op, first_new

@@ -86,7 +86,8 @@ class Replay:
         m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = FlushMechanism(m)
         self.buffers = Buffers(m.ncpu)
-        self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses)
+        self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
+                             cfg.replay.reader_thread)
         self.running = np.zeros(m.ncpu, np.bool_)
         self.running[:threads] = True
         self.quantum = float(cfg.replay.quantum)
@@ -139,7 +140,7 @@ class Replay:
         per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does.
         """
         m = self.machine
-        n = m.pagemap.n
+        n = m.n_pages
         if self._vmas_cache is not None and self._vmas_cache[0] == n:
             return self._vmas_cache[1]
         pids = np.arange(n, dtype=np.int32)
@@ -216,31 +217,41 @@ class Replay:
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> RunResult:
         """Replay the whole trace. ``wall_s`` leaves out compiling the loop (a first run's)."""
-        with compile_clock() as compiling:
-            wall0 = time.perf_counter()
-            self._run()
-            wall = time.perf_counter() - wall0
+        try:
+            with compile_clock() as compiling:
+                wall0 = time.perf_counter()
+                self._run()
+                wall = time.perf_counter() - wall0
+        finally:
+            self.feeder.close()
         return self._result(max(0.0, wall - compiling.seconds))
+
+    def _loop(self, running: np.ndarray, t_stop: float, out: np.ndarray, hint: np.ndarray) -> int:
+        m = self.machine
+        return K.run_loop(
+            self.buffers.pid, self.buffers.op, self.buffers.head, self.buffers.tail,
+            self.feeder.stream_open, running, m.clock, self.q_end, self.quantum, t_stop,
+            *m.tlb_args(), m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
+            m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
+            self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
+            m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last)
 
     def _run(self) -> None:
         m = self.machine
-        self.feeder.prime()
-        tlb = m.tlb_args()
         out = np.zeros(3, np.int64)
         hint = self.tiering.hint if self.tiering is not None else np.zeros(K.N_HINT, np.float64)
+        self.feeder.start()
+        # load the compiled loop (a call with no CPU running does nothing) while the reader
+        # thread reads and maps the first batch
+        self._loop(np.zeros_like(self.running), 0.0, out, hint)
+        self.feeder.prime()
         if self.engine is not None:
             self.engine.start()
             self.tiering.start()
             self.sched.start()
         t_stop = self._next_stop()
         while True:
-            reason = K.run_loop(
-                self.buffers.pid, self.buffers.op, self.buffers.head, self.buffers.tail,
-                self.feeder.stream_open, self.running, m.clock, self.q_end, self.quantum, t_stop,
-                *tlb, m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
-                m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
-                self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
-                m.kernel_pids, m.kernel_pos, m.kernel_per_entry)
+            reason = self._loop(self.running, t_stop, out, hint)
             self._update_lazy()
             if reason == K.R_NEED_DATA:
                 if self.warmup is not None:

@@ -14,8 +14,8 @@ from .reference import Event
 
 
 def _pids(replay, vpns) -> np.ndarray:
-    pids = replay.machine.pagemap.lookup(np.asarray(vpns, np.int64))
-    return pids
+    """Page ids of the vpns, -1 for pages the replay has not met yet."""
+    return replay.machine.lookup_pages(np.asarray(vpns, np.int64))
 
 
 def apply_event(replay, ev: Event) -> None:
@@ -38,40 +38,33 @@ def apply_event(replay, ev: Event) -> None:
         return
     pids = _pids(replay, ev.vpns)
     known = pids[pids >= 0]
+    # a range covers every page named, seen or not (pages never seen cannot be cached)
+    npages = len(ev.vpns)
     if ev.kind == "range":
-        fl.flush_mm_range(ev.cpu, pids_for_flush(replay, ev.vpns))
+        fl.flush_mm_range(ev.cpu, known, npages)
     elif ev.kind == "wrprotect":
         present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
         m.pte_flags[present] &= ~K.PTE_WRITE
-        fl.flush_mm_range(ev.cpu, pids_for_flush(replay, ev.vpns))
+        fl.flush_mm_range(ev.cpu, known, npages)
     elif ev.kind == "mprotect":
         m.times[ev.cpu, T["fault"]] += m.kernel_entry(ev.cpu)
         fl.flush_tlb_batched_pending(ev.cpu)
         present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
         m.pte_flags[present] &= ~K.PTE_WRITE
         m.charge(ev.cpu, len(present) * m.costs.pte_update, T["fault"])
-        fl.flush_mm_range(ev.cpu, pids_for_flush(replay, ev.vpns))
+        fl.flush_mm_range(ev.cpu, known, npages)
     elif ev.kind == "unmap":
         present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
         frames = m.pte_pfn[present].copy()
         m.pte_flags[present] = 0
         m.pte_pfn[present] = -1
-        fl.flush_mm_range(ev.cpu, pids_for_flush(replay, ev.vpns))
+        fl.flush_mm_range(ev.cpu, known, npages)
         for f in frames:
             m.frame_state[f] = 0
             m.frame_pid[f] = -1
             m.nodes[int(m.frame_node[f])].free.push_head(int(f))
     else:
         raise AssertionError(ev.kind)
-
-
-def pids_for_flush(replay, vpns) -> np.ndarray:
-    """Page ids for a range flush; pages never seen get ids too (their flush is a no-op)."""
-    m = replay.machine
-    first = m.pagemap.n
-    pids = m.pagemap.add_vpns(np.asarray(vpns, np.int64))
-    m.on_new_pages(first)
-    return pids
 
 
 def schedule(replay, events) -> None:

@@ -218,6 +218,11 @@ class TraceReader:
             for batch in self.iter_batches(checked=True):  # finds and names the first bad row
                 pass
 
+    def group_starts(self) -> np.ndarray:
+        """The first row of each row group, and the number of rows after the last."""
+        md = self._pf.metadata
+        return np.cumsum([0] + [md.row_group(i).num_rows for i in range(md.num_row_groups)])
+
     def _column_ranges(self) -> dict[str, tuple[int, int]] | None:
         """(min, max) of each column over the file from the row-group statistics; None when
         a row group lacks them."""
@@ -245,14 +250,15 @@ class TraceReader:
         return (r["op"][1] > OP_MODIFY or r["addr"][1] >= ADDR_LIMIT or r["size"][0] < 1
                 or r["tid"][1] >= max(1, self.meta.threads))
 
-    def iter_batches(self, batch_rows: int = ROW_GROUP_ROWS, checked: bool = False
-                     ) -> Iterator[Batch]:
-        """Stream the trace; nulls and records ``records.check_records`` refuses are a
-        TraceError naming the row, never numbers passed on."""
-        rows = 0
+    def iter_batches(self, batch_rows: int = ROW_GROUP_ROWS, checked: bool = False,
+                     first_group: int = 0) -> Iterator[Batch]:
+        """Stream the trace (from row group ``first_group`` on: earlier ones are not read);
+        nulls and records ``records.check_records`` refuses are a TraceError naming the row,
+        never numbers passed on."""
+        rows = int(self.group_starts()[first_group]) if first_group else 0
         check = checked or self._check_batches
         threads = max(1, self.meta.threads)
-        for rb in self._iter_record_batches(batch_rows, list(self.columns)):
+        for rb in self._iter_record_batches(batch_rows, list(self.columns), first_group):
             for i, name in enumerate(self.columns):
                 nulls = rb.column(i).null_count
                 if nulls:
@@ -267,12 +273,13 @@ class TraceReader:
             rows += len(batch)
             yield batch
 
-    def _iter_record_batches(self, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    def _iter_record_batches(self, batch_rows: int, columns: list[str], first_group: int = 0
+                             ) -> Iterator[pa.RecordBatch]:
         # One row group at a time rather than ParquetFile.iter_batches, whose memory grows
         # with the file in pyarrow 26 (apache/arrow#39808-like accumulation: 410 MB RSS after
         # 60 M rows versus 210 MB this way, and slower).
         try:
-            for i in range(self._pf.num_row_groups):
+            for i in range(first_group, self._pf.num_row_groups):
                 # one thread: the replay is measured on one core (and it is as fast here)
                 table = self._pf.read_row_group(i, columns=columns, use_threads=False)
                 yield from table.to_batches(max_chunksize=batch_rows)

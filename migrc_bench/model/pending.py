@@ -1,0 +1,152 @@
+"""Rows read for a thread that its CPU has not reached yet, in bounded memory.
+
+A multi-thread trace is read in file order, so the threads that run ahead decide how far the
+reading gets; the rows of the threads behind them wait. How far a thread falls behind grows
+with the run when its CPU is systematically slower (kswapd shares it, more CXL accesses): in
+XSBench at 10^9 accesses, 25 M rows (200 MB). Past a budget of rows held in memory, the newest
+rows of the thread holding the most are parked in an unlinked temporary file (appended, read
+back in order when the thread gets to them), so the replay's memory does not grow with the
+trace's length. Where the rows wait changes nothing the replay computes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import deque
+
+import numpy as np
+
+# Rows (8 bytes each: page id and op word) the pending queues may hold in memory in all: 32 MB.
+BUDGET_ROWS = 1 << 22
+_HEADER = np.dtype("<i8")
+
+
+class ThreadRows:
+    """One thread's rows in order: chunks in memory, then (when parked) a run of them on disk,
+    newer rows following the parked ones there until those are read back. The list-like
+    ``q[0]``, ``q[0] = rest``, ``q.pop(0)``, ``q.append(chunk)`` are what the feeder uses."""
+
+    def __init__(self, owner: "PendingRows"):
+        self._owner = owner
+        self._mem: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self.mem_rows = 0
+        self._file = None
+        self._read_at = 0
+        self._write_at = 0
+        self.disk_rows = 0
+
+    def __len__(self) -> int:
+        return len(self._mem) + (self.disk_rows > 0)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        assert i == 0
+        if not self._mem:
+            self._read_back()
+        return self._mem[0]
+
+    def __setitem__(self, i: int, chunk: tuple[np.ndarray, np.ndarray]) -> None:
+        assert i == 0
+        self._owner._moved(self, len(chunk[0]) - len(self._mem[0][0]))
+        self._mem[0] = chunk
+
+    def pop(self, i: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        assert i == 0
+        if not self._mem:
+            self._read_back()
+        chunk = self._mem.popleft()
+        self._owner._moved(self, -len(chunk[0]))
+        return chunk
+
+    def append(self, chunk: tuple[np.ndarray, np.ndarray]) -> None:
+        if self.disk_rows:  # behind the parked rows: join them
+            self._write(chunk)
+            return
+        self._mem.append(chunk)
+        self._owner._moved(self, len(chunk[0]))
+
+    # ---- parking ------------------------------------------------------------------------
+    def park_newest(self, rows: int) -> int:
+        """Move about ``rows`` of the newest in-memory rows to disk; returns how many moved.
+        Only while nothing is parked yet (parked rows must stay behind those in memory)."""
+        if self.disk_rows:
+            return 0
+        moved: list[tuple[np.ndarray, np.ndarray]] = []
+        n = 0
+        while len(self._mem) > 1 and n < rows:  # the oldest chunk stays: it is read next
+            chunk = self._mem.pop()
+            moved.append(chunk)
+            n += len(chunk[0])
+        for chunk in reversed(moved):
+            self._write(chunk)
+        self._owner._moved(self, -n)
+        return n
+
+    def _write(self, chunk: tuple[np.ndarray, np.ndarray]) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="migrc-bench-rows-")
+        pid, op = chunk
+        f = self._file
+        f.seek(self._write_at)
+        f.write(np.array([len(pid)], _HEADER).tobytes())
+        f.write(np.ascontiguousarray(pid).tobytes())
+        f.write(np.ascontiguousarray(op).tobytes())
+        self._write_at = f.tell()
+        self.disk_rows += len(pid)
+
+    def _read_back(self) -> None:
+        """The oldest parked chunk into memory (the in-memory ones are all gone)."""
+        assert self.disk_rows and self._file is not None
+        f = self._file
+        f.seek(self._read_at)
+        n = int(np.frombuffer(f.read(_HEADER.itemsize), _HEADER)[0])
+        pid = np.frombuffer(f.read(4 * n), np.int32)
+        op = np.frombuffer(f.read(4 * n), np.uint32)
+        self._read_at = f.tell()
+        self.disk_rows -= n
+        if not self.disk_rows:  # all read back: start the file afresh
+            self._read_at = self._write_at = 0
+            f.seek(0)
+            f.truncate()
+        self._mem.append((pid, op))
+        self._owner._moved(self, n)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class PendingRows:
+    """The pending rows of every thread, at most ``budget`` of them in memory."""
+
+    def __init__(self, threads: int, budget: int | None = None):
+        self.budget = BUDGET_ROWS if budget is None else budget
+        self.mem_rows = 0
+        self.parked_rows = 0  # how many rows went to disk in all (for the record)
+        self._threads = [ThreadRows(self) for _ in range(threads)]
+
+    def __getitem__(self, t: int) -> ThreadRows:
+        return self._threads[t]
+
+    def __iter__(self):
+        return iter(self._threads)
+
+    def _moved(self, q: ThreadRows, rows: int) -> None:
+        q.mem_rows += rows
+        self.mem_rows += rows
+        if rows > 0 and self.mem_rows > self.budget:
+            self._park()
+
+    def _park(self) -> None:
+        """Park the newest rows of the threads holding most until a quarter of the budget is
+        free again (so that parking happens in large steps, not on every batch)."""
+        target = self.budget * 3 // 4
+        for q in sorted(self._threads, key=lambda q: -q.mem_rows):
+            if self.mem_rows <= target:
+                return
+            n = q.park_newest(self.mem_rows - target)
+            self.parked_rows += n
+
+    def close(self) -> None:
+        for q in self._threads:
+            q.close()
