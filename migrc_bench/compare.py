@@ -374,6 +374,7 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
     from .results import append_run, check_results_dir, run_row
     from .trace.native import TraceReader
     from .trace.prepass import trace_profile
+    from .trace.processes import refuse_several_processes
 
     base = load_config(config_path, sets)
     idents = dict(zip(engines, check_engines(engines, base.base_dir)))
@@ -381,6 +382,7 @@ def replay_columns(config_path: str | None, sets: tuple[str, ...], engines: list
         check_results_dir(out_dir)  # before the replays, not after
     trace = str(trace)  # recorded as given, as `run` does; workers share our cwd
     reader = TraceReader(trace)  # a bad trace is one error, not one per worker
+    refuse_several_processes(reader.path, reader.meta.processes)
     cfgs = {e: base.with_overrides({"engine": e}) for e in engines}
     sha = file_sha256(trace)
     if any(needs_profile(c, reader.meta) for c in cfgs.values()):

@@ -21,7 +21,7 @@ from ..defaults import config_for
 from ..engines.loader import identify, relative_to_config, split_file_spec
 from ..notices import short_run
 from ..errors import UserError
-from ..runner import default_trace
+from ..runner import check_replayable, default_trace
 from .first_use import note_compile
 from .options import config_options, format_option, quiet_option
 from .output import emit_rows, markdown_table
@@ -114,6 +114,7 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
         trace = Path(inputs[0]) if inputs else default_trace(cfg, quiet=quiet)
         if out_dir is not None:
             interrupts.keep_target(out_dir, " (no run appended)")
+        check_replayable(trace)
         note_compile(quiet)
         with engines_progress(engine_list, quiet=quiet) as bars:
             columns = C.replay_columns(
