@@ -1,6 +1,6 @@
 """Whether a results directory can take a run, checked before the replay, and reading one
-results table: pandas is imported only when a table is read, so that ``migrc-bench run --out``
-reaches its first quantum without loading it."""
+results table: pandas is imported only when a table is read (the check reads with pyarrow
+alone), so that ``migrc-bench run --out`` reaches its first quantum without loading it."""
 
 from __future__ import annotations
 
@@ -46,21 +46,19 @@ def check_results_dir(out_dir: str | Path) -> None:
     for name in (RUNS, CPUS, INTERVALS):
         path = out / name
         if path.exists():
-            frame = None
-            if name == RUNS:
-                frame = read_table(path)  # (pandas: only for a directory with runs)
-            if frame is not None and "engine" not in frame.columns:
+            try:  # runs.parquet is read whole (it is appended to); pyarrow only, no pandas
+                schema = pq.ParquetFile(path).read().schema if name == RUNS \
+                    else pq.read_schema(path)
+                names = schema.names
+            except (pa.ArrowException, OSError) as exc:
+                raise UserError(f"{path}: not a readable results file ({exc}); choose "
+                                f"another --out") from None
+            if "run_id" not in names:
+                raise UserError(f"{path}: not a migrc-bench results table (no run_id "
+                                f"column); choose another --out")
+            if name == RUNS and "engine" not in names:
                 raise UserError(f"{path}: not a migrc-bench runs table (no engine column); "
                                 f"choose another --out")
-            if frame is None:
-                try:
-                    names = pq.read_schema(path).names
-                except (pa.ArrowException, OSError) as exc:
-                    raise UserError(f"{path}: not a readable results file ({exc}); choose "
-                                    f"another --out") from None
-                if "run_id" not in names:
-                    raise UserError(f"{path}: not a migrc-bench results table (no run_id "
-                                    f"column); choose another --out")
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -42,7 +42,21 @@ CASES: dict[str, tuple[str, int | None, str | None]] = {
     "truncated.parquet": ("not a readable Parquet file", None, None),
     "corrupt_pages.parquet": ("corrupt Parquet data", None, None),
     "foreign.parquet": ("not a migrc-bench trace", None, None),
-    "version2.parquet": ("trace version 2 is not supported", None, None),
+    "version3.parquet": ("trace version 3 is not supported", None, None),
+    "v2_no_processes.parquet": ("metadata migrc_bench.processes is missing", None, None),
+    "v2_no_pid_column.parquet": ("trace version 2 has no pid column", None, None),
+    "v2_pid_zero.parquet": ("migrc_bench.processes[0]: pid 0 is not a process id", None, None),
+    "v2_tid_in_two_processes.parquet": ("processes[1]: thread 1 also belongs to pid 1", None, None),
+    "v2_undeclared_pid.parquet": ("row 3: pid 9 is not one of the trace's processes (1, 2)",
+                                  None, None),
+    "v2_pid_of_other_thread.parquet": ("row 2: thread 0 belongs to pid 1, but the record says "
+                                       "pid 2", None, None),
+    "v2_region_unknown_pid.parquet": ("migrc_bench.regions[1]: pid 7 is not one of the trace's "
+                                      "processes", None, None),
+    "v2_regions_overlap.parquet": ("regions[1]: 0x480000-0x600000 overlaps [0] 0x400000-0x500000 "
+                                   "in pid 1", None, None),
+    "v2_bad_file_offset.parquet": ("regions[0]: file offset 100 is not a non-negative multiple "
+                                   "of 4096", None, None),
     "empty.parquet": ("empty file", None, None),
     "fake.parquet": ("not a readable Parquet file", None, None),
     "wrong_types.parquet": ("column addr is int64, expected uint64", None, None),

@@ -243,6 +243,22 @@ def test_trace_convert(work, tmp_path, sig):
     assert target.read_bytes() == before and not temps(target.parent)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_trace_merge(work, tmp_path, sig):
+    a = lackey_log(tmp_path / "a.log.zst", 10)
+    b = lackey_log(tmp_path / "b.log.zst", 10)
+    target = tmp_path / "out" / "ab.parquet"
+    target.parent.mkdir()
+    target.write_bytes(work["small"].read_bytes())
+    before = target.read_bytes()
+    cli = Cli(["trace", "merge", a, b, "-o", target])
+    cli.wait_for(lambda c: temps(target.parent))
+    code, _, err = cli.stop(sig)
+    assert code == EXIT[sig], err
+    assert f"{target}: unchanged" in interrupted_line(err, sig)
+    assert target.read_bytes() == before and not temps(target.parent)
+
+
 def test_sigkill_leaves_a_temp_that_the_next_write_removes(tmp_path):
     target = tmp_path / "t.parquet"
     cli = Cli(GEN_LONG + ["-o", target])

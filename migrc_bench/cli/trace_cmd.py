@@ -10,6 +10,8 @@ import click
 
 from .. import interrupts
 from ..trace.convert import convert as convert_trace
+from ..trace.convert import merge as merge_traces
+from ..trace.layout import AS_CHOICES
 from ..trace.info import TraceInfo, trace_info
 from ..trace.merge import parse_address
 from ..trace.native import OP_NAMES
@@ -25,6 +27,26 @@ Examples:
   valgrind --tool=lackey --trace-mem=yes --log-file=app.log ./app
   migrc-bench trace convert app.log -o app.parquet
   migrc-bench trace info app.parquet
+  migrc-bench trace merge a.parquet b.parquet -o ab.parquet   # two processes
+"""
+
+MERGE_EPILOG = """\b
+Examples:
+  migrc-bench trace gen gups -n 16 -o a.parquet
+  migrc-bench trace gen gups -n 16 --seed 5 -o b.parquet
+  migrc-bench trace merge a.parquet b.parquet -o ab.parquet              # two processes
+  migrc-bench trace merge a.parquet b.parquet --shared table -o ab.parquet   # one shared file
+  migrc-bench trace merge a.parquet b.parquet --shared 0x7f0000000000-0x7f0100000000 -o ab.parquet
+  migrc-bench trace info ab.parquet
+
+\b
+Each input becomes a process (pids 1, 2, ... in the order given; an input that already has
+several processes keeps them apart), or with --as threads the threads of one process.
+Thread ids are renumbered to be unique over the output; rows are interleaved by record
+count, as `trace convert a b` does. Regions go with their process. --shared REGION (a region
+name from `trace info`, or 0xSTART-0xEND for every region inside the range; repeatable)
+makes the selected regions mappings of one file named REGION: the same page-cache pages
+in every process. The output is trace version 2, written atomically.
 """
 
 CONVERT_EPILOG = """\b
@@ -87,6 +109,29 @@ def convert(srcs: tuple[str, ...], out: str, fmt: str | None, start_at: str | No
         click.echo(f"migrc-bench: {result.summary()}", err=True)
 
 
+@command.command("merge", epilog=MERGE_EPILOG,
+                 short_help="Merge traces as processes (or threads) of one trace.")
+@click.argument("srcs", metavar="IN...", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=str),
+              help="Native trace to write (Parquet, version 2); replaced atomically.")
+@click.option("--as", "as_", type=click.Choice(AS_CHOICES), default="processes", show_default=True,
+              help="Each input a process, or threads of one process (one address space).")
+@click.option("--shared", "shared", multiple=True, metavar="REGION",
+              help="Regions that map one shared file: a region name, or 0xSTART-0xEND. Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Input format (default: detected from the content).")
+@quiet_option
+def merge(srcs: tuple[str, ...], out: str, as_: str, shared: tuple[str, ...], fmt: str | None,
+          quiet: bool) -> None:
+    """Merge several traces into one: each input a process (default) or threads of one."""
+    interrupts.keep_target(out)
+    result = merge_traces(list(srcs), out, as_, shared, fmt)
+    if not quiet:
+        for note in result.notes:
+            click.echo(f"migrc-bench: note: {note}", err=True)
+        click.echo(f"migrc-bench: {result.summary()}", err=True)
+
+
 @command.command("info", epilog=INFO_EPILOG, short_help="Ops, threads, pages and footprint of a trace.")
 @click.argument("trace", type=click.Path(path_type=str))
 @format_option()
@@ -116,7 +161,9 @@ def _sections(ti: TraceInfo) -> list[tuple[str, list[dict[str, Any]], tuple[str,
     pages = d["pages"]
     summary = [
         ("trace", d["trace"]), ("format", d["format"]), ("source", d["source"]),
-        ("threads", d["threads"]), ("records", d["records"]),
+        ("trace version", str(d["trace_version"])),
+        ("processes", len(d["processes"]) or 1), ("threads", d["threads"]),
+        ("records", d["records"]),
         ("pages (4 KiB)", pages["total"]), ("code pages", pages["code"]),
         ("data pages", pages["data"]), ("data pages only read", pages["data_read_only"]),
         ("data pages written", pages["data_written"]),
@@ -133,12 +180,41 @@ def _sections(ti: TraceInfo) -> list[tuple[str, list[dict[str, Any]], tuple[str,
                                 "share": _share(t["records"], ti.records)}
                                for t in d["records_by_thread"]], ("tid", "records", "share")),
     ]
+    if d["processes"]:
+        out.append(("processes", [{"pid": p["pid"], "name": p["name"], "threads": len(p["tids"]),
+                                   "tids": _tid_ranges(p["tids"]), "records": p["records"],
+                                   "share": _share(p["records"], ti.records),
+                                   "regions": p["regions"]} for p in d["processes"]],
+                    ("pid", "name", "threads", "tids", "records", "share", "regions")))
     if d["regions"]:
-        out.append(("regions", [{"start": f"{r.start:#x}", "end": f"{r.end:#x}", "kind": r.kind,
-                                 "writable": r.writable, "exec": r.exec, "pages": r.pages,
-                                 "name": r.name} for r in ti.meta.regions],
-                    ("start", "end", "kind", "writable", "exec", "pages", "name")))
+        v2 = bool(d["processes"])
+        out.append(("regions", [{"pid": r.pid, "start": f"{r.start:#x}", "end": f"{r.end:#x}",
+                                 "kind": r.kind, "writable": r.writable, "exec": r.exec,
+                                 "pages": r.pages, "name": r.name,
+                                 "file": f"{r.file.id}@{r.file.offset:#x}" if r.file else ""}
+                                for r in ti.meta.regions],
+                    (("pid",) if v2 else ()) + ("start", "end", "kind", "writable", "exec",
+                                                "pages", "name") + (("file",) if v2 else ())))
+    if d["shared_files"]:
+        out.append(("shared files", [{"file": f["id"], "mappings": len(f["mappings"]),
+                                      "pids": ", ".join(str(p) for p in
+                                                        dict.fromkeys(m["pid"] for m in f["mappings"])),
+                                      "pages": max(m["offset"] // 4096 + m["pages"]
+                                                   for m in f["mappings"])}
+                                     for f in d["shared_files"]],
+                    ("file", "mappings", "pids", "pages")))
     return out
+
+
+def _tid_ranges(tids: list[int]) -> str:
+    """0-3, 7: thread ids as ranges."""
+    runs: list[list[int]] = []
+    for t in tids:
+        if runs and runs[-1][1] == t - 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _flat_rows(ti: TraceInfo) -> list[dict[str, Any]]:
@@ -155,4 +231,8 @@ def _flat_rows(ti: TraceInfo) -> list[dict[str, Any]]:
     rows += [{"section": "pages", "key": k, "value": v} for k, v in d["pages"].items()]
     rows += [{"section": "region", "key": i, "value": json.dumps(r, sort_keys=True)}
              for i, r in enumerate(d["regions"])]
+    rows += [{"section": "process", "key": p["pid"], "value": json.dumps(p, sort_keys=True)}
+             for p in d["processes"]]
+    rows += [{"section": "shared_file", "key": f["id"], "value": json.dumps(f["mappings"])}
+             for f in d["shared_files"]]
     return rows

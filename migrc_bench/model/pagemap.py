@@ -277,11 +277,26 @@ class PageMap:
         return pid
 
     def lookup(self, vpns: np.ndarray) -> np.ndarray:
-        out = np.empty(len(vpns), np.int32)
+        """Page ids of ``vpns``, -1 for pages not registered."""
+        vpns = np.asarray(vpns, np.int64)
         with self._lock:
-            _lookup_many(self.keys, self.vals, self.r_start, self.r_end, self.r_base,
-                         np.asarray(vpns, np.int64), out)
+            if self.ranged == self.n:  # ranges only (a trace's regions before its replay):
+                return self._lookup_ranges(vpns)  # numpy spares numba's first-call set-up
+            out = np.empty(len(vpns), np.int32)
+            _lookup_many(self.keys, self.vals, self.r_start, self.r_end, self.r_base, vpns, out)
         return out
+
+    def _lookup_ranges(self, vpns: np.ndarray) -> np.ndarray:
+        """What ``_lookup_many`` gives when every id is in a range (an empty hash table)."""
+        k = np.searchsorted(self.r_start, vpns, side="right") - 1
+        inside = k >= 0
+        k[~inside] = 0
+        if len(self.r_start):
+            inside &= vpns < self.r_end[k]
+            ids = self.r_base[k] + (vpns - self.r_start[k])
+        else:
+            ids = np.zeros(len(vpns), np.int64)
+        return np.where(inside, ids, -1).astype(np.int32)
 
     def map_grouped(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
                     threads: int, out=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:

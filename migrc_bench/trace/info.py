@@ -6,6 +6,9 @@ instruction fetch, or inside a region of kind ``code``) and data (every other to
 data pages only ever read versus ever written (store or modify); the footprint (data regions'
 size when the trace has regions, else distinct data pages x 4096, the figure that capacities
 such as ``"18%"`` are a share of); and the metadata (source, threads, regions, generator).
+A version-2 trace also shows its processes (pid, threads, records) and the files that
+several regions map. Pages are counted by virtual address over the whole trace: two
+processes' pages at one address count once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from .native import OP_NAMES, PAGE_SIZE, TraceMeta
 from .pageset import WRITE
 from .prepass import scan, trace_profile
+from .processes import shared_files
 from .readers import CHUNK_BYTES, NativeSource, open_reader
 
 
@@ -49,6 +53,20 @@ class TraceInfo:
     def threads_seen(self) -> list[tuple[int, int]]:
         return [(int(t), int(self.by_thread[t])) for t in np.flatnonzero(self.by_thread)]
 
+    def processes(self) -> list[dict[str, Any]]:
+        """Each declared process: pid, name, thread ids, records, regions (version 2)."""
+        return [{"pid": p.pid, "name": p.name, "tids": list(p.tids),
+                 "records": int(self.by_thread[list(p.tids)].sum()),
+                 "regions": sum(1 for r in self.meta.regions if r.pid == p.pid)}
+                for p in self.meta.processes]
+
+    def shared_files(self) -> list[dict[str, Any]]:
+        """Each file that several regions map, with its mappings."""
+        return [{"id": fid, "mappings": [{"pid": r.pid, "start": r.start, "end": r.end,
+                                          "offset": r.file.offset, "pages": r.pages}
+                                         for r in regions]}
+                for fid, regions in shared_files(self.meta.regions).items()]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (the ``--format json`` output)."""
         return {
@@ -70,6 +88,8 @@ class TraceInfo:
             "footprint_bytes": self.footprint_bytes,
             "footprint_from": self.footprint_from,
             "regions": [r.to_json() for r in self.meta.regions],
+            "processes": self.processes(),
+            "shared_files": self.shared_files(),
             "generator": self.meta.generator,
         }
 

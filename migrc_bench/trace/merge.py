@@ -8,6 +8,8 @@
   records from every input still open. Threads advance at equal record rates, as the replay
   consumes them, so its per-thread buffers stay small; the replay decides the real
   interleaving (model.md §2). The inputs share one address space (threads of one process).
+- ``trace merge`` interleaves the same way, inputs of any thread count, as the processes or
+  threads that ``layout.py`` assigns (a version-2 trace).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import TraceError, UserError
+from .layout import Layout
 from .native import OP_IFETCH, Batch, TraceMeta
+from .processes import pid_table
 from .readers import ReaderProtocol, ReadStats
 
 ROUND_RECORDS = 1 << 16  # records per input per round: the replay's per-CPU buffer size
@@ -67,7 +71,7 @@ class StartAt:
             self.stats.notes.append(f"{self.path}: started at the first fetch of {self.addr:#x} "
                                     f"(record {self.skipped_records:,}); "
                                     f"{self.skipped_records:,} records before it dropped")
-            yield Batch(b.tid[k:], b.op[k:], b.addr[k:], b.size[k:])
+            yield b.cut(k)
             yield from batches
             return
         raise TraceError(self.path, f"no instruction fetch at {self.addr:#x} (--start-at): an "
@@ -75,46 +79,67 @@ class StartAt:
                                     f"only for a binary linked without PIE (-no-pie)")
 
 
-def _chunks(batches: Iterator[Batch], n: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """(op, addr, size) pieces of exactly ``n`` records (the last may be shorter)."""
-    cols: list[list[np.ndarray]] = [[], [], []]
+def _chunks(batches: Iterator[Batch], n: int) -> Iterator[Batch]:
+    """Pieces of exactly ``n`` records (the last may be shorter)."""
+    parts: list[Batch] = []
     have = 0
     for b in batches:
-        for c, x in zip(cols, (b.op, b.addr, b.size)):
-            c.append(x)
+        parts.append(b)
         have += len(b)
         while have >= n:
-            whole = [np.concatenate(c) if len(c) > 1 else c[0] for c in cols]
-            yield tuple(x[:n] for x in whole)
-            cols = [[x[n:]] for x in whole]
+            whole = _concat(parts)
+            yield whole.cut(0, n)
+            parts = [whole.cut(n)]
             have -= n
     if have:
-        yield tuple(np.concatenate(c) for c in cols)
+        yield _concat(parts)
+
+
+def _concat(parts: list[Batch]) -> Batch:
+    if len(parts) == 1:
+        return parts[0]
+    cols = [np.concatenate([getattr(b, c) for b in parts]) for c in ("tid", "op", "addr", "size")]
+    pid = None if any(b.pid is None for b in parts) else np.concatenate([b.pid for b in parts])
+    return Batch(*cols, pid)
 
 
 class Interleaved:
-    """Several single-thread readers as one reader: input k is thread k."""
+    """Several readers as one reader. Without a layout (``convert``): single-thread inputs,
+    input k is thread k of one process (version 1). With one (``merge``): input k's thread t
+    is thread ``layout.tid_offset[k] + t``, of the process the layout gives it (version 2)."""
 
-    def __init__(self, readers: list[ReaderProtocol], round_records: int | None = None):
+    def __init__(self, readers: list[ReaderProtocol], round_records: int | None = None,
+                 layout: "Layout | None" = None):
         self.readers = readers
         self.round = round_records or ROUND_RECORDS
         formats = list(dict.fromkeys(r.format_name for r in readers))
         self.format_name = "+".join(formats)
         self.path = readers[0].path
         self._metas = [r.base_meta() for r in readers]
-        for r, meta in zip(readers, self._metas):
-            if meta.threads > 1:
-                raise UserError(f"{r.path}: has {meta.threads} threads; several inputs must each be "
-                                f"a single-thread trace (one input becomes one thread)")
+        self.layout = layout
+        if layout is None:
+            for r, meta in zip(readers, self._metas):
+                if meta.threads > 1:
+                    raise UserError(f"{r.path}: has {meta.threads} threads; several inputs must "
+                                    f"each be a single-thread trace (one input becomes one thread)")
         self.stats = ReadStats()
 
+    @property
+    def metas(self) -> list[TraceMeta]:
+        """Each input's metadata, as its reader gives it."""
+        return self._metas
+
     def base_meta(self) -> TraceMeta:
+        if self.layout is not None:
+            return self.layout.meta
         meta = dataclasses.replace(self._metas[0], source=self.format_name, threads=len(self.readers),
-                                   regions=(), generator=None)
+                                   regions=(), generator=None, processes=())
         return meta
 
     def iter_batches(self) -> Iterator[Batch]:
         streams = [_chunks(r.iter_batches(), self.round) for r in self.readers]
+        offsets = self.layout.tid_offset if self.layout else tuple(range(len(streams)))
+        pids = pid_table(self.layout.meta.processes) if self.layout else None
         open_ = list(range(len(streams)))
         while open_:
             still = []
@@ -123,8 +148,10 @@ class Interleaved:
                 if piece is None:
                     continue
                 still.append(k)
-                op, addr, size = piece
-                yield Batch(np.full(len(op), k, np.uint16), op, addr, size)
+                tid = (piece.tid + np.uint16(offsets[k]) if self.layout
+                       else np.full(len(piece), k, np.uint16))
+                yield Batch(tid, piece.op, piece.addr, piece.size,
+                            None if pids is None else pids[tid])
             open_ = still
         self._sum_stats()
 
@@ -135,7 +162,7 @@ class Interleaved:
             s.records += r.stats.records
             s.skipped += r.stats.skipped
             s.notes += r.stats.notes
-            if meta.regions:
+            if meta.regions and self.layout is None:
                 s.notes.append(f"{r.path}: its regions metadata is dropped (inputs merged)")
 
 

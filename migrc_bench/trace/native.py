@@ -1,4 +1,8 @@
-"""The native trace format (model.md §2): Parquet, streamed in record batches, written atomically."""
+"""The native trace format (model.md §2): Parquet, streamed in record batches, written atomically.
+
+Version 1 is one process; version 2 (``processes.py``) adds a ``pid`` column, declared
+processes and regions per pid with shared file mappings. A trace without processes is
+written as version 1, byte for byte as before."""
 
 from __future__ import annotations
 
@@ -13,9 +17,12 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_path
 from ..errors import TraceError
+from .processes import (FileMapping, Process, check_pids, check_processes, check_regions,
+                        distinct_pages, parse_file, parse_processes, pid_table)
 from .records import ADDR_LIMIT, OP_NAMES, check_records  # noqa: F401 (OP_NAMES)
 
-TRACE_VERSION = 1
+TRACE_VERSION = 1  # a trace of one process without a pid column
+TRACE_VERSIONS = (1, 2)  # 2: several processes (processes.py)
 ROW_GROUP_ROWS = 1 << 20
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -30,6 +37,8 @@ SCHEMA = pa.schema([
 ])
 COLUMNS = tuple(SCHEMA.names)
 DTYPES = {"tid": np.uint16, "op": np.uint8, "addr": np.uint64, "size": np.uint8}
+PID_FIELD = pa.field("pid", pa.uint32(), nullable=False)  # version 2, after the v1 columns
+SCHEMA_V2 = SCHEMA.append(PID_FIELD)
 
 META_PREFIX = "migrc_bench."
 
@@ -42,12 +51,18 @@ class Region:
     writable: bool
     exec: bool
     name: str = ""
+    pid: int | None = None  # version 2: the process that maps it
+    file: FileMapping | None = None  # version 2: the file it maps (shared page-cache pages)
 
     def to_json(self) -> dict[str, Any]:
-        d = {"start": self.start, "end": self.end, "kind": self.kind,
-             "writable": self.writable, "exec": self.exec}
+        d: dict[str, Any] = {"start": self.start, "end": self.end, "kind": self.kind,
+                             "writable": self.writable, "exec": self.exec}
         if self.name:
             d["name"] = self.name
+        if self.pid is not None:
+            d["pid"] = self.pid
+        if self.file is not None:
+            d["file"] = self.file.to_json()
         return d
 
     @property
@@ -61,8 +76,16 @@ class TraceMeta:
     threads: int
     regions: tuple[Region, ...] = ()
     generator: dict[str, Any] | None = None
-    version: int = TRACE_VERSION
     extra: dict[str, str] = field(default_factory=dict)
+    processes: tuple[Process, ...] = ()  # version 2 only; () = one process, no pid column
+
+    @property
+    def version(self) -> int:
+        return 2 if self.processes else 1
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(p.pid for p in self.processes)
 
     def to_kv(self) -> dict[bytes, bytes]:
         kv = {
@@ -70,6 +93,8 @@ class TraceMeta:
             "source": self.source,
             "threads": str(self.threads),
         }
+        if self.processes:
+            kv["processes"] = json.dumps([p.to_json() for p in self.processes])
         if self.regions:
             kv["regions"] = json.dumps([r.to_json() for r in self.regions])
         if self.generator is not None:
@@ -79,8 +104,9 @@ class TraceMeta:
 
     @property
     def footprint_bytes(self) -> int:
-        """Bytes of data regions (what capacities given as "18%" are a share of); 0 if unknown."""
-        return sum(r.pages for r in self.regions if r.kind != "code") * PAGE_SIZE
+        """Bytes of data regions (what capacities given as "18%" are a share of); 0 if unknown.
+        A file mapped by several regions counts once."""
+        return distinct_pages(r for r in self.regions if r.kind != "code") * PAGE_SIZE
 
 
 def _meta_from_kv(path: Path, kv: dict[bytes, bytes] | None) -> TraceMeta | None:
@@ -90,22 +116,38 @@ def _meta_from_kv(path: Path, kv: dict[bytes, bytes] | None) -> TraceMeta | None
     version = get("trace_version")
     if version is None:
         return None
-    if version != str(TRACE_VERSION):
+    if version not in tuple(map(str, TRACE_VERSIONS)):
         raise TraceError(path, f"trace version {version} is not supported (this tool reads "
-                               f"version {TRACE_VERSION})")
+                               f"versions {', '.join(map(str, TRACE_VERSIONS))})")
+    v2 = version == "2"
     try:
         threads = int(get("threads") or "0")
+        raw = json.loads(get("regions") or "[]")
         regions = tuple(Region(int(r["start"]), int(r["end"]), str(r["kind"]), bool(r["writable"]),
-                               bool(r["exec"]), str(r.get("name", "")))
-                        for r in json.loads(get("regions") or "[]"))
+                               bool(r["exec"]), str(r.get("name", "")),
+                               *(_v2_region_keys(path, i, r) if v2 else ()))
+                        for i, r in enumerate(raw))
         generator = json.loads(get("generator")) if get("generator") else None
     except (ValueError, KeyError, TypeError) as exc:
         raise TraceError(path, f"bad migrc_bench metadata: {exc}") from None
-    known = {"trace_version", "source", "threads", "regions", "generator"}
+    processes: tuple[Process, ...] = ()
+    if v2:
+        processes = parse_processes(path, get("processes"))
+        check_processes(path, processes, threads)
+        check_regions(path, regions, processes)
+    known = {"trace_version", "source", "threads", "regions", "generator"} | (
+        {"processes"} if v2 else set())
     extra = {k[len(META_PREFIX):]: v for k, v in kv.items()
              if k.startswith(META_PREFIX) and k[len(META_PREFIX):] not in known}
     return TraceMeta(source=get("source") or "unknown", threads=threads, regions=regions,
-                     generator=generator, version=int(version), extra=extra)
+                     generator=generator, extra=extra, processes=processes)
+
+
+def _v2_region_keys(path: Path, i: int, r: dict[str, Any]) -> tuple[int | None, FileMapping | None]:
+    pid = r.get("pid")
+    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
+        raise TraceError(path, f"metadata migrc_bench.regions[{i}]: pid {pid!r} is not an integer")
+    return pid, (parse_file(path, i, r["file"]) if "file" in r else None)
 
 
 @dataclass
@@ -116,9 +158,28 @@ class Batch:
     op: np.ndarray
     addr: np.ndarray
     size: np.ndarray
+    pid: np.ndarray | None = None  # version 2 traces only
+
+    def cut(self, lo: int, hi: int | None = None) -> "Batch":
+        """Rows lo..hi, every column (the pid too)."""
+        return Batch(self.tid[lo:hi], self.op[lo:hi], self.addr[lo:hi], self.size[lo:hi],
+                     None if self.pid is None else self.pid[lo:hi])
 
     def __len__(self) -> int:
         return len(self.tid)
+
+
+def _as_numpy(col: pa.Array) -> np.ndarray:
+    """A null-free integer column as a read-only numpy view of its buffer, as ``to_numpy``
+    gives it, without pyarrow's ``to_numpy`` importing pandas (~0.4 s, on the reader thread
+    before the first quantum)."""
+    if pa.types.is_integer(col.type) and col.null_count == 0:
+        dtype = np.dtype(col.type.to_pandas_dtype())
+        out = np.frombuffer(col.buffers()[1], dtype, count=len(col),
+                            offset=col.offset * dtype.itemsize)
+        out.flags.writeable = False
+        return out
+    return col.to_numpy(zero_copy_only=False)
 
 
 class TraceReader:
@@ -143,7 +204,10 @@ class TraceReader:
                                             f"and columns {list(names)[:6]} rather than "
                                             f"{', '.join(COLUMNS)})")
             raise TraceError(self.path, f"columns are {list(names)}, expected {list(COLUMNS)}")
-        for f in SCHEMA:
+        if meta is not None and meta.version == 2 and "pid" not in names:
+            raise TraceError(self.path, "trace version 2 has no pid column")
+        self.columns = COLUMNS + (("pid",) if meta is not None and meta.version == 2 else ())
+        for f in (SCHEMA_V2 if len(self.columns) > len(COLUMNS) else SCHEMA):
             if schema.field(f.name).type != f.type:
                 raise TraceError(self.path, f"column {f.name} is {schema.field(f.name).type}, "
                                             f"expected {f.type}")
@@ -155,9 +219,14 @@ class TraceReader:
                 int(self.thread_ids().max()) if self.num_rows else 0)
             meta = TraceMeta(source="parquet", threads=int(top) + 1 if self.num_rows else 1)
         self.meta = meta
+        self._pids = pid_table(meta.processes) if meta.processes else None
         # Row-group statistics settle the record checks for the whole file at once; without
-        # them (a writer that left them out) every batch is checked as it is read.
+        # them (a writer that left them out) every batch is checked as it is read. The pid
+        # column is settled by them only for one process (every pid equal to its pid).
         self._check_batches = stats is None
+        self._check_pids = self._pids is not None and (
+            stats is None or len(meta.processes) > 1
+            or stats.get("pid", (meta.pids[0],) * 2) != (meta.pids[0],) * 2)
         if stats is not None and self._out_of_range(stats):
             for batch in self.iter_batches(checked=True):  # finds and names the first bad row
                 pass
@@ -177,7 +246,7 @@ class TraceReader:
                 rg = md.row_group(g)
                 if rg.num_rows == 0:
                     continue
-                for j, name in enumerate(COLUMNS):
+                for j, name in enumerate(self.columns):
                     st = rg.column(j).statistics
                     if st is None or not st.has_min_max:
                         return None
@@ -202,15 +271,17 @@ class TraceReader:
         rows = int(self.group_starts()[first_group]) if first_group else 0
         check = checked or self._check_batches
         threads = max(1, self.meta.threads)
-        for rb in self._iter_record_batches(batch_rows, list(COLUMNS), first_group):
-            for i, name in enumerate(COLUMNS):
+        for rb in self._iter_record_batches(batch_rows, list(self.columns), first_group):
+            for i, name in enumerate(self.columns):
                 nulls = rb.column(i).null_count
                 if nulls:
                     raise TraceError(self.path, f"column {name} has {nulls} null values "
                                                 f"in rows {rows}..{rows + rb.num_rows - 1}")
-            batch = Batch(*(rb.column(i).to_numpy(zero_copy_only=False) for i in range(4)))
+            batch = Batch(*(_as_numpy(rb.column(i)) for i in range(len(self.columns))))
             if check:
                 check_records(self.path, batch, threads, rows)
+            if self._check_pids or (check and self._pids is not None):
+                check_pids(self.path, batch.tid, batch.pid, self._pids, rows)
             rows += len(batch)
             yield batch
 
@@ -235,15 +306,16 @@ class TraceReader:
             col = rb.column(0)
             if col.null_count:
                 raise TraceError(self.path, f"column tid has {col.null_count} null values")
-            seen[col.to_numpy(zero_copy_only=False)] = True
+            seen[_as_numpy(col)] = True
         return np.flatnonzero(seen).astype(np.uint16)
 
     def read_all(self) -> Batch:
         """Whole trace in memory: for tests and small traces only."""
         parts = list(self.iter_batches())
+        cols = self.columns
         if not parts:
-            return Batch(*(np.empty(0, DTYPES[c]) for c in COLUMNS))
-        return Batch(*(np.concatenate([getattr(b, c) for b in parts]) for c in COLUMNS))
+            return Batch(*(np.empty(0, DTYPES.get(c, np.uint32)) for c in cols))
+        return Batch(*(np.concatenate([getattr(b, c) for b in parts]) for c in cols))
 
 
 def open_trace(path: str | Path) -> TraceReader:
@@ -273,11 +345,14 @@ class TraceWriter:
         self._ctx = atomic_path(self.path)
         self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
+        self._schema = SCHEMA_V2 if meta.processes else SCHEMA
+        self._columns = tuple(self._schema.names)
+        self._only_pid = meta.processes[0].pid if len(meta.processes) == 1 else None
 
     def __enter__(self) -> "TraceWriter":
         self._tmp = self._ctx.__enter__()
         try:
-            schema = SCHEMA.with_metadata(self.meta.to_kv())
+            schema = self._schema.with_metadata(self.meta.to_kv())
             # lz4 decodes ~2.5x faster than zstd; plain (not dictionary) encoding reads 20 %
             # faster and writes 2x faster, for a file 5 % larger (replay and generator speed)
             self._writer = pq.ParquetWriter(self._tmp, schema, compression="lz4",
@@ -287,33 +362,43 @@ class TraceWriter:
             raise
         return self
 
-    def write(self, tid: np.ndarray, op: np.ndarray, addr: np.ndarray, size: np.ndarray) -> None:
+    def write(self, tid: np.ndarray, op: np.ndarray, addr: np.ndarray, size: np.ndarray,
+              pid: np.ndarray | None = None) -> None:
+        """Append records. ``pid``: version 2 only, and optional for one process."""
         n = len(tid)
-        if not (len(op) == len(addr) == len(size) == n):
+        if not (len(op) == len(addr) == len(size) == n) or (pid is not None and len(pid) != n):
             raise ValueError("columns of one batch must have the same length")
+        if pid is not None and not self.meta.processes:
+            raise ValueError("a pid column needs the metadata's processes (trace version 2)")
+        if pid is None and self.meta.processes:
+            if self._only_pid is None:
+                raise ValueError("a trace of several processes needs its pid column")
+            pid = np.full(n, self._only_pid, np.uint32)
         if n == 0:
             return
         self._pending.append(Batch(np.asarray(tid, np.uint16), np.asarray(op, np.uint8),
-                                   np.asarray(addr, np.uint64), np.asarray(size, np.uint8)))
+                                   np.asarray(addr, np.uint64), np.asarray(size, np.uint8),
+                                   None if pid is None else np.asarray(pid, np.uint32)))
         self._pending_rows += n
         while self._pending_rows >= ROW_GROUP_ROWS:
             self._flush(ROW_GROUP_ROWS)
 
     def _flush(self, rows: int) -> None:
+        columns = self._columns
         if len(self._pending) == 1:
-            cols = {c: getattr(self._pending[0], c) for c in COLUMNS}
+            cols = {c: getattr(self._pending[0], c) for c in columns}
         else:
-            cols = {c: np.concatenate([getattr(b, c) for b in self._pending]) for c in COLUMNS}
+            cols = {c: np.concatenate([getattr(b, c) for b in self._pending]) for c in columns}
         head = {c: np.ascontiguousarray(v[:rows]) for c, v in cols.items()}
         tail = {c: v[rows:] for c, v in cols.items()}
         # from_buffers: zero-copy, and no pandas import that pa.array() would pay for
         arrays = [pa.Array.from_buffers(f.type, len(head[f.name]), [None, pa.py_buffer(head[f.name])])
-                  for f in SCHEMA]
-        table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+                  for f in self._schema]
+        table = pa.Table.from_arrays(arrays, schema=self._schema)
         assert self._writer is not None
         self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.rows += len(head["tid"])
-        self._pending = [Batch(*(tail[c] for c in COLUMNS))] if len(tail["tid"]) else []
+        self._pending = [Batch(*(tail[c] for c in columns))] if len(tail["tid"]) else []
         self._pending_rows = len(tail["tid"])
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -330,8 +415,8 @@ class TraceWriter:
         return self._ctx.__exit__(exc_type, exc, tb)
 
 
-def write_trace(path: str | Path, meta: TraceMeta, tid, op, addr, size) -> Path:
+def write_trace(path: str | Path, meta: TraceMeta, tid, op, addr, size, pid=None) -> Path:
     """Write a whole in-memory trace at once (tests, small converters)."""
     with TraceWriter(path, meta) as w:
-        w.write(tid, op, addr, size)
+        w.write(tid, op, addr, size, pid)
     return Path(path)

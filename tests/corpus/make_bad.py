@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import lzma
 import struct
 import sys
@@ -136,7 +137,8 @@ def build() -> dict[str, bytes]:
         corrupt[off] ^= 0x5A
     files["corrupt_pages.parquet"] = bytes(corrupt)
     files["foreign.parquet"] = parquet_bytes(pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]}), None)
-    files["version2.parquet"] = parquet_bytes(table(16), meta("2"))
+    files["version3.parquet"] = parquet_bytes(table(16), meta("3"))
+    _version2(files)
     files["empty.parquet"] = b""
     files["fake.parquet"] = b"PAR1" + rng.integers(0, 256, 500, dtype=np.uint8).tobytes() + b"PAR1"
     files["wrong_types.parquet"] = parquet_bytes(
@@ -150,6 +152,36 @@ def build() -> dict[str, bytes]:
         table(16, op=pa.array([1, 2, 0, 7] + [1] * 12, pa.uint8())), meta())
     files["bad_metadata.parquet"] = parquet_bytes(table(16), meta(**{"migrc_bench.regions": "[{oops"}))
     return files
+
+
+def _version2(files: dict[str, bytes]) -> None:
+    """Trace version 2 (several processes): bad pids, processes and regions."""
+    def v2(name: str, tid=None, pid=None, threads: str = "2", drop_pid: bool = False, **kv: str):
+        n = 16
+        t = table(n, tid=pa.array(np.asarray(tid if tid is not None else [0, 1] * 8, np.uint16)))
+        if not drop_pid:
+            t = t.append_column("pid", pa.array(np.asarray(pid if pid is not None else [1, 2] * 8,
+                                                           np.uint32)))
+        kv.setdefault("migrc_bench.processes", json.dumps([{"pid": 1, "tids": [0]},
+                                                           {"pid": 2, "tids": [1]}]))
+        kv = {k: v for k, v in kv.items() if v is not None}
+        files[name] = parquet_bytes(t, meta("2", **{"migrc_bench.threads": threads, **kv}))
+
+    region = lambda start, end, pid, **more: {"start": start, "end": end, "kind": "heap",  # noqa: E731
+                                              "writable": True, "exec": False, "pid": pid, **more}
+    v2("v2_no_processes.parquet", **{"migrc_bench.processes": None})
+    v2("v2_no_pid_column.parquet", drop_pid=True)
+    v2("v2_pid_zero.parquet", **{"migrc_bench.processes": json.dumps([{"pid": 0, "tids": [0, 1]}])})
+    v2("v2_tid_in_two_processes.parquet", **{"migrc_bench.processes": json.dumps(
+        [{"pid": 1, "tids": [0, 1]}, {"pid": 2, "tids": [1]}])})
+    v2("v2_undeclared_pid.parquet", pid=[1, 2, 1, 9] + [1, 2] * 6)
+    v2("v2_pid_of_other_thread.parquet", pid=[1, 2, 2, 2] + [1, 2] * 6)
+    v2("v2_region_unknown_pid.parquet", **{"migrc_bench.regions": json.dumps(
+        [region(0x400000, 0x500000, 1), region(0x400000, 0x500000, 7)])})
+    v2("v2_regions_overlap.parquet", **{"migrc_bench.regions": json.dumps(
+        [region(0x400000, 0x500000, 1), region(0x480000, 0x600000, 1)])})
+    v2("v2_bad_file_offset.parquet", **{"migrc_bench.regions": json.dumps(
+        [dict(region(0x400000, 0x500000, 1), kind="file", file={"id": "w", "offset": 100})])})
 
 
 def main() -> int:

@@ -33,7 +33,10 @@ class NativeSource:
 
     def base_meta(self) -> TraceMeta:
         """The input's metadata, with ``threads`` recounted from the tid column (as
-        renumbered when ``renumber_threads`` is set)."""
+        renumbered when ``renumber_threads`` is set). A version-2 trace declares its threads
+        (0..N-1, each in one process): nothing to recount or renumber."""
+        if self.reader.meta.processes:
+            return self.reader.meta
         ids = self._tids()
         threads = len(ids) if self.renumber_threads or not len(ids) else int(ids[-1]) + 1
         return dataclasses.replace(self.reader.meta, threads=threads)
@@ -46,7 +49,7 @@ class NativeSource:
     def iter_batches(self) -> Iterator[Batch]:
         """The records; with ``renumber_threads``, thread ids 0..N-1 in order when they are
         not already (``run`` puts thread t on CPU t: ids 3, 17 and 42 would need 43 CPUs)."""
-        ids = self._tids()
+        ids = self._tids() if not self.reader.meta.processes else np.zeros(0, np.uint16)
         remap = None
         if self.renumber_threads and len(ids) and int(ids[-1]) != len(ids) - 1:
             remap = np.zeros(1 << 16, np.uint16)
@@ -57,5 +60,5 @@ class NativeSource:
             self.stats.lines += len(batch)
             self.stats.records += len(batch)
             if remap is not None:
-                batch = Batch(remap[batch.tid], batch.op, batch.addr, batch.size)
+                batch = Batch(remap[batch.tid], batch.op, batch.addr, batch.size, batch.pid)
             yield batch
