@@ -43,10 +43,36 @@ _raised = False
 _kept = ""
 
 
+def _compiling() -> threading.RLock | None:
+    """numba's compiler lock when this (the main) thread holds it, else None.
+
+    numba loads cached machine code lazily, under that lock and through llvmlite callbacks;
+    an exception raised by the handler inside one of them crashes the process (SIGSEGV)
+    instead of unwinding, so no ``finally`` would run."""
+    import sys
+    mod = sys.modules.get("numba.core.compiler_lock")
+    if mod is None:
+        return None
+    lock = mod.global_compiler_lock
+    return lock._lock if lock.is_locked() else None
+
+
+def _resignal_after(lock: threading.RLock, signum: int) -> None:
+    """Send the signal again once the main thread has left numba's compiler."""
+    def wait() -> None:
+        with lock:  # free once the main thread releases it (this thread is not its owner)
+            pass
+        signal.raise_signal(signum)
+    threading.Thread(target=wait, name="migrc-bench-resignal", daemon=True).start()
+
+
 def _handler(signum: int, frame) -> None:
     global _raised
     if _depth:
         _pending.append(signum)
+        return
+    if not _raised and (lock := _compiling()) is not None:
+        _resignal_after(lock, signum)  # raised where an exception unwinds, moments later
         return
     if _raised:  # a second signal while the first is cleaned up: the user means it
         os._exit(128 + signum)
