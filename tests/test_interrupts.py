@@ -307,3 +307,52 @@ def _dead_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()
     return p.pid
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_inside_numba_compiler_is_raised_after_it(sig):
+    """A signal while the main thread holds numba's compiler lock (lazy loading of cached
+    code, through llvmlite callbacks where an exception would crash the process) is not
+    raised there but right after the lock is released."""
+    from numba.core.compiler_lock import global_compiler_lock
+
+    from migrc_bench import interrupts
+
+    with interrupts.handled():
+        with global_compiler_lock:
+            os.kill(os.getpid(), sig)
+            for _ in range(1000):  # bytecodes: the Python handler has run by now
+                time.sleep(0.001)
+            inside = True  # reached: nothing raised while the lock is held
+        with pytest.raises(interrupts.Interrupted) as exc:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.005)
+        assert inside and exc.value.signum == sig
+
+
+class _SignalsInFinalizer:
+    def __init__(self, sig):
+        self.sig = sig
+
+    def __del__(self):
+        os.kill(os.getpid(), self.sig)
+        for _ in range(200):  # bytecodes: the Python handler runs in here
+            time.sleep(0.001)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_inside_a_finalizer_is_not_lost(sig):
+    """A signal landing in a ``__del__`` (llvmlite's ObjectRef finalizers run mid-replay) would
+    be printed as "Exception ignored" and lost, and the command would finish and write its
+    results; it is raised right after the finalizer instead."""
+    from migrc_bench import interrupts
+
+    with interrupts.handled():
+        obj = _SignalsInFinalizer(sig)
+        del obj  # runs __del__ here
+        with pytest.raises(interrupts.Interrupted) as exc:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.005)
+        assert exc.value.signum == sig
