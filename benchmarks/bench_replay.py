@@ -5,7 +5,7 @@ and a C yardstick on the same records in the same run.
    unscaled skylake-sp machine (128-entry 8-way iTLB, 64-entry 4-way dTLB, 1536-entry 12-way
    STLB), 16 CPUs, tiering off. Beside it the C loop of tlb_loop.c, built here with
    ``cc -O2``, over the same records held in memory; its miss counts must equal ours (checked).
-2. Tiering on: configs/xsbench-cxl16.toml (its own trace, 300 M records) with baseline, migrc
+2. Tiering on: configs/xsbench-cxl16.toml (its own trace, 911 M records since issue 13) with baseline, migrc
    and LUF.
 3. Further rows: the bundled default trace and config (TLBs scaled by 1/100), tiering off and
    on per engine, with --check-invariants; XSBench large history mode at full size; 10 M vs
@@ -179,7 +179,7 @@ def headline(exe: Path) -> list[dict]:
 def cxl16() -> list[dict]:
     config = REPO / "configs" / "xsbench-cxl16.toml"
     path = config_trace(config)
-    return [case(f"cxl16 config (300 M), tiering on, {e}", path, [f'engine="{e}"'], str(config))
+    return [case(f"cxl16 config (911 M), tiering on, {e}", path, [f'engine="{e}"'], str(config))
             for e in ("baseline", "migrc", "luf")]
 
 
