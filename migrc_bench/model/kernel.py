@@ -326,6 +326,15 @@ def _reuse(c, pid, kind, slot, frame, writable, lru, stamp, check, pte_pfn, pte_
 
 
 @njit(cache=True, inline="always", _nrt=False)
+def _filter_entry(tag, pfn, wr, c, slot):
+    """What the filter's ``slot`` holds now: page (-1 none), frame, writable."""
+    page = tag[c, slot] if slot >= 0 else -1
+    if page < 0:
+        return page, 0, np.uint8(0)
+    return page, pfn[c, slot], wr[c, slot]
+
+
+@njit(cache=True, inline="always", _nrt=False)
 def _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n_dhit, busy,
                 tmem):
     """Write back the access counts and times a running CPU kept in locals."""
@@ -375,13 +384,9 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
             n_dhit = 0
             # the filter's entries as they are now: page (-1 none), frame, writable, mem cost
             isl = last[c, F_ITLB]
-            ip = tag[c, isl] if isl >= 0 else -1
-            ifr = pfn[c, isl] if ip >= 0 else 0
-            iwr = wr[c, isl] if ip >= 0 else np.uint8(0)
+            ip, ifr, iwr = _filter_entry(tag, pfn, wr, c, isl)
             dsl = last[c, F_DTLB]
-            dp = tag[c, dsl] if dsl >= 0 else -1
-            dfr = pfn[c, dsl] if dp >= 0 else 0
-            dwr = wr[c, dsl] if dp >= 0 else np.uint8(0)
+            dp, dfr, dwr = _filter_entry(tag, pfn, wr, c, dsl)
             dmem = miss_rate * node_lat[frame_node[dfr]] if dp >= 0 else 0.0
             while clk < qe:
                 if h == tl:
@@ -468,9 +473,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         clk = clock[c]
                         busy = times[c, T_BUSY]
                         # kernel text went through this CPU's iTLB: read the filter afresh
-                        ip = tag[c, isl] if isl >= 0 else -1
-                        ifr = pfn[c, isl] if ip >= 0 else 0
-                        iwr = wr[c, isl] if ip >= 0 else np.uint8(0)
+                        ip, ifr, iwr = _filter_entry(tag, pfn, wr, c, isl)
                         continue  # settled here: retry the access
                     head[c] = h
                     out[0] = c
