@@ -16,6 +16,7 @@ where a filter that kept its page would hit.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from migrc_bench.model.reference import Event, ReferenceModel
 from migrc_bench.model.replay import Replay
 from migrc_bench.model.scenario import schedule
 from migrc_bench.trace.native import Region, TraceMeta, write_trace
+from migrc_bench.trace.processes import Process
 
 CODE = 0x400000
 HEAP = 0x10000000
@@ -105,33 +107,57 @@ def scenarios(draw):
     return ncpu, traces, sets, events, regions
 
 
-def run_fast(traces, sets, events, path: Path, regions=REGIONS):
+def v2_meta(nthreads: int, thread_mm: list[int] | None, regions=REGIONS) -> TraceMeta:
+    """Version 1 (one process), or version 2 with process k (pid 100 + k) owning the threads
+    ``thread_mm`` gives it and a copy of ``regions`` each."""
+    if thread_mm is None:
+        return TraceMeta("test", nthreads, regions)
+    nmm = max(thread_mm) + 1
+    procs = tuple(Process(100 + k, tuple(t for t in range(nthreads) if thread_mm[t] == k))
+                  for k in range(nmm))
+    regs = tuple(dataclasses.replace(r, pid=100 + k) for k in range(nmm) for r in regions)
+    return TraceMeta("test", nthreads, regs, processes=procs)
+
+
+def run_fast(traces, sets, events, path: Path, regions=REGIONS, thread_mm=None, replay_out=None):
     tid = np.concatenate([np.full(len(t), i, np.uint16) for i, t in enumerate(traces)])
     rows = [r for t in traces for r in t]
     op = np.array([r[0] for r in rows], np.uint8)
     addr = np.array([r[1] for r in rows], np.uint64)
     size = np.array([r[2] for r in rows], np.uint8)
-    write_trace(path, TraceMeta("test", len(traces), regions), tid, op, addr, size)
+    pid = None
+    if thread_mm is not None:
+        pid = np.array([100 + thread_mm[t] for t in tid.tolist()], np.uint32)
+    write_trace(path, v2_meta(len(traces), thread_mm, regions), tid, op, addr, size, pid)
     cfg = load_config(None, sets + ['trace.generate=""', "tiering.enabled=false"])
     replay = Replay(cfg, path)
     schedule(replay, events)
     result = replay.run()
+    if replay_out is not None:
+        replay_out.append(replay)
     return result, replay.machine.clock.tolist(), cfg
 
 
-def run_reference(cfg, traces, events, regions=REGIONS):
+def run_reference(cfg, traces, events, regions=REGIONS, thread_mm=None):
+    """The reference on the same trace: region pages in the fast model's first-touch order
+    (code and stacks first, then the rest; each by process, then address)."""
+    nmm = max(thread_mm) + 1 if thread_mm is not None else 1
     pages = []
-    for r in sorted(regions, key=lambda r: r.start):
-        pages += [(v, r.writable) for v in range(r.start >> 12, (r.end - 1 >> 12) + 1)]
-    ref = ReferenceModel(cfg, traces, pages, TraceMeta("test", 1, regions).footprint_bytes, events)
+    order = sorted(((r.kind not in ("code", "stack"), k, r.start, r) for k in range(nmm)
+                    for r in regions), key=lambda x: x[:3])
+    for _, k, _, r in order:
+        pages += [(k, v, r.writable) for v in range(r.start >> 12, (r.end - 1 >> 12) + 1)]
+    meta = v2_meta(len(traces), thread_mm, regions)
+    ref = ReferenceModel(cfg, traces, pages, meta.footprint_bytes, events, thread_mm)
     return ref.run()
 
 
-def same_as_reference(traces, sets, events, regions=REGIONS):
+def same_as_reference(traces, sets, events, regions=REGIONS, thread_mm=None):
     """Replay through both models; every counter and clock equal. Returns the totals."""
     with tempfile.TemporaryDirectory() as d:
-        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet", regions)
-    ref = run_reference(cfg, traces, events, regions)
+        fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet", regions,
+                                     thread_mm)
+    ref = run_reference(cfg, traces, events, regions, thread_mm)
     diffs = {c: (fast.totals[c], ref[c]) for c in COUNTERS if fast.totals[c] != ref[c]}
     assert not diffs, diffs
     assert clocks == ref["clocks"]
@@ -143,6 +169,56 @@ def same_as_reference(traces, sets, events, regions=REGIONS):
 def test_fast_kernel_matches_reference(scenario):
     ncpu, traces, sets, events, regions = scenario
     same_as_reference(traces, sets, events, regions)
+
+
+@st.composite
+def several_processes(draw):
+    """1-3 processes with more threads than CPUs (1-3 CPUs, up to 7 threads), slices short
+    enough that tasks take turns, switch costs, and random flushes naming a process."""
+    nmm = draw(st.integers(1, 3))
+    ncpu = draw(st.integers(1, 3))
+    nthreads = draw(st.integers(max(nmm, ncpu + 1), 7))
+    thread_mm = list(range(nmm)) + [draw(st.integers(0, nmm - 1)) for _ in range(nthreads - nmm)]
+    traces = [[r for run in draw(st.lists(runs(), min_size=1, max_size=40)) for r in run]
+              for _ in range(nthreads)]
+    itlb_ways = draw(st.sampled_from([1, 2]))
+    stlb = draw(st.sampled_from([(8, 2), (16, 4), (4, 4)]))
+    sets = [
+        f"machine.ncpu={ncpu}",
+        f"tlb.itlb_entries={2 * itlb_ways}", f"tlb.itlb_ways={itlb_ways}",
+        "tlb.dtlb_entries=4", f"tlb.dtlb_ways={draw(st.sampled_from([1, 2, 4]))}",
+        f"tlb.stlb_entries={stlb[0]}", f"tlb.stlb_ways={stlb[1]}",
+        f"tlb.pti={'true' if draw(st.booleans()) else 'false'}",
+        f"tlb.kernel_text_pages={draw(st.integers(0, 2))}",
+        f"tlb.kernel_text_pool={draw(st.sampled_from([0, 3, 5]))}",
+        f"tlb.single_page_flush_ceiling={draw(st.sampled_from([0, 1, 2, 33]))}",
+        f"replay.quantum={draw(st.sampled_from([30, 100, 400, 5000]))}",
+        f'machine.sched_base_slice="{draw(st.sampled_from([50, 120, 300, 2000]))}ns"',
+        f'machine.context_switch_cost="{draw(st.sampled_from([0, 15, 40]))}ns"',
+        f'memory.dram="{draw(st.sampled_from([24, 64, 128]))}KiB"',
+        'memory.cxl="512KiB"', "memory.min_free_kbytes=8",
+        f'memory.initial_pte="{draw(st.sampled_from(["writable-dirty", "writable-clean", "readonly-clean", "steady-state"]))}"',
+        f'memory.placement="{draw(st.sampled_from(["first-touch", "interleave", "hot"]))}"',
+        f'cost.preset="{draw(st.sampled_from(["bare-metal", "kvm-guest"]))}"',
+        f"replay.reader_thread={'true' if draw(st.booleans()) else 'false'}",
+    ]
+    vpns = all_vpns()
+    events = draw(st.lists(st.builds(
+        lambda t, kind, cpu, pages, mask, mm: Event(float(t), kind, cpu % ncpu, tuple(pages),
+                                                    tuple(mask[:ncpu]), mm % nmm),
+        st.integers(0, 6000), st.sampled_from(KINDS),
+        st.integers(0, 3), st.lists(st.sampled_from(vpns), min_size=1, max_size=5, unique=True),
+        st.lists(st.booleans(), min_size=4, max_size=4), st.integers(0, 2)), max_size=10))
+    return traces, sets, events, thread_mm
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(several_processes())
+def test_several_processes_match_reference(scenario):
+    """Several mms and more tasks than CPUs: run queues, slices, context switches, ASID slots,
+    flushes of one mm; every counter and clock equal."""
+    traces, sets, events, thread_mm = scenario
+    same_as_reference(traces, sets, events, REGIONS, thread_mm)
 
 
 ONE_CPU = ["machine.ncpu=1", "replay.quantum=50", 'memory.dram="64KiB"', 'memory.cxl="256KiB"',

@@ -26,6 +26,9 @@ COUNTERS: tuple[str, ...] = (
     "migrc_deferred_pages", "migrc_released_pages", "migrc_flush_wp_fault", "migrc_flush_alloc",
     "migrc_flush_pause", "migrc_flush_race", "luf_tagged_pages", "luf_alloc_flushes",
     "luf_cancel_flushes",
+    # scheduler: /proc/stat ctxt (rq->nr_switches), and switch_mm_irqs_off's flushes (the
+    # tlb:tlb_flush tracepoint's TLB_FLUSH_ON_TASK_SWITCH with pages -1; no vmstat item)
+    "nr_context_switches", "tlb_flush_on_task_switch",
 )
 C = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)

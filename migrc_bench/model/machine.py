@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,16 @@ from .pagemap import PageMap
 from .presets import COST_PRESETS, TLB_PRESETS, TlbGeometry
 
 KERNEL_TEXT_VPN = 0xFFFFFFFF81000  # vpn of 0xffffffff81000000, x86-64 kernel text base
+
+# Pages are keyed by (mm, vpn): key = mm << MM_SHIFT | vpn, so mm 0 (a one-process trace)
+# keys its pages by the vpn itself. A user vpn is below 2^35 (47-bit user space; the trace's
+# addresses are checked below 2^57 = 2^(MM_SHIFT + 12)), and kernel text keys have bit 51 set,
+# which no user mm (at most MAX_MMS) reaches: entries of different mms never alias, as PCIDs
+# keep them apart in the hardware.
+MM_SHIFT = 45
+VPN_OF_KEY = (1 << MM_SHIFT) - 1
+MAX_MMS = 64
+TLB_NR_DYN_ASIDS = 6  # arch/x86/include/asm/tlbflush.h: per-CPU ASID slots (PCIDs)
 
 
 def tlb_geometry(cfg: Config) -> TlbGeometry:
@@ -118,13 +129,26 @@ class Machine:
         # invariant violations found by the checked loop: (code, cpu, pid, frame, pte frame, t)
         self.viol = np.zeros((K.N_VIOL_KEPT, 6), np.int64)
         self.viol_n = np.zeros(1, np.int64)
-        # mm: one process; per-CPU TLB generation and lazy flag (K§1.3)
-        self.mm_gen = 1
+        # mms (one per process of the trace): context.tlb_gen and mm_cpumask per mm (K§1.3);
+        # ``mm_cpumask`` is mm 0's row (a one-process trace's only mm)
+        self.nmm = max(1, len(meta.processes))
+        self.mm_gens = np.ones(self.nmm, np.int64)
+        self.mm_cpumasks = np.zeros((self.nmm, self.ncpu), np.bool_)
+        self.mm_cpumask = self.mm_cpumasks[0]
+        # per CPU (struct tlb_state): the loaded mm (-1: init_mm), the lazy flag, the ASID
+        # slots (ctxs[].ctx_id as the owning mm, ctxs[].tlb_gen), the loaded slot and
+        # next_asid; ``cpu_gen`` is the loaded slot's tlb_gen (ctxs[loaded_mm_asid].tlb_gen)
         self.cpu_gen = np.ones(self.ncpu, np.int64)
         self.lazy = np.zeros(self.ncpu, np.bool_)
-        self.mm_cpumask = np.zeros(self.ncpu, np.bool_)
+        self.loaded_mm = np.full(self.ncpu, -1, np.int64)
+        self.asid_mm = np.full((self.ncpu, TLB_NR_DYN_ASIDS), -1, np.int64)
+        self.asid_gen = np.zeros((self.ncpu, TLB_NR_DYN_ASIDS), np.int64)
+        self.loaded_asid = np.zeros(self.ncpu, np.int64)
+        self.next_asid = np.zeros(self.ncpu, np.int64)
+        self._mm_index = {p.pid: i for i, p in enumerate(meta.processes)}
         # pages
-        self.regions = tuple(sorted(meta.regions, key=lambda r: r.start))
+        self.regions = tuple(sorted((self._in_key_space(r) for r in meta.regions),
+                                    key=lambda r: r.start))
         self._region_starts = np.array([r.start for r in self.regions], np.int64)
         if profile is not None and not self.regions:  # VMAs inferred from the page set
             order = np.argsort(profile.vpns)
@@ -138,6 +162,9 @@ class Machine:
         # nodes and frames
         self.footprint_bytes = footprint = footprint_bytes(meta, profile)
         dram, cxl = cfg.memory.dram, cfg.memory.cxl
+        if self.nmm > 1 and not meta.regions:
+            raise ConfigError("a trace of several processes needs its regions (metadata "
+                              "migrc_bench.regions per pid): its pages are keyed by process")
         if (isinstance(dram, float) or isinstance(cxl, float)) and footprint == 0:
             raise ConfigError("config key 'memory.dram'/'memory.cxl': a share of the footprint needs "
                               "the trace's data pages, and this trace has none; give an absolute "
@@ -171,6 +198,36 @@ class Machine:
         self.pte_flags[self.kernel_pids] = K.PTE_PRESENT
         self.frame_state[kframes] = F_KERNEL
         self.frame_pid[kframes] = self.kernel_pids
+
+    @property
+    def mm_gen(self) -> int:
+        """mm 0's context.tlb_gen (a one-process trace's only mm)."""
+        return int(self.mm_gens[0])
+
+    @mm_gen.setter
+    def mm_gen(self, value: int) -> None:
+        self.mm_gens[0] = value
+
+    def mm_of_pid(self, pid: int | None) -> int:
+        """The mm index of a trace process id (None, a version-1 trace: mm 0)."""
+        return self._mm_index.get(pid, 0) if pid is not None else 0
+
+    def _in_key_space(self, r: Region) -> Region:
+        """A region of mm k moved to the key space's addresses (key << 12 = mm << 57 | addr),
+        so everything that looks regions up by address works on page keys unchanged."""
+        off = self.mm_of_pid(r.pid) << (MM_SHIFT + 12)
+        return dataclasses.replace(r, start=r.start + off, end=r.end + off) if off else r
+
+    def task_mms(self, threads: int) -> np.ndarray:
+        """The mm index of each thread (task) of the trace."""
+        out = np.zeros(threads, np.int64)
+        for i, p in enumerate(self.meta.processes):
+            out[[t for t in p.tids if t < threads]] = i
+        return out
+
+    def page_mm(self, pids) -> np.ndarray:
+        """The mm index of page ids (kernel text: 127, no user mm)."""
+        return self.page_vpn[pids] >> MM_SHIFT
 
     # ---- pages -------------------------------------------------------------------------
     def _grow(self, n: int) -> None:
@@ -273,10 +330,14 @@ class Machine:
     def _profile_column(self, pids: np.ndarray, values: np.ndarray) -> np.ndarray:
         """The profile's per-page ``values`` for page ids (0 for pages the trace never touches)."""
         out = np.zeros(len(pids), values.dtype)
-        prof = self.pagemap.lookup(self.profile.vpns.astype(np.int64))
-        known = prof >= 0  # pages outside the regions are not registered yet
         where = np.full(self.pagemap.n, -1, np.int64)
-        where[prof[known]] = np.flatnonzero(known)
+        # the pre-pass counts by address: with several mms, each mm's page at that address
+        # gets the value (an approximation: the processes' records are not told apart)
+        for mm in range(self.nmm):
+            keys = self.profile.vpns.astype(np.int64) | (mm << MM_SHIFT)
+            prof = self.pagemap.lookup(keys)
+            known = prof >= 0  # pages outside the regions are not registered yet
+            where[prof[known]] = np.flatnonzero(known)
         idx = where[pids]
         out[idx >= 0] = values[idx[idx >= 0]]
         return out

@@ -28,7 +28,8 @@ from .feeder import Buffers, Feeder
 from .alloc import Allocator
 from .flush import FlushMechanism
 from .jit_cache import compile_clock
-from .machine import Machine, needs_profile
+from .machine import VPN_OF_KEY, Machine, needs_profile
+from .runqueue import RunQueues
 from .warmup import Warmup
 
 ProgressFn = Callable[[int, float], None]  # (accesses so far, modelled ns)
@@ -64,15 +65,17 @@ class Replay:
         self.cfg = cfg
         self.reader = as_reader(trace)  # a file, or a source with its protocol (trace/stream.py)
         meta = self.reader.meta
-        refuse_several_processes(self.reader.path, meta.processes)
+        if engine is not None:  # the model core replays several mms; tiering not yet
+            refuse_several_processes(self.reader.path, meta.processes)
         threads = cfg.replay.threads or max(1, meta.threads)
         if cfg.replay.threads and meta.threads > 1 and cfg.replay.threads != meta.threads:
             raise ConfigError(f"config key 'replay.threads': {cfg.replay.threads} threads asked, but "
                               f"the trace already has {meta.threads}; replay.threads only "
                               f"multiplies a single-thread trace")
-        if threads > cfg.machine.ncpu:
-            raise ConfigError(f"config key 'machine.ncpu': the trace runs {threads} threads, "
-                              f"expected at least that many CPUs, got {cfg.machine.ncpu}")
+        if threads > cfg.machine.ncpu and cfg.replay.warmup:
+            raise ConfigError(f"config key 'replay.warmup': the trace runs {threads} threads on "
+                              f"{cfg.machine.ncpu} CPUs, and a warm-up is counted per CPU: "
+                              f"give replay.warmup = 0 or at least {threads} CPUs")
         if self.reader.num_rows == 0:
             raise TraceError(self.reader.path, "the trace is empty")
         self.threads = threads
@@ -83,11 +86,13 @@ class Replay:
             profile = trace_profile(self.reader, self.trace_sha256)
         self.machine = m = Machine(cfg, meta, profile=profile)
         m.place_initial()
-        m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
+        task_mm = m.task_mms(threads)
+        self.rq = RunQueues(self, task_mm)
+        self.rq.place()  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = FlushMechanism(m)
-        self.buffers = Buffers(m.ncpu)
+        self.buffers = Buffers(max(m.ncpu, threads))
         self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
-                             cfg.replay.reader_thread)
+                             cfg.replay.reader_thread, task_mm if m.nmm > 1 else None)
         self.running = np.zeros(m.ncpu, np.bool_)
         self.running[:threads] = True
         self.quantum = float(cfg.replay.quantum)
@@ -200,7 +205,7 @@ class Replay:
         if fl & K.PTE_WRITE:
             return  # spurious: the CPU held an older read-only translation
         if not m.page_flags[pid] & K.VMA_WRITE:
-            vpn = int(m.page_vpn[pid])
+            vpn = int(m.page_vpn[pid]) & VPN_OF_KEY
             raise TraceError(self.reader.path, f"store to read-only page 0x{vpn << 12:x} "
                              f"(a region marked not writable)")
         if self.engine is not None:
@@ -234,7 +239,8 @@ class Replay:
             *m.tlb_args(), m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
             m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
             self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
-            m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last)
+            m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last, self.rq.cur_task,
+            self.rq.slice_end, self.rq.rq_len)
 
     def _run(self) -> None:
         m = self.machine
@@ -256,7 +262,10 @@ class Replay:
             if reason == K.R_NEED_DATA:
                 if self.warmup is not None:
                     self.warmup.on_dry(int(out[0]))
-                self.feeder.refill(int(out[0]))
+                self.feeder.refill(int(self.rq.cur_task[int(out[0])]))
+                continue
+            if reason == K.R_SWITCH:
+                self.rq.on_switch(int(out[0]))
                 continue
             if reason == K.R_FAULT_MISSING:
                 self._fault_missing(int(out[0]), int(out[1]))
@@ -281,9 +290,10 @@ class Replay:
 
     def _update_lazy(self) -> None:
         """A CPU whose thread finished runs the idle task: lazy TLB, mm still loaded."""
-        running = self.running[: self.threads]
+        n = min(self.threads, self.machine.ncpu)
+        running = self.running[:n]
         if not running.all():
-            self.machine.lazy[: self.threads] |= ~running
+            self.machine.lazy[:n] |= ~running
 
     def _boundary(self) -> None:
         t = self.now()

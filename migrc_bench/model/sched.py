@@ -27,6 +27,17 @@ import math
 import numpy as np
 
 
+def base_slice_ns(cfg, ncpu: int) -> float:
+    """sysctl_sched_base_slice: ``machine.sched_base_slice``, or 0.75 ms x (1 + ilog2(min(ncpu,
+    8))) (sched_update_scaling with SCHED_TUNABLESCALING_LOG, get_update_sysctl_factor caps
+    the CPUs at 8). Not scaled by replay.time_scale: how often tasks switch against the
+    (unscaled) cost of a switch is physical."""
+    slice_ns = cfg.machine.sched_base_slice
+    if slice_ns is None:
+        slice_ns = 750_000.0 * min(ncpu, 8).bit_length()
+    return float(slice_ns)
+
+
 def overrides(engine, hook: str) -> bool:
     """Whether ``engine``'s class replaces the base Engine's (empty) ``hook``: the MRO's first
     definition is not its last one, Engine's (the model does not import the engines above it)."""

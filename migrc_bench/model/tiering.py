@@ -17,6 +17,7 @@ from .counters import C, T
 from .memory import F_USED, Lru
 from .migrate_reason import MR_NUMA_MISPLACED
 from .numa_scan import NumaScanner
+from .sched import base_slice_ns
 from .vmscan import MAX_RECLAIM_RETRIES, Reclaim
 
 NS_PER_MS = 1e6
@@ -51,10 +52,7 @@ class Tiering:
         self.reclaim_chunk = tc.reclaim_chunk
         self.kswapd_cpu = cfg.machine.kswapd_cpu
         self.kswapd_waker = 0
-        slice_ns = cfg.machine.sched_base_slice
-        if slice_ns is None:  # sched_update_scaling, SCHED_TUNABLESCALING_LOG: 1 + ilog2(n)
-            slice_ns = 750_000.0 * min(m.ncpu, 8).bit_length()
-        self.sched_slice = float(slice_ns)
+        self.sched_slice = base_slice_ns(cfg, m.ncpu)
         if self.kswapd_cpu >= m.ncpu:
             from ..errors import ConfigError
 

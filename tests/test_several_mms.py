@@ -1,0 +1,133 @@
+"""Several processes and more tasks than CPUs: ASID slots, switch flushes, flushes of one mm.
+
+Each scenario has exact counters, and the replays also go through the reference model
+(counter for counter, clock for clock). A slice of 1 ns is shorter than any access, so a
+task runs exactly one access per turn: the turns, and hence the switches, are known.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from migrc_bench.model import kernel as K
+from migrc_bench.model.counters import C
+from migrc_bench.model.machine import MM_SHIFT
+from migrc_bench.model.reference import Event
+from test_reference_equivalence import HEAP, REGIONS, run_fast, same_as_reference
+
+LOAD = (1, HEAP, 8)
+BASE = ['replay.quantum=5000', 'memory.dram="256KiB"', 'memory.cxl="256KiB"',
+        "memory.min_free_kbytes=8", 'memory.initial_pte="writable-dirty"',
+        "tlb.kernel_text_pages=0", 'cost.preset="bare-metal"',
+        # fully associative TLBs: the processes' pages at one address never evict each other
+        "tlb.dtlb_entries=16", "tlb.dtlb_ways=16", "tlb.stlb_entries=64", "tlb.stlb_ways=64"]
+ONE_CPU_SLICED = BASE + ["machine.ncpu=1", 'machine.sched_base_slice="1ns"',
+                         'machine.context_switch_cost="100ns"']
+
+
+def entries_of(replay, cpu: int, mm: int) -> int:
+    """TLB entries of ``mm``'s pages on ``cpu``."""
+    m = replay.machine
+    tags = m.tlb_tag[cpu]
+    tags = tags[tags >= 0]
+    user = (m.page_flags[tags] & K.VMA_KERNEL) == 0
+    return int(np.count_nonzero((m.page_vpn[tags[user]] >> MM_SHIFT) == mm))
+
+
+def test_two_processes_alternate_and_reuse_their_asids():
+    """Two processes on one CPU, one access per turn: 19 switches; mm 1's first switch takes
+    ASID slot 1 (a flush); after that each finds its slot up to date: no flush, and each
+    process's page is walked once (its PCID keeps its entries across switches)."""
+    t = same_as_reference([[LOAD] * 10, [LOAD] * 10], ONE_CPU_SLICED, [], thread_mm=[0, 1])
+    assert t["nr_context_switches"] == 19
+    assert t["tlb_flush_on_task_switch"] == 1
+    assert t["dtlb_load_misses"] == 2 and t["dtlb_hits"] == 18
+    assert t["nr_tlb_remote_flush"] == 0 and t["tlb_shootdown_irqs"] == 0
+
+
+def test_threads_of_one_process_switch_without_a_cr3_write():
+    """Three threads of one process on one CPU: switches, but no switch_mm flush, and the
+    page they share is walked once."""
+    t = same_as_reference([[LOAD] * 4] * 3, ONE_CPU_SLICED, [], thread_mm=[0, 0, 0])
+    assert t["nr_context_switches"] == 11
+    assert t["tlb_flush_on_task_switch"] == 0
+    assert t["dtlb_load_misses"] == 1
+
+
+def test_a_stale_generation_flushes_at_the_switch_and_only_that_pcid():
+    """After the replay CPU 0 has mm 1 loaded (its last task) and both mms' entries cached.
+    A flush of mm 0 sends nothing (CPU 0 left mm 0's cpumask at the switch) but moves mm 0's
+    generation; switching to mm 0 finds its slot stale: one switch flush, which drops mm 0's
+    entries (its PCID) and keeps mm 1's."""
+    out = []
+    with tempfile.TemporaryDirectory() as d:
+        fast, _, _ = run_fast([[LOAD] * 3, [LOAD] * 3], ONE_CPU_SLICED, [], Path(d) / "t.parquet",
+                              REGIONS, [0, 1], out)
+    r = out[0]
+    m, fl = r.machine, r.flush
+    assert int(m.loaded_mm[0]) == 1 and not m.mm_cpumasks[0, 0] and m.mm_cpumasks[1, 0]
+    assert entries_of(r, 0, 0) > 0 and entries_of(r, 0, 1) > 0
+    before = m.counters.copy()
+    fl.flush_mm_range(0, None, mm=0)
+    assert (m.counters == before).all()  # no IPI, no local flush: mm 0 is not loaded here
+    assert entries_of(r, 0, 0) > 0
+    kept = entries_of(r, 0, 1)
+    fl.switch_mm(0, 0)
+    assert m.counters[0, C["tlb_flush_on_task_switch"]] == fast.totals["tlb_flush_on_task_switch"] + 1
+    assert entries_of(r, 0, 0) == 0 and entries_of(r, 0, 1) == kept
+    assert int(m.cpu_gen[0]) == int(m.mm_gens[0])
+    # back to mm 1: its slot (1) is up to date, no flush
+    n = int(m.counters[0, C["tlb_flush_on_task_switch"]])
+    fl.switch_mm(0, 1)
+    assert int(m.counters[0, C["tlb_flush_on_task_switch"]]) == n
+    assert int(m.loaded_asid[0]) == 1 and entries_of(r, 0, 1) == kept
+
+
+def test_a_seventh_mm_evicts_a_slot_round_robin():
+    """Seven processes on one CPU, two turns each: the first round fills ASID slots 1-5 and
+    then wraps, the 7th mm taking slot 0 from mm 0; in the second round every mm finds its
+    slot taken by the one after it (round-robin, not LRU): 13 switch flushes, and every
+    page is walked twice. With six processes the slots suffice: 5 flushes, one walk each."""
+    seven = same_as_reference([[LOAD] * 2] * 7, ONE_CPU_SLICED, [], thread_mm=list(range(7)))
+    assert seven["nr_context_switches"] == 13
+    assert seven["tlb_flush_on_task_switch"] == 13
+    assert seven["dtlb_load_misses"] == 14
+    six = same_as_reference([[LOAD] * 2] * 6, ONE_CPU_SLICED, [], thread_mm=list(range(6)))
+    assert six["nr_context_switches"] == 11
+    assert six["tlb_flush_on_task_switch"] == 5
+    assert six["dtlb_load_misses"] == 6
+
+
+TWO_CPUS = BASE + ["machine.ncpu=2", "replay.quantum=50"]
+
+
+def test_a_flush_of_one_mm_leaves_the_other_mms_entries():
+    """Two processes on two CPUs; a full flush of mm 0 at 300 ns: CPU 0 flushes locally and
+    walks its page again; CPU 1 (mm 1) is not in mm 0's cpumask: no IPI, its entry stays."""
+    events = [Event(300.0, "full", 0, (), (True, True), mm=0)]
+    with tempfile.TemporaryDirectory() as d:
+        fast, _, _ = run_fast([[LOAD] * 40, [LOAD] * 40], TWO_CPUS, events, Path(d) / "t.parquet",
+                              REGIONS, [0, 1])
+    cpu0, cpu1 = fast.cpus
+    assert cpu0["nr_tlb_local_flush_all"] == 1 and cpu0["dtlb_load_misses"] == 2
+    assert cpu1["dtlb_load_misses"] == 1 and cpu1["dtlb_flush"] == 0
+    assert fast.totals["nr_tlb_remote_flush"] == 0 and fast.totals["tlb_shootdown_irqs"] == 0
+    same_as_reference([[LOAD] * 40, [LOAD] * 40], TWO_CPUS, events, thread_mm=[0, 1])
+
+
+def test_a_batched_flush_reaches_a_cpu_running_another_mm_which_does_not_flush():
+    """arch_tlbbatch_flush carries no mm: CPU 1, in the batch's mask (it ran the unmapped mm
+    when the batch was built) but running mm 1 whose generation it has, counts the IPI and
+    flushes nothing (flush_tlb_func: local_tlb_gen == mm_tlb_gen)."""
+    events = [Event(300.0, "batch", 0, (), (False, True))]
+    with tempfile.TemporaryDirectory() as d:
+        fast, _, _ = run_fast([[LOAD] * 40, [LOAD] * 40], TWO_CPUS, events, Path(d) / "t.parquet",
+                              REGIONS, [0, 1])
+    cpu0, cpu1 = fast.cpus
+    assert cpu0["nr_tlb_remote_flush"] == 1
+    assert cpu1["nr_tlb_remote_flush_received"] == 1 and cpu1["tlb_shootdown_irqs"] == 1
+    assert cpu1["dtlb_flush"] == 0 and cpu1["dtlb_load_misses"] == 1
+    same_as_reference([[LOAD] * 40, [LOAD] * 40], TWO_CPUS, events, thread_mm=[0, 1])
