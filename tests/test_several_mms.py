@@ -131,3 +131,53 @@ def test_a_batched_flush_reaches_a_cpu_running_another_mm_which_does_not_flush()
     assert cpu1["nr_tlb_remote_flush_received"] == 1 and cpu1["tlb_shootdown_irqs"] == 1
     assert cpu1["dtlb_flush"] == 0 and cpu1["dtlb_load_misses"] == 1
     same_as_reference([[LOAD] * 40, [LOAD] * 40], TWO_CPUS, events, thread_mm=[0, 1])
+
+
+def _stale_reuse_violations(broken: bool) -> int:
+    """CPU 1 alternates a thread of mm 1 and one of mm 0; when it has mm 1 loaded, CPU 0
+    (mm 0) unmaps mm 0's heap page and frees its frame: CPU 1 is not in mm 0's cpumask, so
+    its mm-0 entry stays, stale, in mm 0's PCID; switching back to mm 0 must flush it (the
+    slot's generation is behind). ``broken``: a switch_mm that skips that flush."""
+    from migrc_bench.config import load_config
+    from migrc_bench.model.flush import FlushMechanism
+    from migrc_bench.model.replay import Replay
+    from migrc_bench.model.scenario import apply_event
+    from migrc_bench.trace.native import write_trace
+    from test_reference_equivalence import v2_meta
+
+    thread_mm = [0, 1, 0, 0]  # CPU 0: threads 0 and 2 (mm 0); CPU 1: 1 (mm 1) and 3 (mm 0)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.parquet"
+        tid = np.repeat(np.arange(4, dtype=np.uint16), 60)
+        write_trace(path, v2_meta(4, thread_mm), tid, np.ones(240, np.uint8),
+                    np.full(240, HEAP, np.uint64), np.full(240, 8, np.uint8),
+                    np.array([100 + thread_mm[t] for t in tid.tolist()], np.uint32))
+        cfg = load_config(None, BASE + ["machine.ncpu=2", "replay.quantum=20",
+                                        'machine.sched_base_slice="1ns"', 'trace.generate=""',
+                                        "tiering.enabled=false"])
+        r = Replay(cfg, path, check_invariants=True)
+        if broken:
+            r.flush.choose_new_asid = lambda cpu, mm, gen: (
+                FlushMechanism.choose_new_asid(r.flush, cpu, mm, gen)[0], False)
+        done = []
+
+        def unmap_when_cpu1_runs_mm1(replay):
+            if replay.machine.loaded_mm[1] != 1 or replay.machine.clock[1] < 200:
+                replay.at(replay.now() + replay.quantum, unmap_when_cpu1_runs_mm1)
+                return
+            assert entries_of(replay, 1, 0) > 0  # mm 0's entry, in its (not loaded) PCID
+            apply_event(replay, Event(0.0, "unmap", 0, (HEAP >> 12,), mm=0))
+            done.append(True)
+
+        r.at(100.0, unmap_when_cpu1_runs_mm1)
+        res = r.run()
+    assert done
+    assert res.totals["tlb_shootdown_irqs"] == 0  # CPU 1 was not in mm 0's cpumask
+    return res.totals["invariant_violations"]
+
+
+def test_the_checker_catches_a_stale_entry_of_a_not_loaded_mm():
+    """With switch_mm's generation check, no violation; without it (a test double), CPU 1
+    reads mm 0's page through the stale translation to the freed frame: I1."""
+    assert _stale_reuse_violations(broken=False) == 0
+    assert _stale_reuse_violations(broken=True) > 0
