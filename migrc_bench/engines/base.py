@@ -69,6 +69,8 @@ class Engine:
         self.migration_entry_ad = cfg.tiering.migration_entry_ad
         self.batch_cap = cfg.tiering.migrate_batch
 
+    unmap_mm = 0  # the mm of the PTE try_to_migrate_one is unmapping
+
     def attach(self, replay) -> None:
         self.r = replay
         self.m = replay.machine
@@ -119,8 +121,9 @@ class Engine:
 
     # ---- per-PTE and per-batch decisions ---------------------------------------------------
     def defers_flush(self, initiator: int) -> bool:
-        """should_defer_flush: batching is on and another CPU may cache the mm."""
-        mask = self.m.mm_cpumask
+        """should_defer_flush: batching is on and another CPU may cache the mm (the mm of
+        the PTE being unmapped: ``unmap_mm``)."""
+        mask = self.m.mm_cpumasks[self.unmap_mm]
         return bool(mask.any() and (mask.sum() > 1 or not mask[initiator]))
 
     def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
@@ -128,9 +131,10 @@ class Engine:
         read-only batch when the engine splits it off and the PTE is neither writable nor dirty."""
         ro = self.splits_readonly and not (pte_flags & (K.PTE_WRITE | K.PTE_DIRTY))
         batch = self.tlb_ubc_ro if ro else self.tlb_ubc
-        batch.mask |= self.m.mm_cpumask
-        self.flush.inc_mm_gen()
-        self.flush.note_batched_unmap()  # mm->tlb_flush_batched
+        mm = self.flush.mm_of_page(u.pid)  # the PTE's mm: its cpumask, its generation
+        batch.mask |= self.m.mm_cpumasks[mm]
+        self.flush.inc_mm_gen(mm)
+        self.flush.note_batched_unmap(mm)  # mm->tlb_flush_batched
         batch.flush_required = True
         if pte_flags & K.PTE_DIRTY:
             batch.writable = True
@@ -215,7 +219,8 @@ class Engine:
         m = self.m
         pid = int(m.frame_pid[src])
         fl = int(m.pte_flags[pid])
-        accessible = self.flush.pte_accessible(fl, float(m.clock[initiator]))
+        self.unmap_mm = mm = self.flush.mm_of_page(pid)
+        accessible = self.flush.pte_accessible(fl, float(m.clock[initiator]), mm)
         u = Unmapped(src, dst, pid, bool(fl & K.PTE_WRITE), bool(fl & K.PTE_YOUNG),
                      bool(fl & K.PTE_DIRTY), accessible)
         m.pte_flags[pid] = 0  # migration entry: not present

@@ -96,6 +96,10 @@ class FlushMechanism:
         gens[mm] += 1
         return int(gens[mm])
 
+    def mm_of_page(self, pid: int) -> int:
+        """The mm of page ``pid`` (a one-process trace: 0)."""
+        return 0 if self.m.nmm == 1 else int(self.m.page_vpn[pid] >> MM_SHIFT)
+
     def mm_of(self, pids: np.ndarray | None) -> int:
         """The mm of the pages ``pids`` (one mm; a one-process trace: 0)."""
         if self.m.nmm == 1 or pids is None or len(pids) == 0:

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import kernel as K
 from .counters import C, T
+from .machine import MM_SHIFT
 from .memory import F_USED
 
 MAX_SCAN_WINDOW = 2560  # MB/s: "never scan more PTEs than MAX_SCAN_WINDOW MB/sec"
@@ -92,6 +93,7 @@ class NumaTask:
     preferred_nid: int = -1
     numa_migrate_retry: float = 0.0  # ns
     node_stamp: float = 0.0          # ns of runtime before the task may scan again
+    mm: int = 0                      # the task's mm
 
 
 class NumaScanner:
@@ -108,11 +110,13 @@ class NumaScanner:
         self.period_max_ms = _ms(tc.scan_period_max)
         self.scan_size_real = tc.scan_size_mb / self.space_scale
         self.scan_pages = max(1, int(tc.scan_size_mb * (1 << (20 - 12))))
+        # one per CPU: the task it runs (several tasks on a CPU share this state)
         self.tasks = [NumaTask(self.scan_delay_ms) for _ in range(tiering.r.threads)]
-        # mm state
+        # mm state: numa_scan_seq and numa_scan_offset per mm (several processes: each scan
+        # covers the mm its CPU has loaded; numa_next_scan is one timer for all of them)
         self.numa_next_scan = 0.0
-        self.numa_scan_seq = 0
-        self.numa_scan_offset = 0
+        self.mm_scan_seq = [0] * self.m.nmm
+        self.mm_scan_offset = [0] * self.m.nmm
         self.scans = 0
         self._token = 0
         self.steady = tiering.steady
@@ -124,6 +128,15 @@ class NumaScanner:
                 p.numa_scan_period = p.numa_scan_period_max = smax
                 p.ticked = p.has_faults = True
                 p.preferred_nid = 0
+
+    @property
+    def numa_scan_seq(self) -> int:
+        """mm 0's numa_scan_seq (a one-process trace's only mm)."""
+        return self.mm_scan_seq[0]
+
+    @property
+    def numa_scan_offset(self) -> int:
+        return self.mm_scan_offset[0]
 
     # ---- periods ------------------------------------------------------------------------
     def ns(self, ms: float) -> float:
@@ -198,12 +211,15 @@ class NumaScanner:
         self.scans += 1
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
         t0 = float(m.clock[cpu])
+        mm = max(0, int(m.loaded_mm[cpu]))
         vmas = r.vmas()
-        if vmas and self.numa_scan_offset >= vmas[-1][1]:
-            self._reset_scan()
+        if m.nmm > 1:  # the VMAs of the mm this CPU runs (key-space addresses: mm << 57)
+            vmas = [v for v in vmas if v[0] >> (MM_SHIFT + 12) == mm]
+        if vmas and self.mm_scan_offset[mm] >= vmas[-1][1]:
+            self._reset_scan(mm)
         pages = self.scan_pages
         virtpages = pages * 8
-        start = self.numa_scan_offset
+        start = self.mm_scan_offset[mm]
         reached_end = True
         for vstart, vend, pids, vpns in vmas:
             if vend <= start:
@@ -211,7 +227,7 @@ class NumaScanner:
             start = max(start, vstart)
             while start < vend:
                 end = min(vend, _align_up(start + pages * 4096, HUGE_PAGE))
-                updated = self._change_prot_numa(cpu, pids, vpns, start, end, now)
+                updated = self._change_prot_numa(cpu, pids, vpns, start, end, now, mm)
                 chunk = (end - start) >> 12
                 if updated:
                     pages -= chunk
@@ -223,22 +239,22 @@ class NumaScanner:
             if not reached_end:
                 break
         if reached_end:
-            self._reset_scan()
+            self._reset_scan(mm)
         else:
-            self.numa_scan_offset = start
+            self.mm_scan_offset[mm] = start
         t1 = float(m.clock[cpu])
         if t1 > t0:
-            r.flush.open_pending_window(t0, t1)
+            r.flush.open_pending_window(t0, t1, mm)
         # at least 32x as much time on other code as on this scan (the 3 % cap)
         p.node_stamp = self._runtime(cpu) + 32 * (t1 - t0)
 
-    def _reset_scan(self) -> None:
+    def _reset_scan(self, mm: int = 0) -> None:
         """reset_ptenuma_scan: a new pass of the address space."""
-        self.numa_scan_seq += 1
-        self.numa_scan_offset = 0
+        self.mm_scan_seq[mm] += 1
+        self.mm_scan_offset[mm] = 0
 
     def _change_prot_numa(self, cpu: int, pids: np.ndarray, vpns: np.ndarray, start: int,
-                          end: int, now: float) -> int:
+                          end: int, now: float, mm: int = 0) -> int:
         """change_prot_numa over [start, end): the batched-pending check of change_pte_range,
         the PTE walk, PROT_NONE for present slow-tier PTEs (scan time recorded), the flush."""
         m = self.m
@@ -249,7 +265,7 @@ class NumaScanner:
         walked = int(np.count_nonzero(present))
         if walked == 0:  # no page table here
             return 0
-        self.r.flush.flush_tlb_batched_pending(cpu)
+        self.r.flush.flush_tlb_batched_pending(cpu, mm)
         m.charge(cpu, walked * m.costs.pte_update, T["fault"])
         frames = m.pte_pfn[sel]
         ok = present & ((fl & K.PTE_PROTNONE) == 0)
@@ -274,6 +290,7 @@ class NumaScanner:
         if not mem_toptier or cpu >= len(self.tasks):
             return
         p = self.tasks[cpu]
+        p.mm = max(0, int(self.m.loaded_mm[cpu]))
         p.has_faults = True
         now = float(self.m.clock[cpu])
         if now > p.numa_migrate_retry:
@@ -286,9 +303,10 @@ class NumaScanner:
 
     def _placement(self, p: NumaTask, now: float) -> None:
         """task_numa_placement(): once per numa_scan_seq."""
-        if p.numa_scan_seq == self.numa_scan_seq:
+        seq = self.mm_scan_seq[p.mm]
+        if p.numa_scan_seq == seq:
             return
-        p.numa_scan_seq = self.numa_scan_seq
+        p.numa_scan_seq = seq
         smin, smax = self.scan_min(), self.scan_max()
         p.numa_scan_period_max = smax
         private, shared = p.faults_buf, 0

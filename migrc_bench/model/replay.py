@@ -21,7 +21,6 @@ from ..config import Config
 from ..errors import ConfigError, TraceError
 from ..trace.native import TraceReader, as_reader
 from ..trace.prepass import trace_profile
-from ..trace.processes import refuse_several_processes
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
 from .feeder import Buffers, Feeder
@@ -65,8 +64,6 @@ class Replay:
         self.cfg = cfg
         self.reader = as_reader(trace)  # a file, or a source with its protocol (trace/stream.py)
         meta = self.reader.meta
-        if engine is not None:  # the model core replays several mms; tiering not yet
-            refuse_several_processes(self.reader.path, meta.processes)
         threads = cfg.replay.threads or max(1, meta.threads)
         if cfg.replay.threads and meta.threads > 1 and cfg.replay.threads != meta.threads:
             raise ConfigError(f"config key 'replay.threads': {cfg.replay.threads} threads asked, but "
