@@ -71,15 +71,11 @@ def runs(draw):
     return [draw(records())] * draw(st.sampled_from([1, 1, 1, 2, 5]))
 
 
-@st.composite
-def scenarios(draw):
-    threads = draw(st.integers(1, 3))
-    ncpu = draw(st.integers(threads, 4))
-    traces = [[r for run in draw(st.lists(runs(), min_size=0 if t else 1, max_size=60)) for r in run]
-              for t in range(threads)]
+def machine_sets(draw, ncpu: int, dram_kib: list[int], cxl_kib: int) -> list[str]:
+    """Random small TLBs, quanta, PTI, ceiling, memory sizes, start states and costs."""
     itlb_ways = draw(st.sampled_from([1, 2]))
     stlb = draw(st.sampled_from([(8, 2), (16, 4), (4, 4)]))
-    sets = [
+    return [
         f"machine.ncpu={ncpu}",
         f"tlb.itlb_entries={2 * itlb_ways}", f"tlb.itlb_ways={itlb_ways}",
         "tlb.dtlb_entries=4", f"tlb.dtlb_ways={draw(st.sampled_from([1, 2, 4]))}",
@@ -89,13 +85,22 @@ def scenarios(draw):
         f"tlb.kernel_text_pool={draw(st.sampled_from([0, 3, 5]))}",
         f"tlb.single_page_flush_ceiling={draw(st.sampled_from([0, 1, 2, 33]))}",
         f"replay.quantum={draw(st.sampled_from([30, 100, 400, 5000]))}",
-        f'memory.dram="{draw(st.sampled_from([16, 24, 64]))}KiB"',
-        'memory.cxl="256KiB"', "memory.min_free_kbytes=8",
+        f'memory.dram="{draw(st.sampled_from(dram_kib))}KiB"',
+        f'memory.cxl="{cxl_kib}KiB"', "memory.min_free_kbytes=8",
         f'memory.initial_pte="{draw(st.sampled_from(["writable-dirty", "writable-clean", "readonly-clean", "steady-state"]))}"',
         f'memory.placement="{draw(st.sampled_from(["first-touch", "interleave", "hot"]))}"',
         f'cost.preset="{draw(st.sampled_from(["bare-metal", "kvm-guest"]))}"',
         f"replay.reader_thread={'true' if draw(st.booleans()) else 'false'}",
     ]
+
+
+@st.composite
+def scenarios(draw):
+    threads = draw(st.integers(1, 3))
+    ncpu = draw(st.integers(threads, 4))
+    traces = [[r for run in draw(st.lists(runs(), min_size=0 if t else 1, max_size=60)) for r in run]
+              for t in range(threads)]
+    sets = machine_sets(draw, ncpu, [16, 24, 64], 256)
     vpns = all_vpns()
     events = draw(st.lists(st.builds(
         lambda t, kind, cpu, pages, mask: Event(float(t), kind, cpu % ncpu, tuple(pages),
@@ -181,27 +186,9 @@ def several_processes(draw):
     thread_mm = list(range(nmm)) + [draw(st.integers(0, nmm - 1)) for _ in range(nthreads - nmm)]
     traces = [[r for run in draw(st.lists(runs(), min_size=1, max_size=40)) for r in run]
               for _ in range(nthreads)]
-    itlb_ways = draw(st.sampled_from([1, 2]))
-    stlb = draw(st.sampled_from([(8, 2), (16, 4), (4, 4)]))
-    sets = [
-        f"machine.ncpu={ncpu}",
-        f"tlb.itlb_entries={2 * itlb_ways}", f"tlb.itlb_ways={itlb_ways}",
-        "tlb.dtlb_entries=4", f"tlb.dtlb_ways={draw(st.sampled_from([1, 2, 4]))}",
-        f"tlb.stlb_entries={stlb[0]}", f"tlb.stlb_ways={stlb[1]}",
-        f"tlb.pti={'true' if draw(st.booleans()) else 'false'}",
-        f"tlb.kernel_text_pages={draw(st.integers(0, 2))}",
-        f"tlb.kernel_text_pool={draw(st.sampled_from([0, 3, 5]))}",
-        f"tlb.single_page_flush_ceiling={draw(st.sampled_from([0, 1, 2, 33]))}",
-        f"replay.quantum={draw(st.sampled_from([30, 100, 400, 5000]))}",
+    sets = machine_sets(draw, ncpu, [24, 64, 128], 512) + [
         f'machine.sched_base_slice="{draw(st.sampled_from([50, 120, 300, 2000]))}ns"',
-        f'machine.context_switch_cost="{draw(st.sampled_from([0, 15, 40]))}ns"',
-        f'memory.dram="{draw(st.sampled_from([24, 64, 128]))}KiB"',
-        'memory.cxl="512KiB"', "memory.min_free_kbytes=8",
-        f'memory.initial_pte="{draw(st.sampled_from(["writable-dirty", "writable-clean", "readonly-clean", "steady-state"]))}"',
-        f'memory.placement="{draw(st.sampled_from(["first-touch", "interleave", "hot"]))}"',
-        f'cost.preset="{draw(st.sampled_from(["bare-metal", "kvm-guest"]))}"',
-        f"replay.reader_thread={'true' if draw(st.booleans()) else 'false'}",
-    ]
+        f'machine.context_switch_cost="{draw(st.sampled_from([0, 15, 40]))}ns"']
     vpns = all_vpns()
     events = draw(st.lists(st.builds(
         lambda t, kind, cpu, pages, mask, mm: Event(float(t), kind, cpu % ncpu, tuple(pages),
