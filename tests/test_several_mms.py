@@ -181,3 +181,38 @@ def test_the_checker_catches_a_stale_entry_of_a_not_loaded_mm():
     reads mm 0's page through the stale translation to the freed frame: I1."""
     assert _stale_reuse_violations(broken=False) == 0
     assert _stale_reuse_violations(broken=True) > 0
+
+
+def test_each_mm_is_scanned_and_promoted_from(tmp_path, capsys):
+    """Tiering on a merge of two traces as processes, 4 tasks on one CPU: task_numa_work runs
+    for each mm (its own numa_next_scan, offset and pass); mm 1's pages, placed after mm 0's
+    (first touch: mm 0 fills DRAM), start on CXL and are promoted; every mm is checked: no
+    violation."""
+    from migrc_bench.config import load_config
+    from migrc_bench.runner import make_engine
+    from migrc_bench.model.replay import Replay
+    from results_util import cli, make_trace
+
+    a = make_trace(tmp_path / "a.parquet", n=20000, seed=1)
+    b = make_trace(tmp_path / "b.parquet", n=20000, seed=2)
+    ab = tmp_path / "ab.parquet"
+    assert cli(["trace", "merge", a, b, "-o", ab, "--quiet"], capsys)[0] == 0
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "ci.toml",
+                      ["machine.ncpu=1", 'memory.dram="80%"', 'trace.generate=""'])
+    r = Replay(cfg, ab, make_engine(cfg), check_invariants=True)
+    promoted = []
+    migrate = r.engine.migrate_pages
+
+    def traced(cpu, frames, reason, target):
+        promoted.extend(int(r.machine.page_mm(int(r.machine.frame_pid[f]))) for f in frames
+                        if target == 0)
+        return migrate(cpu, frames, reason, target)
+
+    r.engine.migrate_pages = traced
+    res = r.run()
+    numa = r.tiering.numa
+    assert numa.mm_scans[0] > 0 and numa.mm_scans[1] > 0
+    assert numa.mm_scan_seq[0] > 0 and numa.mm_scan_seq[1] > 0
+    assert promoted.count(1) > 10
+    assert res.totals["invariant_violations"] == 0
+    assert res.totals["nr_context_switches"] > 0
