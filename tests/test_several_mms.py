@@ -216,3 +216,29 @@ def test_each_mm_is_scanned_and_promoted_from(tmp_path, capsys):
     assert promoted.count(1) > 10
     assert res.totals["invariant_violations"] == 0
     assert res.totals["nr_context_switches"] > 0
+
+
+def test_the_numa_scanner_skips_read_only_file_mappings(tmp_path):
+    """task_numa_work skips a VMA with vm_file and VM_READ without VM_WRITE (v6.7/v6.8:
+    NUMAB_SKIP_SHARED_RO): a read-only file region is no VMA of the scan, and its pages do
+    not fall into the anonymous ones; a writable file mapping is scanned."""
+    from migrc_bench.config import load_config
+    from migrc_bench.model.replay import Replay
+    from migrc_bench.trace.native import Region, TraceMeta, write_trace
+    from migrc_bench.trace.processes import FileMapping, Process
+
+    WEIGHTS, SHM = 0x7F0000000000, 0x7F1000000000
+    regions = (Region(HEAP, HEAP + 4 * 4096, "heap", True, False, pid=7),
+               Region(WEIGHTS, WEIGHTS + 8 * 4096, "file", False, False, pid=7,
+                      file=FileMapping("weights")),
+               Region(SHM, SHM + 2 * 4096, "file", True, False, pid=7, file=FileMapping("shm")))
+    addr = np.array([HEAP, WEIGHTS, WEIGHTS + 4096, SHM], np.uint64)
+    path = write_trace(tmp_path / "t.parquet", TraceMeta("t", 1, regions, processes=(Process(7, (0,)),)),
+                       np.zeros(4, np.uint16), np.ones(4, np.uint8), addr, np.full(4, 8, np.uint8),
+                       np.full(4, 7, np.uint32))
+    cfg = load_config(None, ['trace.generate=""', "machine.ncpu=1", 'memory.dram="1MiB"',
+                             'memory.cxl="1MiB"', "memory.min_free_kbytes=8"])
+    r = Replay(cfg, path)
+    starts = [v[0] for v in r.vmas()]
+    assert starts == [HEAP, SHM]
+    assert sum(len(v[2]) for v in r.vmas()) == 4 + 2

@@ -139,7 +139,9 @@ class Replay:
         """(start, end, page ids, their vpns) of the data VMAs in address order, for the NUMA scanner.
 
         Trace regions other than code; pages outside every region form one anonymous VMA
-        per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does.
+        per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does,
+        and so is any read-only file mapping (task_numa_work, v6.7/v6.8 kernel/sched/fair.c:
+        ``vma->vm_file && (vm_flags & (VM_READ|VM_WRITE)) == VM_READ``, NUMAB_SKIP_SHARED_RO).
         """
         m = self.machine
         n = m.n_pages
@@ -157,6 +159,8 @@ class Replay:
                 continue
             sel = (vpns >= r.start >> 12) & (vpns <= (r.end - 1) >> 12)
             inside |= sel
+            if r.file is not None and not r.writable:
+                continue  # task_numa_work: read-only file mappings are not scanned
             if sel.any():
                 vmas.append((r.start, r.end, pids[sel], vpns[sel]))
         rest_p, rest_v = pids[~inside], vpns[~inside]
