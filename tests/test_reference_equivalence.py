@@ -32,7 +32,7 @@ from migrc_bench.model.reference import Event, ReferenceModel
 from migrc_bench.model.replay import Replay
 from migrc_bench.model.scenario import schedule
 from migrc_bench.trace.native import Region, TraceMeta, write_trace
-from migrc_bench.trace.processes import Process
+from migrc_bench.trace.processes import FileMapping, Process
 
 CODE = 0x400000
 HEAP = 0x10000000
@@ -42,15 +42,22 @@ CODE_PAGES = 2
 KINDS = ["range", "full", "batch", "wrprotect", "unmap", "batched", "pending", "mm", "mprotect"]
 REGIONS = (Region(CODE, CODE + CODE_PAGES * 4096, "code", False, True),
            Region(HEAP, HEAP + HEAP_PAGES * 4096, "heap", True, False))
+FILE = 0x30000000
+FILE_PAGES = 3
+# with several processes each maps file "f" here: the same page-cache pages (one frame each)
+WITH_FILE = REGIONS + (Region(FILE, FILE + FILE_PAGES * 4096, "file", True, False,
+                              file=FileMapping("f", 4096)),)
 
 
 @st.composite
-def records(draw):
+def records(draw, file: bool = False):
     op = draw(st.integers(0, 3))
     if op == 0:
         page = draw(st.integers(0, CODE_PAGES - 1))
         return 0, CODE + page * 4096 + draw(st.integers(0, 4095)) // 4 * 4, 4
-    base = draw(st.sampled_from([HEAP, HEAP, HEAP, ANON]))
+    base = draw(st.sampled_from([HEAP, HEAP, HEAP, ANON] + ([FILE, FILE] if file else [])))
+    if base == FILE:
+        return op, FILE + draw(st.integers(0, FILE_PAGES - 1)) * 4096 + 64, 8
     page = draw(st.integers(0, HEAP_PAGES - 1 if base == HEAP else 3))
     offset = draw(st.sampled_from([0, 64, 2048, 4092]))
     size = draw(st.sampled_from([1, 4, 8]))
@@ -62,13 +69,13 @@ def records(draw):
 
 def all_vpns():
     return ([(CODE >> 12) + i for i in range(CODE_PAGES)] + [(HEAP >> 12) + i for i in range(HEAP_PAGES)]
-            + [(ANON >> 12) + i for i in range(4)])
+            + [(ANON >> 12) + i for i in range(4)] + [(FILE >> 12) + i for i in range(FILE_PAGES)])
 
 
 @st.composite
-def runs(draw):
+def runs(draw, file: bool = False):
     """A record repeated: successive accesses to one page (the same-page filter's case)."""
-    return [draw(records())] * draw(st.sampled_from([1, 1, 1, 2, 5]))
+    return [draw(records(file))] * draw(st.sampled_from([1, 1, 1, 2, 5]))
 
 
 def machine_sets(draw, ncpu: int, dram_kib: list[int], cxl_kib: int) -> list[str]:
@@ -151,7 +158,10 @@ def run_reference(cfg, traces, events, regions=REGIONS, thread_mm=None):
     order = sorted(((r.kind not in ("code", "stack"), k, r.start, r) for k in range(nmm)
                     for r in regions), key=lambda x: x[:3])
     for _, k, _, r in order:
-        pages += [(k, v, r.writable) for v in range(r.start >> 12, (r.end - 1 >> 12) + 1)]
+        first = r.start >> 12
+        pages += [(k, v, r.writable, None if r.file is None else
+                   (r.file.id, r.file.offset // 4096 + v - first))
+                  for v in range(first, (r.end - 1 >> 12) + 1)]
     meta = v2_meta(len(traces), thread_mm, regions)
     ref = ReferenceModel(cfg, traces, pages, meta.footprint_bytes, events, thread_mm)
     return ref.run()
@@ -179,12 +189,13 @@ def test_fast_kernel_matches_reference(scenario):
 @st.composite
 def several_processes(draw):
     """1-3 processes with more threads than CPUs (1-3 CPUs, up to 7 threads), slices short
-    enough that tasks take turns, switch costs, and random flushes naming a process."""
+    enough that tasks take turns, switch costs, random flushes naming a process, and a file
+    every process maps (its pages one frame for all of them)."""
     nmm = draw(st.integers(1, 3))
     ncpu = draw(st.integers(1, 3))
     nthreads = draw(st.integers(max(nmm, ncpu + 1), 7))
     thread_mm = list(range(nmm)) + [draw(st.integers(0, nmm - 1)) for _ in range(nthreads - nmm)]
-    traces = [[r for run in draw(st.lists(runs(), min_size=1, max_size=40)) for r in run]
+    traces = [[r for run in draw(st.lists(runs(True), min_size=1, max_size=40)) for r in run]
               for _ in range(nthreads)]
     sets = machine_sets(draw, ncpu, [24, 64, 128], 512) + [
         f'machine.sched_base_slice="{draw(st.sampled_from([50, 120, 300, 2000]))}ns"',
@@ -205,7 +216,7 @@ def test_several_processes_match_reference(scenario):
     """Several mms and more tasks than CPUs: run queues, slices, context switches, ASID slots,
     flushes of one mm; every counter and clock equal."""
     traces, sets, events, thread_mm = scenario
-    same_as_reference(traces, sets, events, REGIONS, thread_mm)
+    same_as_reference(traces, sets, events, WITH_FILE, thread_mm)
 
 
 ONE_CPU = ["machine.ncpu=1", "replay.quantum=50", 'memory.dram="64KiB"', 'memory.cxl="256KiB"',
