@@ -23,7 +23,7 @@ from ..trace.native import TraceReader, as_reader
 from ..trace.prepass import trace_profile
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
-from .feeder import Buffers, Feeder
+from .feeder import BUFFER_ROWS, Buffers, Feeder
 from .alloc import Allocator
 from .flush import FlushMechanism
 from .jit_cache import compile_clock
@@ -87,7 +87,10 @@ class Replay:
         self.rq = RunQueues(self, task_mm)
         self.rq.place()  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = FlushMechanism(m)
-        self.buffers = Buffers(max(m.ncpu, threads))
+        # per-task buffers: as much memory in all as one per CPU (a buffer's size changes
+        # nothing the replay computes, only how often it is refilled)
+        self.buffers = Buffers(max(m.ncpu, threads),
+                               max(BUFFER_ROWS >> 4, BUFFER_ROWS * m.ncpu // max(m.ncpu, threads)))
         self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
                              cfg.replay.reader_thread, task_mm if m.nmm > 1 else None)
         self.running = np.zeros(m.ncpu, np.bool_)
