@@ -242,3 +242,20 @@ def test_the_numa_scanner_skips_read_only_file_mappings(tmp_path):
     starts = [v[0] for v in r.vmas()]
     assert starts == [HEAP, SHM]
     assert sum(len(v[2]) for v in r.vmas()) == 4 + 2
+
+
+def test_more_processes_than_the_page_keys_hold_is_a_clear_error(tmp_path, capsys):
+    from results_util import cli
+    from migrc_bench.trace.native import Region, TraceMeta, write_trace
+    from migrc_bench.trace.processes import Process
+
+    n = 65
+    meta = TraceMeta("t", n, tuple(Region(HEAP, HEAP + 4096, "heap", True, False, pid=1 + k)
+                                   for k in range(n)),
+                     processes=tuple(Process(1 + k, (k,)) for k in range(n)))
+    path = write_trace(tmp_path / "t.parquet", meta, np.arange(n, dtype=np.uint16),
+                       np.ones(n, np.uint8), np.full(n, HEAP, np.uint64), np.full(n, 8, np.uint8),
+                       np.arange(1, n + 1, dtype=np.uint32))
+    code, out, err = cli(["run", path, "--no-save", "--set", "machine.ncpu=2"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "65 processes; the model keys the pages of at most 64" in err

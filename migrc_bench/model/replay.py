@@ -27,7 +27,7 @@ from .feeder import BUFFER_ROWS, Buffers, Feeder
 from .alloc import Allocator
 from .flush import FlushMechanism
 from .jit_cache import compile_clock
-from .machine import VPN_OF_KEY, Machine, needs_profile
+from .machine import MAX_MMS, VPN_OF_KEY, Machine, needs_profile
 from .runqueue import RunQueues
 from .warmup import Warmup
 
@@ -73,6 +73,10 @@ class Replay:
             raise ConfigError(f"config key 'replay.warmup': the trace runs {threads} threads on "
                               f"{cfg.machine.ncpu} CPUs, and a warm-up is counted per CPU: "
                               f"give replay.warmup = 0 or at least {threads} CPUs")
+        if len(meta.processes) > MAX_MMS:
+            raise TraceError(self.reader.path, f"metadata migrc_bench.processes: "
+                             f"{len(meta.processes)} processes; the model keys the pages of at "
+                             f"most {MAX_MMS} (machine.MAX_MMS)")
         if self.reader.num_rows == 0:
             raise TraceError(self.reader.path, "the trace is empty")
         self.threads = threads
