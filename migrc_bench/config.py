@@ -110,6 +110,12 @@ SCHEMA: tuple[Key, ...] = (
     Key("tlb.dtlb_ways", "int", 0, "L1 dTLB ways (0: from preset)", 0, 1 << 20),
     Key("tlb.stlb_entries", "int", 0, "unified STLB entries (0: from preset)", 0, 1 << 24),
     Key("tlb.stlb_ways", "int", 0, "STLB ways (0: from preset)", 0, 1 << 20),
+    Key("tlb.itlb2m_entries", "int", 0, "L1 iTLB 2M entries (0: from preset; used with memory.thp)",
+        0, 1 << 20),
+    Key("tlb.itlb2m_ways", "int", 0, "L1 iTLB 2M ways (0: from preset)", 0, 1 << 20),
+    Key("tlb.dtlb2m_entries", "int", 0, "L1 dTLB 2M/4M entries (0: from preset; used with memory.thp)",
+        0, 1 << 20),
+    Key("tlb.dtlb2m_ways", "int", 0, "L1 dTLB 2M/4M ways (0: from preset)", 0, 1 << 20),
     Key("tlb.single_page_flush_ceiling", "int", 33,
         "x86 tlb_single_page_flush_ceiling: ranges above this many pages get a full flush", 0, 1 << 20),
     Key("tlb.pti", "bool", True, "page-table isolation: kernel text is not global, so full flushes drop it"),
@@ -132,6 +138,11 @@ SCHEMA: tuple[Key, ...] = (
         "steady state of a long tiering run (steady-state: DRAM pages promoted, so read-only and "
         "clean; CXL pages demoted with a writable entry, so writable and clean)",
         choices=("writable-dirty", "writable-clean", "readonly-clean", "steady-state")),
+    Key("memory.thp", "choice", "never",
+        "/sys/kernel/mm/transparent_hugepage/enabled for anonymous memory: which 2 MiB-aligned "
+        "ranges inside a trace region are PMD-mapped (always: every anonymous region; madvise: "
+        "regions the trace marks \"hugepage\" (MADV_HUGEPAGE); never: none)",
+        choices=("never", "always", "madvise")),
     Key("memory.min_free_kbytes", "int", 0, "vm.min_free_kbytes (0: kernel formula sqrt(16*lowmem_KB))",
         0, 1 << 40),
     Key("memory.watermark_scale_factor", "int", 10, "vm.watermark_scale_factor", 1, 3000),

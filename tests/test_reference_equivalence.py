@@ -163,7 +163,9 @@ def run_reference(cfg, traces, events, regions=REGIONS, thread_mm=None):
                    (r.file.id, r.file.offset // 4096 + v - first))
                   for v in range(first, (r.end - 1 >> 12) + 1)]
     meta = v2_meta(len(traces), thread_mm, regions)
-    ref = ReferenceModel(cfg, traces, pages, meta.footprint_bytes, events, thread_mm)
+    anon = [(k, r.start >> 12, r.end >> 12, r.hugepage) for k in range(nmm) for r in regions
+            if r.kind in ("heap", "anon", "stack") and r.file is None]
+    ref = ReferenceModel(cfg, traces, pages, meta.footprint_bytes, events, thread_mm, anon)
     return ref.run()
 
 

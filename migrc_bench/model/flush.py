@@ -332,7 +332,12 @@ class FlushMechanism:
             n = 1
         else:
             for pid in pids:
-                K.invalidate_page(m.tlb_tag, m.tlb_geo, cpu, int(pid), int(m.page_vpn[pid]))
+                head = int(m.page_pmd[pid]) if m.thp else -1
+                if head >= 0:  # INVLPG inside a huge page drops its 2 MiB translation
+                    K.invalidate_huge(m.tlb_tag, m.tlb_geo, cpu, head,
+                                      int(m.page_vpn[head]) >> K.PMD_SHIFT_PAGES)
+                else:
+                    K.invalidate_page(m.tlb_tag, m.tlb_geo, cpu, int(pid), int(m.page_vpn[pid]))
             n = npages
         m.counters[cpu, C["itlb_flush"]] += n * self.events_per_flush
         m.counters[cpu, C["dtlb_flush"]] += n

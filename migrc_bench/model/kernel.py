@@ -72,13 +72,19 @@ K_CPI_NS = 0        # ns per instruction outside memory stalls
 K_STLB_HIT_NS = 1
 K_WALK_NS = 2       # already multiplied by the nested factor
 K_MISS_RATE = 3
-N_COST = 4
+K_WALK_PMD_NS = 4   # a walk that ends at a huge PMD (one level shorter)
+N_COST = 5
 
 
 # TLB geometry vector: per level (iTLB, dTLB, STLB) the first slot, the sets and the ways.
 # All levels of one CPU share one row of the tlb_* arrays: no per-level array objects to
 # pick at run time (which would cost reference-count traffic in the hot loop).
 G_ITLB, G_DTLB, G_STLB = 0, 3, 6
+# The L1 arrays of 2 MiB translations (thp): their slots follow the STLB's; an entry is keyed by
+# the page id of the PMD's first page and indexed by the 2 MiB page number (vpn >> 9); the
+# STLB holds both sizes, a 2 MiB entry indexed the same way.
+G_ITLB2, G_DTLB2 = 9, 12
+PMD_SHIFT_PAGES = 9  # HPAGE_PMD_ORDER: 512 base pages
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -121,6 +127,16 @@ def invalidate_page(tag, geo, c, key, vpn):
         base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
         for i in range(base, base + geo[lvl + 2]):
             if tag[c, i] == key:
+                tag[c, i] = -1
+
+
+@njit(cache=True, _nrt=False)
+def invalidate_huge(tag, geo, c, head, hvpn):
+    """INVLPG of an address inside a PMD mapping on one CPU: its 2 MiB translation, every level."""
+    for lvl in (G_ITLB2, G_DTLB2, G_STLB):
+        base = geo[lvl] + (hvpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+        for i in range(base, base + geo[lvl + 2]):
+            if tag[c, i] == head:
                 tag[c, i] = -1
 
 
@@ -192,13 +208,90 @@ def check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, fr
         _record(viol, viol_n, np.int64(V_DIVERGED), c, pid, frame, p, t)
 
 
+@njit(cache=True, _nrt=False)
+def translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
+                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+    """translate_slot for a page inside a PMD mapping: the 2 MiB L1 array, then the STLB, each
+    keyed by the PMD's first page ``head`` at its 2 MiB page number; a walk one level shorter.
+    An entry holds the first page's frame (a THP's frames are contiguous); the PMD's bits are
+    kept in each of its 512 PTE slots (A and D: set in the slot of the page used)."""
+    l1 = G_ITLB2 if kind == OP_IFETCH else G_DTLB2
+    hv = vpn >> PMD_SHIFT_PAGES
+    off = pid - head
+    extra = 0.0
+    hit = 0
+    i = _lookup(tag, lru, geo, l1, c, hv, head, stamp)
+    if i >= 0:
+        hit = 1
+        frame = np.int64(pfn[c, i]) + off
+        writable = wr[c, i]
+        if check:
+            check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
+                      viol, viol_n, t)
+    else:
+        if kind == OP_IFETCH:
+            counters[c, C_ITLB_L1_MISSES] += 1
+        else:
+            counters[c, C_DTLB_L1_MISSES] += 1
+        i2 = _lookup(tag, lru, geo, G_STLB, c, hv, head, stamp)
+        if i2 >= 0:
+            counters[c, C_STLB_HITS] += 1
+            frame = np.int64(pfn[c, i2]) + off
+            writable = wr[c, i2]
+            if check:
+                check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state,
+                          frame_ver, viol, viol_n, t)
+            i = _fill(tag, pfn, wr, lru, geo, l1, c, hv, head, pfn[c, i2], writable, stamp)
+            extra = cost[K_STLB_HIT_NS]
+        else:
+            fl = pte_flags[pid]
+            if (fl & PTE_PRESENT) == 0:
+                return -R_FAULT_MISSING, -1, extra, hit
+            if fl & PTE_PROTNONE:
+                return -R_FAULT_HINT, -1, extra, hit
+            if kind == OP_STORE and (fl & PTE_WRITE) == 0:
+                return -R_FAULT_WP, -1, extra, hit
+            counters[c, C_STLB_MISSES] += 1
+            if kind == OP_IFETCH:
+                counters[c, C_ITLB_MISSES] += 1
+            elif kind == OP_LOAD:
+                counters[c, C_DTLB_LOAD_MISSES] += 1
+            else:
+                counters[c, C_DTLB_STORE_MISSES] += 1
+            fl |= PTE_YOUNG
+            if kind == OP_STORE:
+                fl |= PTE_DIRTY
+            pte_flags[pid] = fl
+            frame = np.int64(pte_pfn[pid])
+            writable = np.uint8(1) if (fl & PTE_WRITE) else np.uint8(0)
+            _fill(tag, pfn, wr, lru, geo, G_STLB, c, hv, head, frame - off, writable, stamp)
+            i = _fill(tag, pfn, wr, lru, geo, l1, c, hv, head, frame - off, writable, stamp)
+            extra = cost[K_WALK_PMD_NS]
+            times[c, T_WALK] += extra
+    if kind == OP_STORE:
+        if writable == 0:
+            invalidate_huge(tag, geo, c, head, hv)
+            return -R_FAULT_WP, -1, extra, hit
+        if frame == pte_pfn[pid]:
+            pte_flags[pid] |= PTE_DIRTY
+    return frame, i, extra, hit
+
+
 @njit(cache=True, inline="always", _nrt=False)
 def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
-                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t,
+                   page_pmd, thp):
     """One TLB lookup (kind 0 ifetch, 1 load, 2 store) of page ``pid``, whose vpn (or its low
     VPN_BITS: all a set index needs) is ``vpn``. Returns (frame >= 0, or -(reason); the L1
     slot that now holds the translation, -1 on a fault; the busy ns it cost; 1 if it hit the
-    L1). The caller adds the busy ns and counts the L1 hit: the loop keeps both in locals."""
+    L1). The caller adds the busy ns and counts the L1 hit: the loop keeps both in locals.
+    ``thp``: some pages are PMD-mapped (``page_pmd[pid]``: the PMD's first page, or -1)."""
+    if thp:
+        head = page_pmd[pid]
+        if head >= 0:
+            return translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn,
+                                  pte_pfn, pte_flags, counters, times, cost, check, frame_state,
+                                  frame_ver, viol, viol_n, t)
     l1 = G_ITLB if kind == OP_IFETCH else G_DTLB
     extra = 0.0
     hit = 0
@@ -262,10 +355,15 @@ def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
 
 @njit(cache=True, _nrt=False)
 def translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
-                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t,
+                   page_pmd, thp):
     """translate_slot as a call, for the loop's rare paths (one inlined copy is enough)."""
     return translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
-                          counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t)
+                          counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t,
+                          page_pmd, thp)
+
+
+_NO_PMD = np.full(1, -1, np.int32)  # kernel text is never PMD-mapped
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -274,7 +372,7 @@ def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pt
     """One TLB lookup (kind 0 ifetch, 1 load, 2 store). Returns frame >= 0, or -(reason)."""
     f, _, extra, hit = translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn[pid],
                                       pte_pfn, pte_flags, counters, times, cost, check,
-                                      frame_state, frame_ver, viol, viol_n, t)
+                                      frame_state, frame_ver, viol, viol_n, t, _NO_PMD, False)
     times[c, T_BUSY] += extra
     if hit:
         counters[c, C_ITLB_HITS if kind == OP_IFETCH else C_DTLB_HITS] += 1
@@ -290,12 +388,14 @@ N_HINT = 4
 @njit(cache=True, _nrt=False)
 def cold_hint_fault(c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags, frame_node,
                     counters, times, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, page_vpn,
-                    cost, frame_state, frame_ver, viol, viol_n):
+                    cost, frame_state, frame_ver, viol, viol_n, page_pmd, thp):
     """do_numa_page for the common case, without leaving the loop: a slow-tier page whose
     scan was longer ago than the hot threshold is not promoted; its PTE is made accessible
     again in place (writable for a writable VMA, young). Anything else returns False and goes
     to Python (tiering.Tiering.hint_fault), which does exactly the same for this case."""
     if hint[H_ENABLED] == 0.0 or clock[c] > hint[H_ADJUST_AT]:
+        return False
+    if thp and page_pmd[pid] >= 0:  # do_huge_pmd_numa_page: Python
         return False
     f = pte_pfn[pid]
     if frame_node[f] == 0 or clock[c] - scan_time[pid] < hint[H_THRESHOLD]:
@@ -367,7 +467,8 @@ def _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n
 def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
              frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out,
-             hint, scan_time, kpids, kpos, kcount, last, cur_task, slice_end, rq_len):
+             hint, scan_time, kpids, kpos, kcount, last, cur_task, slice_end, rq_len, page_pmd,
+             thp):
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
@@ -452,7 +553,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                 if slow:  # one call site: the set scans, refills and walks are compiled once
                     f, s, extra, hit = translate_slot(
                         c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
-                        counters, times, cost, check, frame_state, frame_ver, viol, viol_n, clk)
+                        counters, times, cost, check, frame_state, frame_ver, viol, viol_n, clk,
+                        page_pmd, thp)
                     busy += extra
                     if kind == OP_IFETCH:
                         n_ihit += hit
@@ -473,7 +575,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         f, s, extra, hit = translate_call(
                             c, pid, kind, tag, pfn, wr, lru, geo, st, vl, pte_pfn, pte_flags,
                             counters, times, cost, check, frame_state, frame_ver, viol, viol_n,
-                            clk)
+                            clk, page_pmd, thp)
                         busy += extra
                         n_dhit += hit
                 if f < 0:
@@ -493,7 +595,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                     if f == -R_FAULT_HINT and cold_hint_fault(
                             c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
                             frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
-                            geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n):
+                            geo, stamps, page_vpn, cost, frame_state, frame_ver, viol, viol_n,
+                            page_pmd, thp):
                         st = stamps[c]
                         clk = clock[c]
                         busy = times[c, T_BUSY]

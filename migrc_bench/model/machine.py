@@ -34,11 +34,16 @@ TLB_NR_DYN_ASIDS = 6  # arch/x86/include/asm/tlbflush.h: per-CPU ASID slots (PCI
 def tlb_geometry(cfg: Config) -> TlbGeometry:
     base = TLB_PRESETS[cfg.machine.preset]
     t = cfg.tlb
-    geo = TlbGeometry(
-        t.itlb_entries or base.itlb_entries, t.itlb_ways or base.itlb_ways,
-        t.dtlb_entries or base.dtlb_entries, t.dtlb_ways or base.dtlb_ways,
-        t.stlb_entries or base.stlb_entries, t.stlb_ways or base.stlb_ways, base.source)
-    for level in ("itlb", "dtlb", "stlb"):
+    geo = dataclasses.replace(
+        base, itlb_entries=t.itlb_entries or base.itlb_entries,
+        itlb_ways=t.itlb_ways or base.itlb_ways, dtlb_entries=t.dtlb_entries or base.dtlb_entries,
+        dtlb_ways=t.dtlb_ways or base.dtlb_ways, stlb_entries=t.stlb_entries or base.stlb_entries,
+        stlb_ways=t.stlb_ways or base.stlb_ways,
+        itlb2m_entries=t.itlb2m_entries or base.itlb2m_entries,
+        itlb2m_ways=t.itlb2m_ways or base.itlb2m_ways,
+        dtlb2m_entries=t.dtlb2m_entries or base.dtlb2m_entries,
+        dtlb2m_ways=t.dtlb2m_ways or base.dtlb2m_ways)
+    for level in ("itlb", "dtlb", "stlb", "itlb2m", "dtlb2m"):
         entries, ways = getattr(geo, f"{level}_entries"), getattr(geo, f"{level}_ways")
         sets = entries // ways
         if entries % ways or sets & (sets - 1):
@@ -89,10 +94,25 @@ class Costs:
         v[K.K_STLB_HIT_NS] = self.stlb_hit_cycles * ns_per_cycle
         v[K.K_WALK_NS] = self.walk_ns * self.nested_walk_factor
         v[K.K_MISS_RATE] = self.cache_miss_rate
+        v[K.K_WALK_PMD_NS] = self.walk_ns * PMD_WALK_SHARE * self.nested_walk_factor
         return v
 
     def copy_ns(self, node: Node, pages: int = 1) -> float:
         return pages * PAGE_SIZE / node.copy_bw * 1e9
+
+
+# A walk that ends at a huge PMD reads 3 of the 4 levels' entries (PML4E, PDPTE, PDE with PS=1;
+# SDM Vol. 3 ch. 4): its cost is taken as 3/4 of a 4 KiB walk's (natively and under EPT alike).
+PMD_WALK_SHARE = 3 / 4
+HPAGE_PMD_NR = 512
+THP_REGION_KINDS = ("heap", "anon", "stack")  # anonymous VMAs (file THP is not modelled)
+
+
+def thp_eligible(r: Region, mode: str) -> bool:
+    """hugepage_vma_check for an anonymous VMA: thp=always, or madvise with VM_HUGEPAGE."""
+    if mode == "never" or r.kind not in THP_REGION_KINDS or r.file is not None:
+        return False
+    return mode == "always" or r.hugepage
 
 
 class Machine:
@@ -112,10 +132,19 @@ class Machine:
         g = self.geometry
         # One row per CPU holds iTLB, dTLB and STLB slots; geo says where each level starts.
         slots = g.itlb_entries + g.dtlb_entries + g.stlb_entries
+        # the 2 MiB L1 arrays (kernel.G_ITLB2, G_DTLB2) get slots only when THP is on: a
+        # 4 KiB-only run keeps its TLB rows (and full flushes) as short as before
+        self.thp = cfg.memory.thp != "never"
+        i2 = (g.itlb2m_entries, g.itlb2m_ways) if self.thp else (0, 1)
+        d2 = (g.dtlb2m_entries, g.dtlb2m_ways) if self.thp else (0, 1)
         self.tlb_geo = np.array([0, g.itlb_entries // g.itlb_ways, g.itlb_ways,
                                  g.itlb_entries, g.dtlb_entries // g.dtlb_ways, g.dtlb_ways,
                                  g.itlb_entries + g.dtlb_entries, g.stlb_entries // g.stlb_ways,
-                                 g.stlb_ways], np.int64)
+                                 g.stlb_ways,
+                                 slots, max(1, i2[0] // i2[1]), i2[0] and i2[1],
+                                 slots + i2[0], max(1, d2[0] // d2[1]), d2[0] and d2[1]],
+                                np.int64)
+        slots += i2[0] + d2[0]
         self.tlb_tag = np.full((self.ncpu, slots), -1, np.int32)  # page id, -1 empty
         self.tlb_pfn = np.zeros((self.ncpu, slots), np.int32)
         self.tlb_wr = np.zeros((self.ncpu, slots), np.uint8)
@@ -159,6 +188,7 @@ class Machine:
         self.pte_pfn = np.zeros(0, np.int32)
         self.pte_flags = np.zeros(0, np.uint8)
         self.scan_time = np.zeros(0, np.float64)  # NUMA scan timestamp per page (ns)
+        self.page_pmd = np.zeros(0, np.int32)  # the first page of the page's PMD mapping, or -1
         # nodes and frames
         self.footprint_bytes = footprint = footprint_bytes(meta, profile)
         dram, cxl = cfg.memory.dram, cfg.memory.cxl
@@ -237,7 +267,8 @@ class Machine:
             return
         cap = max(n, 2 * old, 1024)
         for name, fill, dtype in (("page_flags", 0, np.uint8), ("pte_pfn", -1, np.int32),
-                                  ("pte_flags", 0, np.uint8), ("scan_time", 0.0, np.float64)):
+                                  ("pte_flags", 0, np.uint8), ("scan_time", 0.0, np.float64),
+                                  ("page_pmd", -1, np.int32)):
             arr = np.full(cap, fill, dtype)
             arr[:old] = getattr(self, name)
             setattr(self, name, arr)
@@ -425,6 +456,38 @@ class Machine:
         self.frame_pid[frames] = pids
         if len(shared):
             self._map_shared(shared, sharing)
+        if self.thp:
+            self._map_pmds()
+
+    def _map_pmds(self) -> None:
+        """PMD-map every 2 MiB-aligned range fully inside an eligible region
+        (transhuge_vma_suitable) whose 512 pages are present on consecutive frames of one
+        node, as a THP allocated at the first fault is; a range that is not (interleaved or
+        hottest-first placement, a node boundary inside it) stays PTE-mapped, as after
+        THP_FAULT_FALLBACK. The PMD's bits are kept in each of its 512 PTE slots: present,
+        PROT_NONE and write alike in all (write if any page was written: the PMD is one
+        entry), accessed and dirty as the OR over the slots."""
+        for r in self.regions:
+            if not thp_eligible(r, self.cfg.memory.thp):
+                continue
+            first = -(-(r.start >> 12) // HPAGE_PMD_NR) * HPAGE_PMD_NR
+            last = (r.end >> 12) // HPAGE_PMD_NR * HPAGE_PMD_NR
+            for h in range(first, last, HPAGE_PMD_NR):
+                pids = self.lookup_pages(np.arange(h, h + HPAGE_PMD_NR, dtype=np.int64))
+                if (pids < 0).any() or (np.diff(pids) != 1).any():
+                    continue
+                p0 = int(pids[0])
+                sl = slice(p0, p0 + HPAGE_PMD_NR)
+                frames = self.pte_pfn[sl]
+                if (frames < 0).any() or (np.diff(frames) != 1).any():
+                    continue
+                if (self.frame_node[frames] != self.frame_node[frames[0]]).any():
+                    continue
+                if (self.page_pmd[sl] >= 0).any():
+                    continue
+                fl = self.pte_flags[sl]
+                self.pte_flags[sl] = fl | (np.bitwise_or.reduce(fl) & K.PTE_WRITE)
+                self.page_pmd[sl] = p0
 
     def _shared_file_pages(self, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions in ``pids`` of pages that map a file page an earlier page already maps

@@ -1,6 +1,8 @@
 """TLB geometry and cost presets, each figure with where it comes from.
 
-Geometry is per 4 KiB translations only (model.md §1: base pages only).
+The L1 TLBs have separate arrays for 4 KiB and for 2 MiB translations; the STLB is shared by
+both (a 2 MiB entry is indexed by its 2 MiB page number). The 2 MiB arrays are used only when
+``memory.thp`` maps something with PMDs.
 """
 
 from __future__ import annotations
@@ -17,19 +19,31 @@ class TlbGeometry:
     stlb_entries: int
     stlb_ways: int
     source: str
+    itlb2m_entries: int = 8
+    itlb2m_ways: int = 8
+    dtlb2m_entries: int = 32
+    dtlb2m_ways: int = 4
 
 
 TLB_PRESETS: dict[str, TlbGeometry] = {
     # Skylake-SP (the seed's host class): Intel 64 and IA-32 Architectures Optimization Reference
     # Manual, table "TLB parameters of the Skylake microarchitecture": ITLB 4K 128 entries 8-way,
-    # DTLB 4K 64 entries 4-way, STLB (4K/2M) 1536 entries 12-way.
+    # DTLB 4K 64 entries 4-way, STLB (4K/2M) 1536 entries 12-way. 2 MiB: ITLB 8 entries per thread
+    # (associativity not stated by the manual; CPUID leaf 2 descriptor 0x76 "fully associative,
+    # 8 entries"), DTLB 2M/4M 32 entries 4-way (same table; CPUID descriptor 0xC4). The STLB's
+    # 12 ways are the manual's; CPUID descriptor 0xC3 says 6-way (J. McCalpin, Intel Software
+    # Tuning forum thread 1371605, quoting manual 248966-045 table 2-15 and a Skylake-SP dump).
     "skylake-sp": TlbGeometry(128, 8, 64, 4, 1536, 12,
-                              "Intel optimization manual, Skylake microarchitecture TLB table"),
+                              "Intel optimization manual, Skylake microarchitecture TLB table",
+                              8, 8, 32, 4),
     # Sapphire Rapids (Golden Cove cores): ITLB 4K 256 entries 8-way, DTLB (loads) 4K 64 entries
     # 4-way, STLB 2048 entries 16-way shared by 4K/2M pages (optimization manual, Golden Cove TLB
-    # table). The 16-entry fully associative store DTLB is folded into the load DTLB.
+    # table). The 16-entry fully associative store DTLB is folded into the load DTLB. 2 MiB:
+    # ITLB 32 entries (associativity not published: taken as fully associative), DTLB 32 entries
+    # 4-way (Golden Cove TLB table; Intel Architecture Day 2021).
     "sapphire-rapids": TlbGeometry(256, 8, 64, 4, 2048, 16,
-                                   "Intel optimization manual, Golden Cove TLB table"),
+                                   "Intel optimization manual, Golden Cove TLB table",
+                                   32, 32, 32, 4),
 }
 
 

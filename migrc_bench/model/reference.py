@@ -28,7 +28,14 @@ The rules it encodes, one access at a time (model.md §3-§5, K§1):
   runs (a task that ran out of records leaves the queue): a context switch counted, its
   mm switched (same mm: nothing; another: the mm's ASID slot, flushed if its generation is
   behind, else the next slot round-robin, flushed, dropping its old owner's entries), and
-  its cost charged.
+  its cost charged;
+- THP (memory.thp): a 2 MiB-aligned range fully inside an eligible anonymous region, all of
+  whose 512 pages start on consecutive frames of one node, is one PMD. Its translation lives in
+  the 2 MiB L1 array (iTLB or dTLB) and in the STLB, keyed by the range's first page and
+  indexed by its 2 MiB page number, holding the first page's frame; a walk to it costs 3/4 of a
+  4 KiB walk; its bits are kept per page (present, PROT_NONE, write alike; accessed and dirty
+  where used); invalidating any of its pages drops the 2 MiB translation; a write fault makes
+  the whole PMD writable.
 """
 
 from __future__ import annotations
@@ -111,6 +118,8 @@ class Cpu:
     itlb: Tlb
     dtlb: Tlb
     stlb: Tlb
+    itlb2: Tlb | None = None  # the 2 MiB L1 arrays
+    dtlb2: Tlb | None = None
     clock: float = 0.0
     stamp: int = 0
     gen: int = 1
@@ -131,10 +140,12 @@ class Cpu:
 class ReferenceModel:
     def __init__(self, cfg: Config, threads: list[list[tuple[int, int, int]]],
                  regions_pages: list[tuple], footprint_bytes: int,
-                 events: Iterable[Event] = (), thread_mm: list[int] | None = None):
+                 events: Iterable[Event] = (), thread_mm: list[int] | None = None,
+                 thp_regions: Iterable[tuple[int, int, int, bool]] = ()):
         """``threads[t]`` = [(op, addr, size)...]; ``regions_pages`` = [(vpn, writable)...] or
         [(mm, vpn, writable)...] present at the start in first-touch order; capacities as in
-        the config; ``thread_mm[t]`` the mm of thread t (default: all mm 0). Without regions
+        the config; ``thread_mm[t]`` the mm of thread t (default: all mm 0); ``thp_regions``
+        = [(mm, first vpn, end vpn, madvised)...] the anonymous regions. Without regions
         the trace file is taken to hold the threads' records one thread after another: its
         page set in that order is present in a steady-state start, and shares are of its
         data pages."""
@@ -148,6 +159,12 @@ class ReferenceModel:
         ncpu = cfg.machine.ncpu
         self.cpus = [Cpu(Tlb(g.itlb_entries, g.itlb_ways), Tlb(g.dtlb_entries, g.dtlb_ways),
                          Tlb(g.stlb_entries, g.stlb_ways)) for _ in range(ncpu)]
+        self.thp = cfg.memory.thp
+        for cpu in self.cpus:
+            cpu.itlb2 = Tlb(g.itlb2m_entries, g.itlb2m_ways)
+            cpu.dtlb2 = Tlb(g.dtlb2m_entries, g.dtlb2m_ways)
+        self.walk_pmd_ns = self.walk_ns * 3 / 4
+        self.pmd: dict[tuple[int, int], int] = {}  # page -> first vpn of its PMD mapping
         self.thread_mm = list(thread_mm) if thread_mm is not None else [0] * len(threads)
         nmm = max(self.thread_mm, default=0) + 1
         self.streams = [[(op, (self.thread_mm[t], vpn)) for op, vpn in self._split_pages(recs)]
@@ -251,6 +268,25 @@ class ReferenceModel:
             self.pt[(mm, vpn)] = Pte(frame=pte.frame, write=writable and pte.write,
                                      dirty=writable and pte.dirty)
             self.vma_write[(mm, vpn)] = writable
+        for mm, first, end, madvised in thp_regions:
+            if self.thp == "always" or (self.thp == "madvise" and madvised):
+                self._map_pmds(mm, first, end)
+
+    def _map_pmds(self, mm: int, first: int, end: int) -> None:
+        for h in range(-(-first // 512) * 512, end // 512 * 512, 512):
+            ptes = [self.pt.get((mm, h + i)) for i in range(512)]
+            if any(p is None or not p.present for p in ptes):
+                continue
+            if any(p.frame != ptes[0].frame + i for i, p in enumerate(ptes)):
+                continue
+            if len({self.node_of(p.frame) for p in ptes}) > 1:
+                continue
+            if any((mm, h + i) in self.pmd for i in range(512)):
+                continue
+            write = any(p.write for p in ptes)
+            for i, p in enumerate(ptes):
+                p.write = write
+                self.pmd[(mm, h + i)] = h
 
     @staticmethod
     def _split_pages(records):
@@ -263,6 +299,8 @@ class ReferenceModel:
 
     # ---- translation -------------------------------------------------------------------
     def _translate(self, c: int, key: tuple[int, int], kind: int, stamp: int):
+        if key in self.pmd:
+            return self._translate_huge(c, key, kind, stamp)
         cpu = self.cpus[c]
         n = cpu.counters
         vpn = key[1]
@@ -306,6 +344,55 @@ class ReferenceModel:
             if frame == pte.frame:
                 pte.dirty = True
         return frame
+
+    def _translate_huge(self, c: int, key: tuple[int, int], kind: int, stamp: int):
+        cpu = self.cpus[c]
+        n = cpu.counters
+        h = self.pmd[key]
+        head, hv, off = (key[0], h), h >> 9, key[1] - h
+        l1 = cpu.itlb2 if kind == IFETCH else cpu.dtlb2
+        hit = l1.lookup(hv, head, stamp)
+        if hit is not None:
+            n["itlb_hits" if kind == IFETCH else "dtlb_hits"] += 1
+            frame, writable = hit[1] + off, hit[2]
+        else:
+            n["itlb_l1_misses" if kind == IFETCH else "dtlb_l1_misses"] += 1
+            hit = cpu.stlb.lookup(hv, head, stamp)
+            if hit is not None:
+                n["stlb_hits"] += 1
+                frame, writable = hit[1] + off, hit[2]
+                l1.fill(hv, head, hit[1], writable, stamp)
+                cpu.times["busy"] += self.stlb_ns
+            else:
+                pte = self.pt[key]
+                if not pte.present:
+                    return "missing"
+                if pte.protnone:
+                    return "hint"
+                if kind == STORE and not pte.write:
+                    return "wp"
+                n["stlb_misses"] += 1
+                n[{IFETCH: "itlb_misses", LOAD: "dtlb_load_misses", STORE: "dtlb_store_misses"}[kind]] += 1
+                pte.young = True
+                if kind == STORE:
+                    pte.dirty = True
+                frame, writable = pte.frame, pte.write
+                cpu.stlb.fill(hv, head, frame - off, writable, stamp)
+                l1.fill(hv, head, frame - off, writable, stamp)
+                cpu.times["busy"] += self.walk_pmd_ns
+                cpu.times["walk"] += self.walk_pmd_ns
+        if kind == STORE:
+            if not writable:
+                self._drop_huge(cpu, head)
+                return "wp"
+            pte = self.pt[key]
+            if frame == pte.frame:
+                pte.dirty = True
+        return frame
+
+    def _drop_huge(self, cpu: Cpu, head: tuple[int, int]) -> None:
+        for t in (cpu.itlb2, cpu.dtlb2, cpu.stlb):
+            t.drop(head[1] >> 9, head)
 
     def _access(self, c: int, op: int, vpn: int):
         cpu = self.cpus[c]
@@ -368,6 +455,9 @@ class ReferenceModel:
         elif kind == "wp":
             pte = self.pt[vpn]
             if not pte.write:
+                if vpn in self.pmd:  # do_huge_pmd_wp_page: the whole PMD
+                    for i in range(512):
+                        self.pt[(vpn[0], self.pmd[vpn] + i)].write = True
                 pte.write = pte.dirty = pte.young = True
         else:
             raise AssertionError(kind)
@@ -385,7 +475,7 @@ class ReferenceModel:
         """A full flush of the PCIDs of ``mms``: their entries, and kernel text under PTI."""
         def keep(k):
             return (not self.pti) if k[0] == KERNEL else k[0] not in mms
-        for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
+        for t in (cpu.itlb, cpu.dtlb, cpu.stlb, cpu.itlb2, cpu.dtlb2):
             t.drop_all(keep)
 
     def _flush_local_or_remote(self, c: int, pages, new_gen: int, local: bool, mm) -> None:
@@ -409,6 +499,9 @@ class ReferenceModel:
             return
         if pages is not None and new_gen == cpu.gen + 1 and new_gen == mm_gen:
             for v in pages:
+                if (cpu.loaded, v) in self.pmd:
+                    self._drop_huge(cpu, (cpu.loaded, self.pmd[(cpu.loaded, v)]))
+                    continue
                 for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
                     t.drop(v, (cpu.loaded, v))
             if local:

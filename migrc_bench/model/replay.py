@@ -27,7 +27,7 @@ from .feeder import BUFFER_ROWS, Buffers, Feeder
 from .alloc import Allocator
 from .flush import FlushMechanism
 from .jit_cache import compile_clock
-from .machine import MAX_MMS, VPN_OF_KEY, Machine, needs_profile
+from .machine import HPAGE_PMD_NR, MAX_MMS, VPN_OF_KEY, Machine, needs_profile
 from .runqueue import RunQueues
 from .warmup import Warmup
 
@@ -218,6 +218,9 @@ class Replay:
                              f"(a region marked not writable)")
         if self.engine is not None:
             self.engine.before_pte_writable(cpu, pid, "wp")
+        head = int(m.page_pmd[pid]) if m.thp else -1
+        if head >= 0:  # do_huge_pmd_wp_page: the whole PMD becomes writable
+            m.pte_flags[head:head + HPAGE_PMD_NR] |= K.PTE_WRITE
         m.pte_flags[pid] = fl | K.PTE_WRITE | K.PTE_DIRTY | K.PTE_YOUNG
         if self.checker is not None:
             self.checker.on_writable(cpu, pid)
@@ -248,7 +251,7 @@ class Replay:
             m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
             self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
             m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last, self.rq.cur_task,
-            self.rq.slice_end, self.rq.rq_len)
+            self.rq.slice_end, self.rq.rq_len, m.page_pmd, m.thp)
 
     def _run(self) -> None:
         m = self.machine

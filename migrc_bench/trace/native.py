@@ -53,6 +53,7 @@ class Region:
     name: str = ""
     pid: int | None = None  # version 2: the process that maps it
     file: FileMapping | None = None  # version 2: the file it maps (shared page-cache pages)
+    hugepage: bool = False  # madvise(MADV_HUGEPAGE) on it (VM_HUGEPAGE): THP under thp=madvise
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"start": self.start, "end": self.end, "kind": self.kind,
@@ -63,6 +64,8 @@ class Region:
             d["pid"] = self.pid
         if self.file is not None:
             d["file"] = self.file.to_json()
+        if self.hugepage:
+            d["hugepage"] = True
         return d
 
     @property
@@ -125,7 +128,8 @@ def _meta_from_kv(path: Path, kv: dict[bytes, bytes] | None) -> TraceMeta | None
         raw = json.loads(get("regions") or "[]")
         regions = tuple(Region(int(r["start"]), int(r["end"]), str(r["kind"]), bool(r["writable"]),
                                bool(r["exec"]), str(r.get("name", "")),
-                               *(_v2_region_keys(path, i, r) if v2 else ()))
+                               *(_v2_region_keys(path, i, r) if v2 else (None, None)),
+                               hugepage=bool(r.get("hugepage", False)))
                         for i, r in enumerate(raw))
         generator = json.loads(get("generator")) if get("generator") else None
     except (ValueError, KeyError, TypeError) as exc:
