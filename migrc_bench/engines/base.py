@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model import kernel as K
+from ..model import thp
 from ..model.counters import C, T
 from ..model.memory import F_USED
 from ..model.migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED  # noqa: F401 (re-exported)
@@ -167,24 +168,54 @@ class Engine:
 
     def release_source(self, initiator: int, u: Unmapped, reason: str) -> None:
         """The source goes straight back to the allocator (pcp: the head of the list)."""
+        if u.extra.get("thp"):
+            thp.free_thp(self.r, u.src)
+            return
         self.r.alloc.free(u.src)
 
     # ---- the shared core ------------------------------------------------------------------
     def migrate_pages(self, initiator: int, frames: list[int], reason: str, target: int
                       ) -> tuple[list[int], list[int]]:
         """Migrate isolated folios to node ``target``; returns (destinations, sources not
-        migrated). pgmigrate_fail counts the folio that met -ENOMEM, not those never tried."""
+        migrated). pgmigrate_fail counts the folio that met -ENOMEM (its base pages), not
+        those never tried. Batches hold up to ``migrate_batch`` base pages, the folio that
+        reaches the limit included (NR_MAX_BATCHED_MIGRATION). A THP whose destination cannot
+        be had is split on demotion and its 512 pieces migrated in one more pass after its
+        batch; promotion does not split (MR_NUMA_MISPLACED: nosplit), the THP fails."""
+        m = self.m
         done: list[int] = []
+        moved: set[int] = set()
+        pieces_all: list[int] = []
+        split_heads: set[int] = set()
+        self.thp_stats = [0, 0, 0]  # nr_thp_succeeded, nr_thp_failed, nr_thp_split
         nomem = 0
-        for i in range(0, len(frames), self.batch_cap):
-            d, nomem = self._migrate_batch(initiator, frames[i:i + self.batch_cap], reason, target)
-            done += d
+        i = 0
+        while i < len(frames):
+            j, pages = i, 0
+            while j < len(frames) and pages < self.batch_cap:
+                pages += int(m.frame_nr[frames[j]])
+                j += 1
+            batch, nomem, pieces = self._migrate_batch(initiator, frames[i:j], reason, target)
+            i = j
+            done += [u.dst for u in batch]
+            moved.update(u.src for u in batch)
+            if pieces:  # split_folios: one more pass, MIGRATE_ASYNC
+                split_heads.update(pieces[::thp.HPAGE_PMD_NR])
+                pieces_all += pieces
+                sbatch, snomem, _ = self._migrate_batch(initiator, pieces, reason, target)
+                done += [u.dst for u in sbatch]
+                moved.update(u.src for u in sbatch)
+                m.counters[initiator, C["pgmigrate_fail"]] += snomem
             if nomem:
                 break
-        m = self.m
-        m.counters[initiator, C["pgmigrate_success"]] += len(done)
-        m.counters[initiator, C["pgmigrate_fail"]] += 1 if nomem else 0
-        failed = frames[len(done):]
+        m.counters[initiator, C["pgmigrate_success"]] += thp.nr_pages(m, done)
+        m.counters[initiator, C["pgmigrate_fail"]] += nomem
+        for name, n in zip(("thp_migration_success", "thp_migration_fail", "thp_migration_split"),
+                           self.thp_stats):
+            m.counters[initiator, C[name]] += n
+        failed = [f for f in frames if f not in moved and f not in split_heads]
+        if pieces_all:
+            failed += [f for f in pieces_all if f not in moved]
         if self.r.checker is not None:
             self.r.checker.after_migrate(initiator)
         return done, failed
@@ -194,25 +225,55 @@ class Engine:
         return np.zeros(self.m.ncpu, np.bool_)
 
     def _migrate_batch(self, initiator: int, frames: list[int], reason: str, target: int):
-        """migrate_pages_batch: (destinations, whether a destination was not to be had)."""
+        """migrate_pages_batch: (the folios moved, base pages of the folio whose destination
+        was not to be had or 0, the pieces of a THP split meanwhile)."""
         # promotion (alloc_misplaced_dst_folio) wakes nobody; demotion (alloc_demote_folio,
         # GFP_NOWAIT) may wake the target's kswapd; neither reclaims
         wake = reason != MR_NUMA_MISPLACED
         batch: list[Unmapped] = []
-        nomem = False
+        nomem = 0
+        pieces: list[int] = []
+        m = self.m
         for src in frames:
-            dst = self.r.alloc.alloc_migration_target(initiator, target, wake)
-            if dst is None:  # -ENOMEM: move what is unmapped, then stop
-                nomem = True
+            large = m.frame_nr[src] > 1
+            if large:
+                dst = thp.alloc_thp(self.r, initiator, target, wake)
+            else:
+                dst = self.r.alloc.alloc_migration_target(initiator, target, wake)
+            if dst is None:  # -ENOMEM
+                if large:
+                    self.thp_stats[1] += 1
+                    if reason != MR_NUMA_MISPLACED:  # split, go on with the batch
+                        pieces += thp.split(self.r, initiator, src)
+                        self.thp_stats[2] += 1
+                        continue
+                nomem = int(m.frame_nr[src])  # move what is unmapped, then stop
                 break
-            u = self.unmap(initiator, src, dst)
-            self.folio_unmapped(initiator, u, reason)
+            if large:  # set_pmd_migration_entry: never into the batch, never deferred
+                u = self.unmap_pmd(initiator, src, dst)
+            else:
+                u = self.unmap(initiator, src, dst)
+                self.folio_unmapped(initiator, u, reason)
             batch.append(u)
         self.flush_unmapped(initiator, batch)
         for u in batch:
             self.move(initiator, u)
             self.release_source(initiator, u, reason)
-        return [u.dst for u in batch], nomem
+        return batch, nomem, pieces
+
+    def unmap_pmd(self, initiator: int, src: int, dst: int) -> Unmapped:
+        """try_to_migrate_one on a PMD mapping: set_pmd_migration_entry, whose
+        pmdp_invalidate flushes the 2 MiB at once (thp.pmdp_flush) whatever the PMD's state;
+        the migration entry keeps write, young and dirty."""
+        m = self.m
+        fl = thp.pmd_flags(m, src)
+        u = Unmapped(src, dst, int(m.frame_pid[src]), bool(fl & K.PTE_WRITE),
+                     bool(fl & K.PTE_YOUNG), bool(fl & K.PTE_DIRTY), True, {"thp": True})
+        self.unmap_mm = self.flush.mm_of_page(u.pid)
+        m.pte_flags[thp.pmd_slice(m, src)] = 0
+        m.charge(initiator, m.costs.migrate_page, T["copy"])
+        thp.pmdp_flush(self.r, initiator, src)
+        return u
 
     def unmap(self, initiator: int, src: int, dst: int) -> Unmapped:
         """try_to_migrate: try_to_migrate_one for every mapping of the folio (the rmap walk:
@@ -249,6 +310,9 @@ class Engine:
     def move(self, initiator: int, u: Unmapped) -> None:
         """Copy, then remove_migration_ptes: each mapping's new PTE from its migration entry."""
         m = self.m
+        if u.extra.get("thp"):
+            self._move_pmd(initiator, u)
+            return
         m.frame_ver[u.dst] = m.frame_ver[u.src]
         m.charge(initiator, m.costs.copy_ns(m.nodes[int(m.frame_node[u.dst])]), T["copy"])
         maps = u.extra.get("maps") or ((u.pid, u.writable, u.young, u.dirty),)
@@ -273,3 +337,21 @@ class Engine:
             for pid, writable, _, _ in maps:
                 if writable:
                     self.r.checker.on_writable(initiator, pid)
+
+    def _move_pmd(self, initiator: int, u: Unmapped) -> None:
+        """Copy 512 pages, then remove_migration_pmd: one PMD from the migration entry."""
+        m = self.m
+        n = thp.HPAGE_PMD_NR
+        m.frame_ver[u.dst:u.dst + n] = m.frame_ver[u.src:u.src + n]
+        m.charge(initiator, m.costs.copy_ns(m.nodes[int(m.frame_node[u.dst])], n), T["copy"])
+        sl = slice(u.pid, u.pid + n)
+        fl = K.PTE_PRESENT | (K.PTE_WRITE if u.writable else 0)
+        m.pte_pfn[sl] = np.arange(u.dst, u.dst + n, dtype=np.int32)
+        m.pte_flags[sl] = fl
+        if self.migration_entry_ad:
+            m.pte_flags[u.pid] |= (K.PTE_YOUNG if u.young else 0) | (K.PTE_DIRTY if u.dirty else 0)
+        m.frame_state[u.dst:u.dst + n] = F_USED
+        m.frame_pid[u.dst:u.dst + n] = np.arange(u.pid, u.pid + n, dtype=np.int32)
+        m.frame_nr[u.dst] = n
+        self.thp_stats[0] += 1
+        self.r.tiering.lru_add(u.dst, like=u.src)

@@ -215,6 +215,7 @@ class Machine:
         self.frame_ver = np.zeros(nframes, np.int64)
         self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: the frame's first mapping
         self.frame_maps: dict[int, list[int]] = {}  # its other mappings (shared file pages)
+        self.frame_nr = np.ones(nframes, np.int32)  # base pages of the folio a frame heads (THP: 512)
         self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
         # kernel text: present, global unless PTI, on reserved frames
         # each CPU walks the kernel text pool round-robin, kernel_text_pages per entry
@@ -488,6 +489,7 @@ class Machine:
                 fl = self.pte_flags[sl]
                 self.pte_flags[sl] = fl | (np.bitwise_or.reduce(fl) & K.PTE_WRITE)
                 self.page_pmd[sl] = p0
+                self.frame_nr[frames[0]] = HPAGE_PMD_NR
 
     def _shared_file_pages(self, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions in ``pids`` of pages that map a file page an earlier page already maps

@@ -61,6 +61,16 @@ class FreeList:
         self.buf[self.head] = frame
         self.size += 1
 
+    def take_block(self, lo: int, hi: int) -> None:
+        """Remove frames [lo, hi) (all free) from the list: a 2 MiB block for a THP."""
+        order = (self.head + np.arange(self.size)) % self.cap
+        frames = self.buf[order]
+        keep = frames[(frames < lo) | (frames >= hi)]
+        assert len(keep) == self.size - (hi - lo)
+        self.buf[: len(keep)] = keep
+        self.head = 0
+        self.size = len(keep)
+
     def peek(self) -> int:
         return int(self.buf[self.head])
 
@@ -121,15 +131,18 @@ class Lru:
     frame numbers (no Python objects), with each frame's PG_active and PG_referenced.
 
     Folios join a list at its head (lruvec_add_folio: the list their PG_active names);
-    reclaim isolates from the tail. List ``2 * nid + active`` belongs to node ``nid``.
+    reclaim isolates from the tail. List ``2 * nid + active`` belongs to node ``nid``. A folio
+    is its first frame; ``nr[f]`` its base pages (512 for a THP), which list sizes count
+    (lruvec_add_folio: folio_nr_pages).
     """
 
-    def __init__(self, nframes: int, nnodes: int):
+    def __init__(self, nframes: int, nnodes: int, nr: np.ndarray | None = None):
         self.prev = np.full(nframes, -1, np.int32)
         self.next = np.full(nframes, -1, np.int32)
         self.on = np.full(nframes, -1, np.int8)  # the list a frame is on, -1 none
         self.active = np.zeros(nframes, np.bool_)  # PG_active
         self.referenced = np.zeros(nframes, np.bool_)  # PG_referenced
+        self.nr = nr if nr is not None else np.ones(nframes, np.int32)
         self.head = [-1] * (2 * nnodes)
         self.tail = [-1] * (2 * nnodes)
         self.size = [0] * (2 * nnodes)
@@ -151,7 +164,7 @@ class Lru:
         self.on[frames] = li
         self.active[frames] = False
         self.head[li], self.tail[li] = int(frames[0]), int(frames[-1])
-        self.size[li] = len(frames)
+        self.size[li] = int(self.nr[frames].sum())
 
     def add(self, f: int, nid: int) -> None:
         """lruvec_add_folio: the head of the inactive or active list, by PG_active."""
@@ -166,7 +179,7 @@ class Lru:
             self.tail[li] = f
         self.head[li] = f
         self.on[f] = li
-        self.size[li] += 1
+        self.size[li] += int(self.nr[f])
 
     def add_head(self, nid: int, f: int) -> None:
         self.add(f, nid)
@@ -186,14 +199,17 @@ class Lru:
             self.tail[li] = p
         self.prev[f] = self.next[f] = -1
         self.on[f] = -1
-        self.size[li] -= 1
+        self.size[li] -= int(self.nr[f])
 
     def isolate(self, nid: int, active: bool, n: int) -> list[int]:
-        """isolate_lru_folios: up to ``n`` folios from the tail of one list, oldest first."""
+        """isolate_lru_folios: folios from the tail of one list, oldest first, until ``n``
+        base pages are taken ("Account all pages in a folio": one THP may end the round)."""
         li = 2 * nid + int(active)
         out = []
-        while len(out) < n and self.tail[li] >= 0:
+        taken = 0
+        while taken < n and self.tail[li] >= 0:
             f = self.tail[li]
             self.remove(nid, f)
             out.append(f)
+            taken += int(self.nr[f])
         return out

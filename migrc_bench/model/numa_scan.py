@@ -29,7 +29,7 @@ import numpy as np
 
 from . import kernel as K
 from .counters import C, T
-from .machine import MM_SHIFT
+from .machine import HPAGE_PMD_NR, MM_SHIFT
 from .memory import F_USED
 
 MAX_SCAN_WINDOW = 2560  # MB/s: "never scan more PTEs than MAX_SCAN_WINDOW MB/sec"
@@ -288,6 +288,8 @@ class NumaScanner:
         m = self.m
         lo, hi = np.searchsorted(vpns, [start >> 12, end >> 12])
         sel = pids[lo:hi]
+        if m.thp and (m.page_pmd[sel] >= 0).any():
+            return self._change_prot_numa_thp(cpu, sel, now, mm)
         fl = m.pte_flags[sel]
         present = (fl & K.PTE_PRESENT) != 0
         walked = int(np.count_nonzero(present))
@@ -310,9 +312,47 @@ class NumaScanner:
         self.r.flush.flush_mm_range(cpu, hit, npages=span)
         return len(hit)
 
+    def _change_prot_numa_thp(self, cpu: int, sel: np.ndarray, now: float, mm: int) -> int:
+        """change_prot_numa over a chunk with huge PMDs: change_huge_pmd makes a slow-tier
+        PMD PROT_NONE as one entry (pte_update once, the folio's access time once,
+        numa_pte_updates += HPAGE_PMD_NR, numa_huge_pte_updates += 1); the gather then
+        flushes its [first, last] span at PMD stride when only PMDs changed
+        (tlb_get_unmap_shift), at 4 KiB stride when a PTE changed too."""
+        m = self.m
+        heads = m.page_pmd[sel]
+        huge = heads >= 0
+        first = huge & (heads == sel)  # one entry per PMD
+        entries = sel[~huge | first]
+        fl = m.pte_flags[entries]
+        present = (fl & K.PTE_PRESENT) != 0
+        walked = int(np.count_nonzero(present))
+        if walked == 0:
+            return 0
+        self.r.flush.flush_tlb_batched_pending(cpu, mm)
+        m.charge(cpu, walked * m.costs.pte_update, T["fault"])
+        frames = m.pte_pfn[entries]
+        ok = present & ((fl & K.PTE_PROTNONE) == 0)
+        ok &= m.frame_node[np.maximum(frames, 0)] != 0
+        hit = entries[ok]
+        if len(hit) == 0:
+            return 0
+        is_pmd = m.page_pmd[hit] >= 0
+        nr = np.where(is_pmd, m.frame_nr[m.pte_pfn[hit]], 1)
+        changed = np.concatenate([np.arange(p, p + n, dtype=np.int32) for p, n in zip(hit, nr)])
+        m.pte_flags[changed] = (m.pte_flags[changed] & ~K.PTE_WRITE) | K.PTE_PROTNONE
+        m.scan_time[changed] = now
+        m.counters[cpu, C["numa_pte_updates"]] += len(changed)
+        m.counters[cpu, C["numa_huge_pte_updates"]] += int(is_pmd.sum())
+        hv = m.page_vpn[changed]
+        span = int(hv.max() - hv.min() + 1)
+        if is_pmd.all():  # PMD_SHIFT stride: one entry per 2 MiB of the span
+            span = -(-span // HPAGE_PMD_NR)
+        self.r.flush.flush_mm_range(cpu, hit, npages=span)
+        return len(changed)
+
     # ---- task_numa_fault -> task_numa_placement -> update_task_scan_period -------------
     def task_numa_fault(self, cpu: int, mem_toptier: bool, local: bool = False,
-                        failed: bool = False) -> None:
+                        failed: bool = False, pages: int = 1) -> None:
         """task_numa_fault() for the hint fault of the task on ``cpu``. Mode 2: a fault on a
         slow-tier node returns at once (a failed promotion leaves the folio there)."""
         if not mem_toptier or not self.r.running[cpu]:
@@ -324,9 +364,9 @@ class NumaScanner:
             self._placement(p, now)
             self._migrate_preferred(p, now)
         if failed:
-            p.locality[2] += 1
-        p.faults_buf += 1  # last_cpupid == -1: a private fault
-        p.locality[1 if local else 0] += 1
+            p.locality[2] += pages
+        p.faults_buf += pages  # last_cpupid == -1: a private fault
+        p.locality[1 if local else 0] += pages
 
     def _placement(self, p: NumaTask, now: float) -> None:
         """task_numa_placement(): once per numa_scan_seq."""

@@ -72,8 +72,13 @@ class Tiering:
         self.fast_hints = True
         self.hint = np.zeros(K.N_HINT, np.float64)
         # LRU of every node; only node 0 is reclaimed (node 1 has no demotion target, no swap)
-        self.lru = Lru(len(m.frame_node), len(m.nodes))
-        used = np.flatnonzero(m.frame_state == F_USED)[::-1]  # first placed = oldest = tail
+        self.lru = Lru(len(m.frame_node), len(m.nodes), m.frame_nr)
+        in_use = m.frame_state == F_USED
+        if m.thp:  # a THP is one folio: its first frame
+            pmd = np.flatnonzero(m.page_pmd[:m.n_pages] >= 0)
+            tails = pmd[m.page_pmd[pmd] != pmd]
+            in_use[m.pte_pfn[tails]] = False
+        used = np.flatnonzero(in_use)[::-1]  # first placed = oldest = tail
         for node in m.nodes:
             self.lru.fill(node.nid, used[m.frame_node[used] == node.nid])
         self.numa = NumaScanner(self)
@@ -133,6 +138,9 @@ class Tiering:
     # ---- hint faults and promotion (do_numa_page, should_numa_migrate_memory) ------------
     def hint_fault(self, cpu: int, pid: int) -> None:
         m = self.m
+        if m.thp and m.page_pmd[pid] >= 0:
+            self.huge_pmd_numa_fault(cpu, pid)
+            return
         r = self.r
         m.counters[cpu, C["pgfault"]] += 1
         m.counters[cpu, C["numa_hint_faults"]] += 1
@@ -155,7 +163,33 @@ class Tiering:
         if writable and r.checker is not None:
             r.checker.on_writable(cpu, pid)
 
-    def _should_promote(self, cpu: int, pid: int, now: float) -> bool:
+    def huge_pmd_numa_fault(self, cpu: int, pid: int) -> None:
+        """do_huge_pmd_numa_page: one hint fault for the PMD; a slow-tier THP is promoted
+        whole (should_numa_migrate_memory counts its 512 pages as candidates) or, refused or
+        failed, its PMD made accessible again in place (writable in a writable VMA, young).
+        task_numa_fault gets HPAGE_PMD_NR pages."""
+        m = self.m
+        head = int(m.page_pmd[pid])
+        m.counters[cpu, C["pgfault"]] += 1
+        m.counters[cpu, C["numa_hint_faults"]] += 1
+        m.charge(cpu, m.costs.fault, T["fault"])
+        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        frame = int(m.pte_pfn[head])
+        nid = int(m.frame_node[frame])
+        if nid == DRAM:
+            m.counters[cpu, C["numa_hint_faults_local"]] += 1
+        n = int(m.frame_nr[frame])
+        if nid != DRAM and self._should_promote(cpu, head, float(m.clock[cpu]), n):
+            if self._promote(cpu, head, frame, n):
+                return
+        sl = slice(head, head + n)
+        fl = m.pte_flags[sl] & ~K.PTE_PROTNONE
+        if m.page_flags[pid] & K.VMA_WRITE:
+            fl |= K.PTE_WRITE
+        m.pte_flags[sl] = fl
+        m.pte_flags[pid] |= K.PTE_YOUNG
+
+    def _should_promote(self, cpu: int, pid: int, now: float, nr: int = 1) -> bool:
         m = self.m
         if self.free_space_enough():
             self.nbp_threshold = 0.0  # workload changed: reset the hot threshold
@@ -165,7 +199,7 @@ class Tiering:
         latency = now - m.scan_time[pid]
         if latency >= th:
             return False
-        return not self._rate_limited(cpu, now, 1)
+        return not self._rate_limited(cpu, now, nr)
 
     def _adjust_threshold(self, now: float) -> None:
         """numa_promotion_adjust_threshold: once per scan_period_max toward the rate limit."""
@@ -193,11 +227,11 @@ class Tiering:
             self.nbp_rl_nr_cand = self.pgpromote_candidate
         return self.pgpromote_candidate - self.nbp_rl_nr_cand >= self.rate_limit
 
-    def _promote(self, cpu: int, pid: int, frame: int) -> bool:
+    def _promote(self, cpu: int, pid: int, frame: int, nr: int = 1) -> bool:
         """migrate_misplaced_folio: refuse (and wake kswapd) unless DRAM stays above high."""
         m = self.m
         dram = m.nodes[DRAM]
-        if not dram.watermark_ok(dram.wmark.high + 1):  # migrate_balanced_pgdat
+        if not dram.watermark_ok(dram.wmark.high + nr):  # migrate_balanced_pgdat
             self.wake_kswapd(DRAM, cpu)
             return False
         self.lru.remove(CXL, frame)
@@ -205,10 +239,10 @@ class Tiering:
         if failed:
             self.lru.add(frame, CXL)  # folio_putback_lru
             return False
-        m.counters[cpu, C["numa_pages_migrated"]] += len(done)
-        m.counters[cpu, C["pgpromote_success"]] += len(done)
+        m.counters[cpu, C["numa_pages_migrated"]] += nr * len(done)
+        m.counters[cpu, C["pgpromote_success"]] += nr * len(done)
         # do_numa_page reports the fault on the target node, a top tier one
-        self.numa.task_numa_fault(cpu, mem_toptier=True)
+        self.numa.task_numa_fault(cpu, mem_toptier=True, pages=nr)
         return True
 
     # ---- kswapd (vmscan.Reclaim) as a task on a CPU -------------------------------------

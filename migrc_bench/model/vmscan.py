@@ -34,6 +34,7 @@ from typing import Generator
 from .migrate_reason import MR_DEMOTION
 from . import kernel as K
 from .counters import C, T
+from . import thp
 
 DEF_PRIORITY = 12
 MAX_RECLAIM_RETRIES = 16
@@ -211,10 +212,11 @@ class Reclaim:
         if not isolated:
             return 0
         m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
-        sc.nr_scanned += len(isolated)
+        nr_isolated = thp.nr_pages(m, isolated)  # base pages, as the kernel counts
+        sc.nr_scanned += nr_isolated
         demote, back = [], []
         for f in isolated:
-            ref = self.folio_check_references(f)
+            ref = self.folio_check_references(f, cpu)
             if ref == "activate":
                 lru.active[f] = True
                 back.append(f)
@@ -230,19 +232,25 @@ class Reclaim:
             lru.active[f] = True
         for f in back + demote:  # move_folios_to_lru: the head of each folio's list
             lru.add(f, DRAM)
-        m.counters[cpu, C["pgdemote_kswapd" if sc.kswapd else "pgdemote_direct"]] += len(done)
-        self.lru_note_cost(len(isolated) - len(done))
-        return len(done)
+        nr_done = thp.nr_pages(m, done)
+        m.counters[cpu, C["pgdemote_kswapd" if sc.kswapd else "pgdemote_direct"]] += nr_done
+        self.lru_note_cost(nr_isolated - nr_done)
+        return nr_done
 
-    def folio_check_references(self, f: int) -> str:
+    def folio_check_references(self, f: int, cpu: int = 0) -> str:
         """folio_referenced(): referenced_ptes counts the folio's mappings with a young PTE
-        (each bit cleared, no flush on x86); more than one activates the folio at once."""
+        (each bit cleared, no flush on x86 -- but a young PMD is cleared with
+        pmdp_clear_flush_young, which flushes its 2 MiB); more than one activates the folio
+        at once."""
         m, lru = self.m, self.lru
         referenced_ptes = 0
-        for pid in m.mappings(f):
-            if m.pte_flags[pid] & K.PTE_YOUNG:
-                m.pte_flags[pid] &= ~K.PTE_YOUNG
-                referenced_ptes += 1
+        if thp.is_thp(m, f):
+            referenced_ptes = int(self.pmd_referenced(f, cpu))
+        else:
+            for pid in m.mappings(f):
+                if m.pte_flags[pid] & K.PTE_YOUNG:
+                    m.pte_flags[pid] &= ~K.PTE_YOUNG
+                    referenced_ptes += 1
         referenced_folio = bool(lru.referenced[f])
         lru.referenced[f] = False
         if referenced_ptes:
@@ -257,10 +265,21 @@ class Reclaim:
             return
         m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
         for f in isolated:
-            for pid in m.mappings(f):  # folio_referenced, then deactivated regardless
-                m.pte_flags[pid] &= ~K.PTE_YOUNG
+            if thp.is_thp(m, f):
+                self.pmd_referenced(f, cpu)
+            else:
+                for pid in m.mappings(f):  # folio_referenced, then deactivated regardless
+                    m.pte_flags[pid] &= ~K.PTE_YOUNG
             lru.active[f] = False
             lru.add(f, DRAM)
+
+    def pmd_referenced(self, f: int, cpu: int) -> bool:
+        """folio_referenced_one on a PMD mapping: x86 pmdp_clear_flush_young flushes the
+        2 MiB when the PMD was young."""
+        young = thp.pmd_test_and_clear_young(self.m, f)
+        if young:
+            thp.pmdp_flush(self.t.r, cpu, f)
+        return young
 
     def lru_note_cost(self, nr_rotated: int) -> None:
         """lru_note_cost(anon, nr_io = 0, nr_rotated), with the decay of old costs."""
