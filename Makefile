@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench install clean ci-run ci-check ci-baseline plot reproduce sensitivity
+.PHONY: demo test test-slow bench install clean ci-run ci-check ci-baseline plot reproduce reproduce-thp sensitivity
 
 # The harness gates itself: configs/ci.toml (a small generated XSBench trace, 4 CPUs) replayed
 # with four engines, checked against the committed baseline with configs/ci-thresholds.toml.
@@ -56,6 +56,10 @@ plot: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m migrc_bench.reproduce --out results
+
+# the same machines with memory.thp = "always" (docs/reproduction.md, THP section)
+reproduce-thp: $(STAMP)
+	$(BIN)/python -m migrc_bench.reproduce --thp --out results
 
 # the reproduction's headline changes with each calibrated knob at x0.5 and x2 (one run at a
 # time, ~1.5 h; resumes where it stopped)

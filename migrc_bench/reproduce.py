@@ -73,11 +73,11 @@ TARGETS_4 = [
 ]
 
 
-def run_config(name: str, out_root: Path, quiet: bool) -> dict:
+def run_config(name: str, out_root: Path, quiet: bool, engines=ENGINES) -> dict:
     cfg = load_config(CONFIG_DIR / f"xsbench-{name}.toml")
     trace = default_trace(cfg, quiet=quiet)
     runs = {}
-    for engine in ENGINES:
+    for engine in engines:
         if not quiet:
             print(f"[{name}] {engine} ...", file=sys.stderr, flush=True)
         result, _ = run_trace(cfg.with_overrides({"engine": engine}), trace,
@@ -100,12 +100,53 @@ def table(title: str, runs: dict, published: dict) -> Table:
     return t
 
 
+# The counters of the THP table (issue 18): the flush and miss counters of the published
+# tables and the THP ones; no published figure exists for XSBench under THP.
+THP_ENGINES = ("baseline", "migrc")
+THP_COUNTERS = ("itlb_flush", "nr_tlb_remote_flush", "nr_tlb_remote_flush_received",
+                "nr_tlb_local_flush_all", "nr_tlb_local_flush_one", "itlb_misses",
+                "dtlb_load_misses", "dtlb_store_misses", "pgmigrate_success", "pgmigrate_fail",
+                "numa_pages_migrated", "thp_migration_success", "thp_migration_fail",
+                "thp_migration_split", "migrc_deferred_pages", "runtime_s")
+
+
+def thp_table(title: str, runs: dict) -> Table:
+    t = Table(title=title)
+    for col in ("counter", *THP_ENGINES, "Δ% migrc vs baseline"):
+        t.add_column(col, justify="left" if col == "counter" else "right")
+    for counter in THP_COUNTERS:
+        vals = [runs[e][counter] for e in THP_ENGINES]
+        cells = [f"{v:,.4g}" if isinstance(v, float) else f"{v:,}" for v in vals]
+        t.add_row(counter, *cells, f"{delta(runs, counter):+.1f}")
+    return t
+
+
+def main_thp(out: Path, quiet: bool) -> int:
+    """The same two machines with memory.thp = "always" (configs/xsbench-cxl*-thp.toml)."""
+    try:
+        with interrupts.handled():
+            r16 = run_config("cxl16-thp", out, quiet, THP_ENGINES)
+            r4 = run_config("cxl4-thp", out, quiet, THP_ENGINES)
+    except interrupts.Interrupted as exc:
+        print(f"reproduce: interrupted by {exc.name}", file=sys.stderr)
+        return exc.exit_code
+    console = Console()
+    console.print(thp_table("16 CPUs, 1 GB + 8 GB, THP always (no published figures)", r16))
+    console.print(thp_table("4 CPUs, 2 GB + 6 GB, THP always (no published figures)", r4))
+    console.print(f"results: {out / 'reproduce-cxl16-thp'}, {out / 'reproduce-cxl4-thp'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="results", help="results root (default: results/)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--thp", action="store_true",
+                    help="the THP configs (xsbench-cxl*-thp.toml) instead; no targets")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.thp:
+        return main_thp(out, args.quiet)
     try:
         with interrupts.handled():  # Ctrl-C/SIGTERM: no temp file left, finished configs kept
             r16 = run_config("cxl16", out, args.quiet)

@@ -185,6 +185,7 @@ class Tiering:
         sl = slice(head, head + n)
         fl = m.pte_flags[sl] & ~K.PTE_PROTNONE
         if m.page_flags[pid] & K.VMA_WRITE:
+            self.engine.before_pte_writable(cpu, head, "numa")
             fl |= K.PTE_WRITE
         m.pte_flags[sl] = fl
         m.pte_flags[pid] |= K.PTE_YOUNG
