@@ -45,10 +45,10 @@ def spin(threads: int, loads: int, extra: dict[int, list[tuple[float, int, int]]
 
 
 def build(tmp: Path, threads_records, heap_pages: int, sets=(), engine: str = "baseline",
-          ncpu: int | None = None) -> Replay:
+          ncpu: int | None = None, extra_regions=()) -> Replay:
     threads = len(threads_records)
     regions = (Region(DRAM_PAGE, DRAM_PAGE + threads * 4096, "anon", True, False),
-               Region(HEAP, HEAP + heap_pages * 4096, "heap", True, False))
+               Region(HEAP, HEAP + heap_pages * 4096, "heap", True, False), *extra_regions)
     tid = np.concatenate([np.full(len(r), i, np.uint16) for i, r in enumerate(threads_records)])
     rows = [x for r in threads_records for x in r]
     path = tmp / "trace.parquet"

@@ -16,33 +16,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from migrc_bench.config import load_config
 from migrc_bench.model import thp
 from migrc_bench.model.counters import C, T
 from migrc_bench.model.memory import F_FREE, F_KERNEL, F_USED
 from migrc_bench.model.replay import Replay
-from migrc_bench.runner import make_engine
-from migrc_bench.trace.native import Region, TraceMeta, write_trace
+from migrc_bench.trace.native import Region
 
-from scenario_util import BASE_SETS, DRAM_PAGE, spin
+from scenario_util import build as build_scenario, spin
 
 BIG = 0x40000000
 N = 512
-SETS = BASE_SETS + ['memory.dram="8MiB"', 'memory.cxl="8MiB"', 'memory.thp="always"']
+SETS = ['memory.dram="8MiB"', 'memory.cxl="8MiB"', 'memory.thp="always"']
 
 
 def build(tmp: Path, records, engine="baseline", sets=()) -> Replay:
-    threads = len(records)
-    regions = (Region(DRAM_PAGE, DRAM_PAGE + threads * 4096, "anon", True, False),
-               Region(BIG, BIG + N * 4096, "anon", True, False))
-    tid = np.concatenate([np.full(len(r), i, np.uint16) for i, r in enumerate(records)])
-    rows = [x for r in records for x in r]
-    path = tmp / "trace.parquet"
-    write_trace(path, TraceMeta("thp", threads, regions), tid,
-                np.array([x[0] for x in rows], np.uint8), np.array([x[1] for x in rows], np.uint64),
-                np.array([x[2] for x in rows], np.uint8))
-    cfg = load_config(None, SETS + [f"machine.ncpu={threads}", f'engine="{engine}"', *sets])
-    return Replay(cfg, path, engine=make_engine(cfg))
+    """The spin pages, one heap page and the 2 MiB region BIG."""
+    return build_scenario(tmp, records, 1, [*SETS, *sets], engine,
+                          extra_regions=(Region(BIG, BIG + N * 4096, "anon", True, False),))
 
 
 def head(r) -> int:
@@ -92,7 +82,7 @@ def test_the_region_is_one_pmd_and_one_lru_folio(tmp_path):
     assert (m.page_pmd[h:h + N] == h).all()
     f = thp_frame(r)
     assert m.frame_nr[f] == N and r.tiering.lru.on[f] >= 0 and r.tiering.lru.on[f + 1] < 0
-    assert r.tiering.lru.count(0, False) == N + 1  # base pages: the THP and the spin page
+    assert r.tiering.lru.count(0, False) == N + 2  # base pages: the THP, spin and heap pages
 
 
 def test_thp_promotion_is_one_hint_fault_one_migration_of_512_pages(tmp_path):

@@ -193,7 +193,7 @@ class Engine:
         while i < len(frames):
             j, pages = i, 0
             while j < len(frames) and pages < self.batch_cap:
-                pages += int(m.frame_nr[frames[j]])
+                pages += int(m.frame_nr[frames[j]]) if m.thp else 1
                 j += 1
             batch, nomem, pieces = self._migrate_batch(initiator, frames[i:j], reason, target)
             i = j
@@ -210,9 +210,10 @@ class Engine:
                 break
         m.counters[initiator, C["pgmigrate_success"]] += thp.nr_pages(m, done)
         m.counters[initiator, C["pgmigrate_fail"]] += nomem
-        for name, n in zip(("thp_migration_success", "thp_migration_fail", "thp_migration_split"),
-                           self.thp_stats):
-            m.counters[initiator, C[name]] += n
+        if m.thp:
+            for name, n in zip(("thp_migration_success", "thp_migration_fail",
+                                "thp_migration_split"), self.thp_stats):
+                m.counters[initiator, C[name]] += n
         failed = [f for f in frames if f not in moved and f not in split_heads]
         if pieces_all:
             failed += [f for f in pieces_all if f not in moved]
@@ -235,7 +236,7 @@ class Engine:
         pieces: list[int] = []
         m = self.m
         for src in frames:
-            large = m.frame_nr[src] > 1
+            large = thp.is_thp(m, src)
             if large:
                 dst = thp.alloc_thp(self.r, initiator, target, wake)
             else:

@@ -208,19 +208,22 @@ def check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, fr
         _record(viol, viol_n, np.int64(V_DIVERGED), c, pid, frame, p, t)
 
 
-@njit(cache=True, _nrt=False)
-def translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
-                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
-    """translate_slot for a page inside a PMD mapping: the 2 MiB L1 array, then the STLB, each
-    keyed by the PMD's first page ``head`` at its 2 MiB page number; a walk one level shorter.
-    An entry holds the first page's frame (a THP's frames are contiguous); the PMD's bits are
+@njit(cache=True, inline="always", _nrt=False)
+def _translate(c, pid, kind, key, sv, off, big, tag, pfn, wr, lru, geo, stamp, pte_pfn,
+               pte_flags, counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+    """The lookup of translate_slot for a 4 KiB page (``big`` False: key = pid, set index
+    from ``sv`` = vpn, ``off`` 0) or for a page inside a PMD mapping (``big``: key = the
+    PMD's first page, ``sv`` = its 2 MiB page number, ``off`` = pid - key): the L1 array of
+    that size, then the STLB (both sizes), then a walk (a PMD's one level shorter). A 2 MiB
+    entry holds the first page's frame (a THP's frames are consecutive); the PMD's bits are
     kept in each of its 512 PTE slots (A and D: set in the slot of the page used)."""
-    l1 = G_ITLB2 if kind == OP_IFETCH else G_DTLB2
-    hv = vpn >> PMD_SHIFT_PAGES
-    off = pid - head
+    if big:
+        l1 = G_ITLB2 if kind == OP_IFETCH else G_DTLB2
+    else:
+        l1 = G_ITLB if kind == OP_IFETCH else G_DTLB
     extra = 0.0
     hit = 0
-    i = _lookup(tag, lru, geo, l1, c, hv, head, stamp)
+    i = _lookup(tag, lru, geo, l1, c, sv, key, stamp)
     if i >= 0:
         hit = 1
         frame = np.int64(pfn[c, i]) + off
@@ -233,7 +236,7 @@ def translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_p
             counters[c, C_ITLB_L1_MISSES] += 1
         else:
             counters[c, C_DTLB_L1_MISSES] += 1
-        i2 = _lookup(tag, lru, geo, G_STLB, c, hv, head, stamp)
+        i2 = _lookup(tag, lru, geo, G_STLB, c, sv, key, stamp)
         if i2 >= 0:
             counters[c, C_STLB_HITS] += 1
             frame = np.int64(pfn[c, i2]) + off
@@ -241,7 +244,7 @@ def translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_p
             if check:
                 check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state,
                           frame_ver, viol, viol_n, t)
-            i = _fill(tag, pfn, wr, lru, geo, l1, c, hv, head, pfn[c, i2], writable, stamp)
+            i = _fill(tag, pfn, wr, lru, geo, l1, c, sv, key, frame - off, writable, stamp)
             extra = cost[K_STLB_HIT_NS]
         else:
             fl = pte_flags[pid]
@@ -264,17 +267,31 @@ def translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_p
             pte_flags[pid] = fl
             frame = np.int64(pte_pfn[pid])
             writable = np.uint8(1) if (fl & PTE_WRITE) else np.uint8(0)
-            _fill(tag, pfn, wr, lru, geo, G_STLB, c, hv, head, frame - off, writable, stamp)
-            i = _fill(tag, pfn, wr, lru, geo, l1, c, hv, head, frame - off, writable, stamp)
-            extra = cost[K_WALK_PMD_NS]
+            _fill(tag, pfn, wr, lru, geo, G_STLB, c, sv, key, frame - off, writable, stamp)
+            i = _fill(tag, pfn, wr, lru, geo, l1, c, sv, key, frame - off, writable, stamp)
+            extra = cost[K_WALK_PMD_NS] if big else cost[K_WALK_NS]
             times[c, T_WALK] += extra
     if kind == OP_STORE:
         if writable == 0:
-            invalidate_huge(tag, geo, c, head, hv)
+            # x86 drops the faulting translation; the handler then decides (wp or spurious)
+            if big:
+                invalidate_huge(tag, geo, c, key, sv)
+            else:
+                invalidate_page(tag, geo, c, key, sv)
             return -R_FAULT_WP, -1, extra, hit
         if frame == pte_pfn[pid]:
             pte_flags[pid] |= PTE_DIRTY
     return frame, i, extra, hit
+
+
+@njit(cache=True, _nrt=False)
+def translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pte_flags,
+                   counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+    """translate_slot for a page inside a PMD mapping (not inlined: the 4 KiB path stays as
+    short as it was)."""
+    return _translate(c, pid, kind, head, vpn >> PMD_SHIFT_PAGES, pid - head, True, tag, pfn,
+                      wr, lru, geo, stamp, pte_pfn, pte_flags, counters, times, cost, check,
+                      frame_state, frame_ver, viol, viol_n, t)
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -292,65 +309,9 @@ def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
             return translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn,
                                   pte_pfn, pte_flags, counters, times, cost, check, frame_state,
                                   frame_ver, viol, viol_n, t)
-    l1 = G_ITLB if kind == OP_IFETCH else G_DTLB
-    extra = 0.0
-    hit = 0
-    i = _lookup(tag, lru, geo, l1, c, vpn, pid, stamp)
-    if i >= 0:
-        hit = 1
-        frame = np.int64(pfn[c, i])
-        writable = wr[c, i]
-        if check:
-            check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, frame_ver,
-                      viol, viol_n, t)
-    else:
-        if kind == OP_IFETCH:
-            counters[c, C_ITLB_L1_MISSES] += 1
-        else:
-            counters[c, C_DTLB_L1_MISSES] += 1
-        i2 = _lookup(tag, lru, geo, G_STLB, c, vpn, pid, stamp)
-        if i2 >= 0:
-            counters[c, C_STLB_HITS] += 1
-            frame = np.int64(pfn[c, i2])
-            writable = wr[c, i2]
-            if check:
-                check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state,
-                          frame_ver, viol, viol_n, t)
-            i = _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
-            extra = cost[K_STLB_HIT_NS]
-        else:
-            fl = pte_flags[pid]
-            if (fl & PTE_PRESENT) == 0:
-                return -R_FAULT_MISSING, -1, extra, hit
-            if fl & PTE_PROTNONE:
-                return -R_FAULT_HINT, -1, extra, hit
-            if kind == OP_STORE and (fl & PTE_WRITE) == 0:
-                return -R_FAULT_WP, -1, extra, hit
-            counters[c, C_STLB_MISSES] += 1
-            if kind == OP_IFETCH:
-                counters[c, C_ITLB_MISSES] += 1
-            elif kind == OP_LOAD:
-                counters[c, C_DTLB_LOAD_MISSES] += 1
-            else:
-                counters[c, C_DTLB_STORE_MISSES] += 1
-            fl |= PTE_YOUNG
-            if kind == OP_STORE:
-                fl |= PTE_DIRTY
-            pte_flags[pid] = fl
-            frame = np.int64(pte_pfn[pid])
-            writable = np.uint8(1) if (fl & PTE_WRITE) else np.uint8(0)
-            _fill(tag, pfn, wr, lru, geo, G_STLB, c, vpn, pid, frame, writable, stamp)
-            i = _fill(tag, pfn, wr, lru, geo, l1, c, vpn, pid, frame, writable, stamp)
-            extra = cost[K_WALK_NS]
-            times[c, T_WALK] += extra
-    if kind == OP_STORE:
-        if writable == 0:
-            # x86 drops the faulting translation; the handler then decides (wp or spurious)
-            invalidate_page(tag, geo, c, pid, vpn)
-            return -R_FAULT_WP, -1, extra, hit
-        if frame == pte_pfn[pid]:
-            pte_flags[pid] |= PTE_DIRTY
-    return frame, i, extra, hit
+    return _translate(c, pid, kind, pid, vpn, 0, False, tag, pfn, wr, lru, geo, stamp, pte_pfn,
+                      pte_flags, counters, times, cost, check, frame_state, frame_ver, viol,
+                      viol_n, t)
 
 
 @njit(cache=True, _nrt=False)

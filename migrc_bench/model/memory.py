@@ -142,7 +142,7 @@ class Lru:
         self.on = np.full(nframes, -1, np.int8)  # the list a frame is on, -1 none
         self.active = np.zeros(nframes, np.bool_)  # PG_active
         self.referenced = np.zeros(nframes, np.bool_)  # PG_referenced
-        self.nr = nr if nr is not None else np.ones(nframes, np.int32)
+        self.nr = nr  # None: base pages only (every folio one page, no lookups)
         self.head = [-1] * (2 * nnodes)
         self.tail = [-1] * (2 * nnodes)
         self.size = [0] * (2 * nnodes)
@@ -164,7 +164,7 @@ class Lru:
         self.on[frames] = li
         self.active[frames] = False
         self.head[li], self.tail[li] = int(frames[0]), int(frames[-1])
-        self.size[li] = int(self.nr[frames].sum())
+        self.size[li] = len(frames) if self.nr is None else int(self.nr[frames].sum())
 
     def add(self, f: int, nid: int) -> None:
         """lruvec_add_folio: the head of the inactive or active list, by PG_active."""
@@ -179,7 +179,7 @@ class Lru:
             self.tail[li] = f
         self.head[li] = f
         self.on[f] = li
-        self.size[li] += int(self.nr[f])
+        self.size[li] += 1 if self.nr is None else int(self.nr[f])
 
     def add_head(self, nid: int, f: int) -> None:
         self.add(f, nid)
@@ -199,7 +199,7 @@ class Lru:
             self.tail[li] = p
         self.prev[f] = self.next[f] = -1
         self.on[f] = -1
-        self.size[li] -= int(self.nr[f])
+        self.size[li] -= 1 if self.nr is None else int(self.nr[f])
 
     def isolate(self, nid: int, active: bool, n: int) -> list[int]:
         """isolate_lru_folios: folios from the tail of one list, oldest first, until ``n``
@@ -211,5 +211,5 @@ class Lru:
             f = self.tail[li]
             self.remove(nid, f)
             out.append(f)
-            taken += int(self.nr[f])
+            taken += 1 if self.nr is None else int(self.nr[f])
         return out

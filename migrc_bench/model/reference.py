@@ -299,23 +299,26 @@ class ReferenceModel:
 
     # ---- translation -------------------------------------------------------------------
     def _translate(self, c: int, key: tuple[int, int], kind: int, stamp: int):
-        if key in self.pmd:
-            return self._translate_huge(c, key, kind, stamp)
         cpu = self.cpus[c]
         n = cpu.counters
-        vpn = key[1]
-        l1 = cpu.itlb if kind == IFETCH else cpu.dtlb
-        hit = l1.lookup(vpn, key, stamp)
+        if key in self.pmd:  # a 2 MiB entry: keyed by the PMD's first page, its 2 MiB number
+            h = self.pmd[key]
+            tkey, sv, off = (key[0], h), h >> 9, key[1] - h
+            l1, walk_ns = (cpu.itlb2 if kind == IFETCH else cpu.dtlb2), self.walk_pmd_ns
+        else:
+            tkey, sv, off = key, key[1], 0
+            l1, walk_ns = (cpu.itlb if kind == IFETCH else cpu.dtlb), self.walk_ns
+        hit = l1.lookup(sv, tkey, stamp)
         if hit is not None:
             n["itlb_hits" if kind == IFETCH else "dtlb_hits"] += 1
-            frame, writable = hit[1], hit[2]
+            frame, writable = hit[1] + off, hit[2]
         else:
             n["itlb_l1_misses" if kind == IFETCH else "dtlb_l1_misses"] += 1
-            hit = cpu.stlb.lookup(vpn, key, stamp)
+            hit = cpu.stlb.lookup(sv, tkey, stamp)
             if hit is not None:
                 n["stlb_hits"] += 1
-                frame, writable = hit[1], hit[2]
-                l1.fill(vpn, key, frame, writable, stamp)
+                frame, writable = hit[1] + off, hit[2]
+                l1.fill(sv, tkey, hit[1], writable, stamp)
                 cpu.times["busy"] += self.stlb_ns
             else:
                 pte = self.pt.get(key)
@@ -331,59 +334,17 @@ class ReferenceModel:
                 if kind == STORE:
                     pte.dirty = True
                 frame, writable = pte.frame, pte.write
-                cpu.stlb.fill(vpn, key, frame, writable, stamp)
-                l1.fill(vpn, key, frame, writable, stamp)
-                cpu.times["busy"] += self.walk_ns
-                cpu.times["walk"] += self.walk_ns
+                cpu.stlb.fill(sv, tkey, frame - off, writable, stamp)
+                l1.fill(sv, tkey, frame - off, writable, stamp)
+                cpu.times["busy"] += walk_ns
+                cpu.times["walk"] += walk_ns
         if kind == STORE:
             if not writable:
-                for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
-                    t.drop(vpn, key)
-                return "wp"
-            pte = self.pt[key]
-            if frame == pte.frame:
-                pte.dirty = True
-        return frame
-
-    def _translate_huge(self, c: int, key: tuple[int, int], kind: int, stamp: int):
-        cpu = self.cpus[c]
-        n = cpu.counters
-        h = self.pmd[key]
-        head, hv, off = (key[0], h), h >> 9, key[1] - h
-        l1 = cpu.itlb2 if kind == IFETCH else cpu.dtlb2
-        hit = l1.lookup(hv, head, stamp)
-        if hit is not None:
-            n["itlb_hits" if kind == IFETCH else "dtlb_hits"] += 1
-            frame, writable = hit[1] + off, hit[2]
-        else:
-            n["itlb_l1_misses" if kind == IFETCH else "dtlb_l1_misses"] += 1
-            hit = cpu.stlb.lookup(hv, head, stamp)
-            if hit is not None:
-                n["stlb_hits"] += 1
-                frame, writable = hit[1] + off, hit[2]
-                l1.fill(hv, head, hit[1], writable, stamp)
-                cpu.times["busy"] += self.stlb_ns
-            else:
-                pte = self.pt[key]
-                if not pte.present:
-                    return "missing"
-                if pte.protnone:
-                    return "hint"
-                if kind == STORE and not pte.write:
-                    return "wp"
-                n["stlb_misses"] += 1
-                n[{IFETCH: "itlb_misses", LOAD: "dtlb_load_misses", STORE: "dtlb_store_misses"}[kind]] += 1
-                pte.young = True
-                if kind == STORE:
-                    pte.dirty = True
-                frame, writable = pte.frame, pte.write
-                cpu.stlb.fill(hv, head, frame - off, writable, stamp)
-                l1.fill(hv, head, frame - off, writable, stamp)
-                cpu.times["busy"] += self.walk_pmd_ns
-                cpu.times["walk"] += self.walk_pmd_ns
-        if kind == STORE:
-            if not writable:
-                self._drop_huge(cpu, head)
+                if key in self.pmd:
+                    self._drop_huge(cpu, tkey)
+                else:
+                    for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
+                        t.drop(sv, tkey)
                 return "wp"
             pte = self.pt[key]
             if frame == pte.frame:

@@ -28,12 +28,14 @@ PMD_BITS = K.PTE_YOUNG | K.PTE_DIRTY
 
 
 def is_thp(m, frame: int) -> bool:
-    return bool(m.frame_nr[frame] > 1)
+    return m.thp and bool(m.frame_nr[frame] > 1)
 
 
 def nr_pages(m, frames) -> int:
     """folio_nr_pages summed over ``frames`` (first frames of folios)."""
-    return int(m.frame_nr[np.asarray(frames, np.int64)].sum()) if len(frames) else 0
+    if not m.thp or not len(frames):
+        return len(frames)
+    return int(m.frame_nr[np.asarray(frames, np.int64)].sum())
 
 
 def pmd_slice(m, frame: int) -> slice:

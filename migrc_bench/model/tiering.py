@@ -72,7 +72,7 @@ class Tiering:
         self.fast_hints = True
         self.hint = np.zeros(K.N_HINT, np.float64)
         # LRU of every node; only node 0 is reclaimed (node 1 has no demotion target, no swap)
-        self.lru = Lru(len(m.frame_node), len(m.nodes), m.frame_nr)
+        self.lru = Lru(len(m.frame_node), len(m.nodes), m.frame_nr if m.thp else None)
         in_use = m.frame_state == F_USED
         if m.thp:  # a THP is one folio: its first frame
             pmd = np.flatnonzero(m.page_pmd[:m.n_pages] >= 0)
@@ -142,14 +142,8 @@ class Tiering:
             self.huge_pmd_numa_fault(cpu, pid)
             return
         r = self.r
-        m.counters[cpu, C["pgfault"]] += 1
-        m.counters[cpu, C["numa_hint_faults"]] += 1
-        m.charge(cpu, m.costs.fault, T["fault"])
-        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
         frame = int(m.pte_pfn[pid])
-        nid = int(m.frame_node[frame])
-        if nid == DRAM:  # all CPUs are on node 0
-            m.counters[cpu, C["numa_hint_faults_local"]] += 1
+        nid = self._count_hint_fault(cpu, frame)
         if nid != DRAM and self._should_promote(cpu, pid, float(m.clock[cpu])):
             if self._promote(cpu, pid, frame):
                 return
@@ -170,14 +164,8 @@ class Tiering:
         task_numa_fault gets HPAGE_PMD_NR pages."""
         m = self.m
         head = int(m.page_pmd[pid])
-        m.counters[cpu, C["pgfault"]] += 1
-        m.counters[cpu, C["numa_hint_faults"]] += 1
-        m.charge(cpu, m.costs.fault, T["fault"])
-        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
         frame = int(m.pte_pfn[head])
-        nid = int(m.frame_node[frame])
-        if nid == DRAM:
-            m.counters[cpu, C["numa_hint_faults_local"]] += 1
+        nid = self._count_hint_fault(cpu, frame)
         n = int(m.frame_nr[frame])
         if nid != DRAM and self._should_promote(cpu, head, float(m.clock[cpu]), n):
             if self._promote(cpu, head, frame, n):
@@ -189,6 +177,18 @@ class Tiering:
             fl |= K.PTE_WRITE
         m.pte_flags[sl] = fl
         m.pte_flags[pid] |= K.PTE_YOUNG
+
+    def _count_hint_fault(self, cpu: int, frame: int) -> int:
+        """The fault's entry and numa_migrate_prep's count; returns the folio's node."""
+        m = self.m
+        m.counters[cpu, C["pgfault"]] += 1
+        m.counters[cpu, C["numa_hint_faults"]] += 1
+        m.charge(cpu, m.costs.fault, T["fault"])
+        m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        nid = int(m.frame_node[frame])
+        if nid == DRAM:  # all CPUs are on node 0
+            m.counters[cpu, C["numa_hint_faults_local"]] += 1
+        return nid
 
     def _should_promote(self, cpu: int, pid: int, now: float, nr: int = 1) -> bool:
         m = self.m
