@@ -66,8 +66,7 @@ class Checker:
 
     # ---- helpers -----------------------------------------------------------------------
     def _exempt(self) -> np.ndarray:
-        m = self.m
-        return m.lazy & (m.cpu_gen < m.mm_gen)
+        return self.r.flush.stale_exempt()
 
     def _add(self, rule: str, cpu: int, pid: int, frame: int, detail: str, t: float | None = None) -> None:
         self.count += 1

@@ -26,7 +26,7 @@ from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
 from .feeder import Buffers, Feeder
 from .alloc import Allocator
-from .flush import FlushMechanism
+from .broadcast import make_flush
 from .jit_cache import compile_clock
 from .machine import VPN_OF_KEY, Machine, needs_profile
 from .runqueue import RunQueues
@@ -89,7 +89,8 @@ class Replay:
         task_mm = m.task_mms(threads)
         self.rq = RunQueues(self, task_mm)
         self.rq.place()  # a CPU that ran the mm keeps its bit (lazy when idle)
-        self.flush = FlushMechanism(m)
+        self.flush = make_flush(m)
+        self.flush.current_task = self.rq.cur_task  # current->pid (consider_global_asid)
         self.buffers = Buffers(max(m.ncpu, threads))
         self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
                              cfg.replay.reader_thread, task_mm if m.nmm > 1 else None)
@@ -350,6 +351,7 @@ class Replay:
             "wall_s": wall_s,
             "accesses_per_s": replayed / wall_s if wall_s > 0 else 0.0,
             "invariant_violations": 0,
+            **self.flush.run_figures(),
         })
         if self.engine is not None:
             totals.update(self.engine.run_figures())
