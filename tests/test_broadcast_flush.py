@@ -124,3 +124,32 @@ def test_rar_request_over_the_page_limit_is_whole_pcid(pages, whole):
     assert after["rar_requests"] - before["rar_requests"] == 1
     assert after["dtlb_load_misses"] - before["dtlb_load_misses"] == (10 if whole else 5)
     assert after["nr_tlb_remote_flush_received"] == before["nr_tlb_remote_flush_received"]
+
+
+def test_presets_imply_a_mechanism_and_machine_flush_overrides():
+    """zen4 implies INVLPGB (Zen 3 and later have it), the Intel presets IPIs; machine.flush
+    wins over the preset; the zen4 geometry is the labelled Zen 2 one."""
+    from migrc_bench.config import load_config
+    from migrc_bench.model.broadcast import InvlpgbFlush, RarFlush, flush_kind
+    from migrc_bench.model.flush import FlushMechanism
+
+    assert flush_kind(load_config(None, ['machine.preset="zen4"'])) == "invlpgb"
+    assert flush_kind(load_config(None, ['machine.preset="sapphire-rapids"'])) == "ipi"
+    assert flush_kind(load_config(None, ['machine.preset="zen4"', 'machine.flush="ipi"'])) == "ipi"
+    assert type(replay_of("ipi", []).flush) is FlushMechanism
+    assert type(replay_of("invlpgb", []).flush) is InvlpgbFlush
+    assert type(replay_of("rar", []).flush) is RarFlush
+    from migrc_bench.model.machine import tlb_geometry
+
+    g = tlb_geometry(load_config(None, ['machine.preset="zen4"'] + [
+        f"tlb.{level}_{what}=0" for level in ("itlb", "dtlb", "stlb") for what in ("entries", "ways")]))
+    assert (g.itlb_entries, g.itlb_ways, g.stlb_entries, g.stlb_ways) == (64, 64, 2048, 16)
+    assert "unsourced" in g.source and "Zen 2" in g.source
+
+
+def test_bad_mechanism_is_one_line_exit_2(capsys):
+    from migrc_bench.cli.main import main
+
+    assert main(["config", "show", "--set", 'machine.flush="ipis"']) == 2
+    err = capsys.readouterr().err.strip()
+    assert "machine.flush" in err and "'ipi', 'invlpgb', 'rar'" in err and "\n" not in err
