@@ -101,9 +101,12 @@ class GlobalAsidFlush(FlushMechanism):
         out[up] = self.gpcid[np.flatnonzero(up), loaded[up]]
         return out
 
-    def stale_exempt(self) -> np.ndarray:
-        # a CPU on a global ASID never flushes at switch-back: no exemption for it
-        return super().stale_exempt() & ~self.on_global_asid()
+    def kept_current(self) -> np.ndarray:
+        # a CPU's entries under a global PCID are not flushed when it loads the mm again
+        kept = self.gpcid & (self.global_asid > 0)[None, :]
+        if self.flush_on_new_cpu:  # RAR reaches the cpumask only; others flush at load
+            kept &= self.m.mm_cpumasks.T
+        return kept
 
     def run_figures(self) -> dict:
         return {"global_asids": int((self.global_asid > 0).sum()),

@@ -96,6 +96,10 @@ class FlushMechanism:
         gens[mm] += 1
         return int(gens[mm])
 
+    def mm_of_page(self, pid: int) -> int:
+        """The mm of page ``pid`` (a one-process trace: 0)."""
+        return 0 if self.m.nmm == 1 else int(self.m.page_vpn[pid] >> MM_SHIFT)
+
     def mm_of(self, pids: np.ndarray | None) -> int:
         """The mm of the pages ``pids`` (one mm; a one-process trace: 0)."""
         if self.m.nmm == 1 or pids is None or len(pids) == 0:
@@ -177,11 +181,10 @@ class FlushMechanism:
         """arch_tlbbatch_flush's flush of a non-empty batch: IPIs (flush_tlb_multi)."""
         self._dispatch(initiator, mask, FlushInfo(None, GEN_INVALID))
 
-    def stale_exempt(self) -> np.ndarray:
-        """CPUs that may cache stale translations of mm 0 because they flush before running
-        it again: lazy, with the loaded slot's generation behind (the checker's exemption)."""
-        m = self.m
-        return m.lazy & (m.cpu_gen < m.mm_gen)
+    def kept_current(self) -> np.ndarray | None:
+        """(ncpu, nmm) bool: entries no switch will flush, which the mechanism keeps current
+        (global ASIDs, model/broadcast.py); None: none such (the checker's exemption)."""
+        return None
 
     def run_figures(self) -> dict:
         return {"global_asids": 0, "tlb_ipis_global_asid": 0}

@@ -562,14 +562,19 @@ def kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, pa
 
 
 @njit(cache=True, _nrt=False)
-def cpus_caching_frame(tag, pfn, frame, out):
-    """out[c] = True when CPU c holds any translation to ``frame`` (I3)."""
+def cpus_caching_frame_mm(tag, pfn, page_vpn, mm_shift, exempt, frame, state, frame_state, out):
+    """out[c] = True when CPU c holds a translation of a mm not ``exempt[c, mm]`` to ``frame``
+    (state < 0) or to any frame in ``state`` (I3, I4 with several mms; kernel text: mm 127)."""
     for c in range(tag.shape[0]):
         out[c] = False
         for i in range(tag.shape[1]):
-            if tag[c, i] >= 0 and pfn[c, i] == frame:
-                out[c] = True
-                break
+            k = tag[c, i]
+            if k < 0:
+                continue
+            if (pfn[c, i] == frame) if state < 0 else (frame_state[pfn[c, i]] == state):
+                if not exempt[c, page_vpn[k] >> mm_shift]:
+                    out[c] = True
+                    break
 
 
 @njit(cache=True, _nrt=False)
@@ -582,14 +587,3 @@ def cpus_aliasing_page(tag, pfn, geo, pid, vpn, frame, out):
             for i in range(base, base + geo[lvl + 2]):
                 if tag[c, i] == pid and pfn[c, i] != frame:
                     out[c] = True
-
-
-@njit(cache=True, _nrt=False)
-def cpus_caching_state(tag, pfn, frame_state, state, out):
-    """out[c] = True when CPU c holds a translation to any frame in ``state`` (I4)."""
-    for c in range(tag.shape[0]):
-        out[c] = False
-        for i in range(tag.shape[1]):
-            if tag[c, i] >= 0 and frame_state[pfn[c, i]] == state:
-                out[c] = True
-                break

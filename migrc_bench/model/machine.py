@@ -187,7 +187,8 @@ class Machine:
         self.frame_node[n0:n0 + n1] = 1
         self.frame_state = np.full(nframes, F_FREE, np.int8)
         self.frame_ver = np.zeros(nframes, np.int64)
-        self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: one mm, one vpn per frame
+        self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: the frame's first mapping
+        self.frame_maps: dict[int, list[int]] = {}  # its other mappings (shared file pages)
         self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
         # kernel text: present, global unless PTI, on reserved frames
         # each CPU walks the kernel text pool round-robin, kernel_text_pages per entry
@@ -364,6 +365,13 @@ class Machine:
             pids = pids[self.pte_pfn[pids] < 0]
             if len(pids):  # a page once, in the first region that has it
                 pids = pids[np.sort(np.unique(pids, return_index=True)[1])]
+        shared, sharing = self._shared_file_pages(pids)
+        if len(shared):  # a file page mapped again: the frame of its first mapping
+            keep = np.ones(len(pids), np.bool_)
+            keep[shared] = False
+            shared, sharing = pids[shared], pids[sharing]
+            pids = pids[keep]
+            one_range = False
         if placement == "hot":  # most accessed first; ties keep first-touch order
             pids = pids[np.argsort(-self._profile_column(pids, self.profile.counts), kind="stable")]
             one_range = False
@@ -419,6 +427,60 @@ class Machine:
         self.pte_flags[idx] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)
         self.frame_state[frames] = F_USED
         self.frame_pid[frames] = pids
+        if len(shared):
+            self._map_shared(shared, sharing)
+
+    def _shared_file_pages(self, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``pids`` of pages that map a file page an earlier page already maps
+        (regions naming one file id: the same page-cache pages), and the positions of those
+        earlier pages."""
+        files = [r for r in self.regions if r.file is not None]
+        if len(files) < 2 or not len(pids):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ids = {fid: i for i, fid in enumerate(sorted({r.file.id for r in files}))}
+        vpns = self.page_vpn[pids]
+        fkey = np.full(len(pids), -1, np.int64)
+        for r in files:
+            first, last = r.start >> 12, (r.end - 1) >> 12
+            sel = (vpns >= first) & (vpns <= last)
+            fkey[sel] = (ids[r.file.id] << 40) + r.file.offset // 4096 + (vpns[sel] - first)
+        at = np.flatnonzero(fkey >= 0)
+        _, first_at, inverse = np.unique(fkey[at], return_index=True, return_inverse=True)
+        canon = at[first_at][inverse]
+        again = canon != at
+        return at[again], canon[again]
+
+    def _map_shared(self, pids: np.ndarray, sharing: np.ndarray) -> None:
+        """Map ``pids`` to the frames of ``sharing`` (the page's first mapping): its PTE, without
+        write access where the page's own VMA is read-only; the frame's rmap lists them."""
+        frames = self.pte_pfn[sharing]
+        self.pte_pfn[pids] = frames
+        fl = self.pte_flags[sharing]
+        ro = (self.page_flags[pids] & K.VMA_WRITE) == 0
+        self.pte_flags[pids] = np.where(ro, fl & ~(K.PTE_WRITE | K.PTE_DIRTY), fl).astype(np.uint8)
+        for f, pid in zip(frames.tolist(), pids.tolist()):
+            self.frame_maps.setdefault(f, []).append(pid)
+
+    def drop_mapping(self, frame: int, pid: int) -> bool:
+        """Page ``pid`` no longer maps ``frame``: True if no mapping is left (a shared file
+        page stays in the page cache while another VMA maps it)."""
+        more = self.frame_maps.get(frame)
+        if not more:
+            return True
+        if self.frame_pid[frame] == pid:
+            self.frame_pid[frame] = more.pop(0)
+        else:
+            more.remove(pid)
+        if not more:
+            del self.frame_maps[frame]
+        return False
+
+    def mappings(self, frame: int) -> list[int]:
+        """Every page (PTE) mapping ``frame``: the rmap walk (a shared file page: one per VMA
+        that maps it, of any mm)."""
+        first = int(self.frame_pid[frame])
+        more = self.frame_maps.get(frame)
+        return [first] + more if more else [first]
 
     # ---- bookkeeping --------------------------------------------------------------------
     def tlb_args(self):

@@ -238,7 +238,17 @@ class ReferenceModel:
             self.vma_write = {(0, v): False for v in fetched - written}
             if mode == "steady-state":
                 regions_pages = [(v, self.vma_write.get((0, v), True)) for v in touches]
-        regions_pages = [p if len(p) == 3 else (0, *p) for p in regions_pages]
+        regions_pages = [p if len(p) == 4 else (*p, None) if len(p) == 3 else (0, *p, None)
+                         for p in regions_pages]
+        # a file page mapped again (the same file key) takes the frame of its first mapping
+        first_of: dict = {}
+        again = []
+        for p in regions_pages:
+            if p[3] is not None and p[3] in first_of:
+                again.append((p, first_of[p[3]]))
+            elif p[3] is not None:
+                first_of[p[3]] = p
+        regions_pages = [p for p in regions_pages if p[3] is None or first_of[p[3]] is p]
         placement = cfg.memory.placement
         if placement == "hot":
             regions_pages = sorted(regions_pages, key=lambda p: -touches.get(p[1], 0))
@@ -259,12 +269,17 @@ class ReferenceModel:
                 at = [i for i, x in enumerate(nodes) if x == nid]
                 for i, f in zip(at, reversed([frames[i] for i in at])):
                     frames[i] = f
-        for (mm, vpn, writable), node, frame in zip(regions_pages, nodes, frames):
+        for (mm, vpn, writable, _), node, frame in zip(regions_pages, nodes, frames):
             if mode == "steady-state":  # (the test traces have no stack regions)
                 write, dirty = (True, True) if vpn in written else (node == 1, False)
             else:
                 write, dirty = mode != "readonly-clean", mode == "writable-dirty"
             self.pt[(mm, vpn)] = Pte(frame=frame, write=writable and write, dirty=writable and dirty)
+            self.vma_write[(mm, vpn)] = writable
+        for (mm, vpn, writable, _), (mm0, vpn0, _, _) in again:
+            pte = self.pt[(mm0, vpn0)]
+            self.pt[(mm, vpn)] = Pte(frame=pte.frame, write=writable and pte.write,
+                                     dirty=writable and pte.dirty)
             self.vma_write[(mm, vpn)] = writable
 
     @staticmethod
@@ -637,7 +652,8 @@ class ReferenceModel:
                 pte = self.pt.get(k)
                 if pte is not None and pte.present:
                     pte.present = False
-                    freed.append(pte.frame)
+                    if not any(p.present and p.frame == pte.frame for p in self.pt.values()):
+                        freed.append(pte.frame)  # (a shared file page stays while mapped)
             self._flush_range(ev.cpu, ev.vpns, mm)
             for f in freed:
                 self.free[self.node_of(f)].insert(0, f)

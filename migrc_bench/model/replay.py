@@ -21,14 +21,13 @@ from ..config import Config
 from ..errors import ConfigError, TraceError
 from ..trace.native import TraceReader, as_reader
 from ..trace.prepass import trace_profile
-from ..trace.processes import refuse_several_processes
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
-from .feeder import Buffers, Feeder
+from .feeder import BUFFER_ROWS, Buffers, Feeder
 from .alloc import Allocator
 from .broadcast import make_flush
 from .jit_cache import compile_clock
-from .machine import VPN_OF_KEY, Machine, needs_profile
+from .machine import MAX_MMS, VPN_OF_KEY, Machine, needs_profile
 from .runqueue import RunQueues
 from .warmup import Warmup
 
@@ -65,8 +64,6 @@ class Replay:
         self.cfg = cfg
         self.reader = as_reader(trace)  # a file, or a source with its protocol (trace/stream.py)
         meta = self.reader.meta
-        if engine is not None:  # the model core replays several mms; tiering not yet
-            refuse_several_processes(self.reader.path, meta.processes)
         threads = cfg.replay.threads or max(1, meta.threads)
         if cfg.replay.threads and meta.threads > 1 and cfg.replay.threads != meta.threads:
             raise ConfigError(f"config key 'replay.threads': {cfg.replay.threads} threads asked, but "
@@ -76,6 +73,10 @@ class Replay:
             raise ConfigError(f"config key 'replay.warmup': the trace runs {threads} threads on "
                               f"{cfg.machine.ncpu} CPUs, and a warm-up is counted per CPU: "
                               f"give replay.warmup = 0 or at least {threads} CPUs")
+        if len(meta.processes) > MAX_MMS:
+            raise TraceError(self.reader.path, f"metadata migrc_bench.processes: "
+                             f"{len(meta.processes)} processes; the model keys the pages of at "
+                             f"most {MAX_MMS} (machine.MAX_MMS)")
         if self.reader.num_rows == 0:
             raise TraceError(self.reader.path, "the trace is empty")
         self.threads = threads
@@ -91,7 +92,10 @@ class Replay:
         self.rq.place()  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = make_flush(m)
         self.flush.current_task = self.rq.cur_task  # current->pid (consider_global_asid)
-        self.buffers = Buffers(max(m.ncpu, threads))
+        # per-task buffers: as much memory in all as one per CPU (a buffer's size changes
+        # nothing the replay computes, only how often it is refilled)
+        self.buffers = Buffers(max(m.ncpu, threads),
+                               max(BUFFER_ROWS >> 4, BUFFER_ROWS * m.ncpu // max(m.ncpu, threads)))
         self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
                              cfg.replay.reader_thread, task_mm if m.nmm > 1 else None)
         self.running = np.zeros(m.ncpu, np.bool_)
@@ -143,7 +147,9 @@ class Replay:
         """(start, end, page ids, their vpns) of the data VMAs in address order, for the NUMA scanner.
 
         Trace regions other than code; pages outside every region form one anonymous VMA
-        per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does.
+        per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does,
+        and so is any read-only file mapping (task_numa_work, v6.7/v6.8 kernel/sched/fair.c:
+        ``vma->vm_file && (vm_flags & (VM_READ|VM_WRITE)) == VM_READ``, NUMAB_SKIP_SHARED_RO).
         """
         m = self.machine
         n = m.n_pages
@@ -161,6 +167,8 @@ class Replay:
                 continue
             sel = (vpns >= r.start >> 12) & (vpns <= (r.end - 1) >> 12)
             inside |= sel
+            if r.file is not None and not r.writable:
+                continue  # task_numa_work: read-only file mappings are not scanned
             if sel.any():
                 vmas.append((r.start, r.end, pids[sel], vpns[sel]))
         rest_p, rest_v = pids[~inside], vpns[~inside]

@@ -22,7 +22,7 @@ from collections import deque
 
 import numpy as np
 
-from .counters import C
+from .counters import C, T
 from .sched import base_slice_ns
 
 
@@ -40,6 +40,10 @@ class RunQueues:
         self.slice = base_slice_ns(replay.cfg, ncpu)
         self.switch_cost = float(replay.cfg.machine.context_switch_cost)
         self.slice_end = np.where(self.rq_len > 1, self.slice, np.inf)
+        # sum_exec_runtime: each task's CPU time up to its last switch-out, and the CPU's busy
+        # time when its current task came in (a task alone on its CPU: the CPU's busy time)
+        self.task_runtime = np.zeros(ntask, np.float64)
+        self.busy_in = np.zeros(ncpu, np.float64)
 
     def place(self) -> None:
         """The first task of each queue is running at the start: its mm loaded in ASID slot 0
@@ -68,13 +72,25 @@ class RunQueues:
         self.rq_len[cpu] = len(q)
         self.switch_to(cpu, q[0])
 
+    def runtime(self, cpu: int) -> float:
+        """The CPU time of the task running on ``cpu``."""
+        t = int(self.cur_task[cpu])
+        return float(self.task_runtime[t] + self.m.times[cpu, T["busy"]] - self.busy_in[cpu])
+
+    def waiting(self, mm: int) -> bool:
+        """Whether a task of ``mm`` is still on some run queue."""
+        return any(self.task_mm[t] == mm for q in self.queues for t in q)
+
     def switch_to(self, cpu: int, task: int) -> None:
         m = self.m
         if task != self.cur_task[cpu]:
+            prev = int(self.cur_task[cpu])
+            self.task_runtime[prev] += m.times[cpu, T["busy"]] - self.busy_in[cpu]
             m.counters[cpu, C["nr_context_switches"]] += 1
             for hook in self.r.flush.on_context_switch:
                 hook(cpu, False)
             self.r.flush.switch_mm(cpu, int(self.task_mm[task]))
             m.charge(cpu, self.switch_cost)
             self.cur_task[cpu] = task
+            self.busy_in[cpu] = m.times[cpu, T["busy"]]
         self.slice_end[cpu] = m.clock[cpu] + self.slice if self.rq_len[cpu] > 1 else np.inf

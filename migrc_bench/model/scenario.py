@@ -57,7 +57,8 @@ def apply_event(replay, ev: Event) -> None:
         fl.flush_mm_range(ev.cpu, known, npages, mm=mm)
     elif ev.kind == "unmap":
         present = known[(m.pte_flags[known] & K.PTE_PRESENT) != 0]
-        frames = m.pte_pfn[present].copy()
+        frames = [f for f, pid in zip(m.pte_pfn[present].tolist(), present.tolist())
+                  if m.drop_mapping(f, pid)]  # a shared file page stays while mapped
         m.pte_flags[present] = 0
         m.pte_pfn[present] = -1
         fl.flush_mm_range(ev.cpu, known, npages, mm=mm)

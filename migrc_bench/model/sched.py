@@ -1,7 +1,7 @@
 """The scheduler events an engine can hook: the periodic tick and kswapd's context switches.
 
-The model pins one thread per CPU and has no run queue. What it has of the scheduler is time
-and kswapd taking a CPU from its thread and giving it back:
+With no more threads than CPUs each thread has its CPU; more share CPUs by run queues
+(model/runqueue.py, which also calls ``on_context_switch`` at each task switch). Beside them:
 
 - ``Engine.on_tick(cpu)`` stands for scheduler_tick() (kernel/sched/core.c, v6.7), which the
   timer interrupt runs on every busy CPU once per jiffy, 1/CONFIG_HZ (``machine.hz``, default

@@ -239,6 +239,9 @@ class Tiering:
             self._kswapd_run = {"work": self.vmscan.kswapd(cpu), "slice": 0.0, "cpu": cpu}
         run = self._kswapd_run
         cpu = run["cpu"]
+        if not run.get("on_cpu"):  # __schedule() to kswapd: one context switch
+            run["on_cpu"] = True
+            m.counters[cpu, C["nr_context_switches"]] += 1
         if not m.lazy[cpu]:  # switched in from the user thread: a kernel entry
             m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
             self.r.flush.switch_to_kernel(cpu)
@@ -277,6 +280,10 @@ class Tiering:
         self.r.at(resume, lambda r: self.kswapd())
 
     def _switch_back(self, cpu: int) -> None:
+        """kswapd sleeps or its slice ends: a switch to the CPU's task (or the idle task)."""
+        if self._kswapd_run is not None:
+            self._kswapd_run["on_cpu"] = False
+        self.m.counters[cpu, C["nr_context_switches"]] += 1
         if self.r.running[cpu]:
             self.r.flush.switch_back(cpu)
 
