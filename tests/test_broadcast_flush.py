@@ -153,3 +153,11 @@ def test_bad_mechanism_is_one_line_exit_2(capsys):
     assert main(["config", "show", "--set", 'machine.flush="ipis"']) == 2
     err = capsys.readouterr().err.strip()
     assert "machine.flush" in err and "'ipi', 'invlpgb', 'rar'" in err and "\n" not in err
+
+
+def test_config_show_names_the_implied_mechanism(capsys):
+    from migrc_bench.cli.main import main
+
+    assert main(["config", "show", "--format", "csv", "--set", 'machine.preset="zen4"']) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("machine.flush"))
+    assert "invlpgb: machine.preset zen4" in line
