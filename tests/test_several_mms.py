@@ -259,3 +259,25 @@ def test_more_processes_than_the_page_keys_hold_is_a_clear_error(tmp_path, capsy
     code, out, err = cli(["run", path, "--no-save", "--set", "machine.ncpu=2"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "65 processes; the model keys the pages of at most 64" in err
+
+
+def test_kswapd_time_is_not_taken_from_a_tasks_slice(tmp_path):
+    """The slice is the task's own CPU time: kswapd's turn on the CPU moves the slice's end
+    by as long; a CPU with one task keeps its endless slice."""
+    from migrc_bench.config import load_config
+    from migrc_bench.model.replay import Replay
+    from migrc_bench.runner import make_engine
+    from migrc_bench.trace.native import write_trace
+    from test_reference_equivalence import v2_meta
+
+    tid = np.array([0, 1, 2], np.uint16)
+    path = write_trace(tmp_path / "t.parquet", v2_meta(3, [0, 1, 0]), tid, np.ones(3, np.uint8),
+                       np.full(3, HEAP, np.uint64), np.full(3, 8, np.uint8),
+                       np.array([100, 101, 100], np.uint32))
+    cfg = load_config(None, BASE + ["machine.ncpu=2", 'trace.generate=""',
+                                    'machine.sched_base_slice="1us"'])
+    r = Replay(cfg, path, make_engine(cfg))
+    assert r.rq.slice_end.tolist() == [1000.0, np.inf]
+    r.rq.ran_other(0, 250.0)
+    r.rq.ran_other(1, 250.0)
+    assert r.rq.slice_end.tolist() == [1250.0, np.inf]

@@ -77,6 +77,12 @@ class RunQueues:
         t = int(self.cur_task[cpu])
         return float(self.task_runtime[t] + self.m.times[cpu, T["busy"]] - self.busy_in[cpu])
 
+    def ran_other(self, cpu: int, ns: float) -> None:
+        """kswapd (another task) had ``cpu`` for ``ns``: the current task's slice is CPU time
+        of its own, so its end moves as far (a task alone on its CPU has no end)."""
+        if self.rq_len[cpu] > 1:
+            self.slice_end[cpu] += ns
+
     def waiting(self, mm: int) -> bool:
         """Whether a task of ``mm`` is still on some run queue."""
         return any(self.task_mm[t] == mm for q in self.queues for t in q)

@@ -239,6 +239,7 @@ class Tiering:
             self._kswapd_run = {"work": self.vmscan.kswapd(cpu), "slice": 0.0, "cpu": cpu}
         run = self._kswapd_run
         cpu = run["cpu"]
+        t_turn = float(m.clock[cpu])
         if not run.get("on_cpu"):  # __schedule() to kswapd: one context switch
             run["on_cpu"] = True
             m.counters[cpu, C["nr_context_switches"]] += 1
@@ -261,6 +262,7 @@ class Tiering:
             self._kswapd_run = None
             self.kswapd_pending = False
             self._switch_back(cpu)
+            self.r.rq.ran_other(cpu, float(m.clock[cpu]) - t_turn)
             return
         self.kswapd_pending = True
         now, q = self.r.now(), self.r.quantum
@@ -277,6 +279,7 @@ class Tiering:
             if gap > 0:
                 m.charge(cpu, gap, T["fault"])
                 run["slice"] += gap
+        self.r.rq.ran_other(cpu, float(m.clock[cpu]) - t_turn)
         self.r.at(resume, lambda r: self.kswapd())
 
     def _switch_back(self, cpu: int) -> None:
