@@ -52,8 +52,11 @@ def thp_records(draw):
 
 @st.composite
 def thp_scenarios(draw):
-    threads = draw(st.integers(1, 3))
-    ncpu = draw(st.integers(threads, 3))
+    # a broadcast machine (INVLPGB or RAR) needs more than 3 CPUs running the mm for a
+    # global ASID, whose ranged flushes drop 2 MiB entries too
+    broadcast = draw(st.sampled_from([False, False, True]))
+    threads = draw(st.integers(4, 5) if broadcast else st.integers(1, 3))
+    ncpu = threads if broadcast else draw(st.integers(threads, 3))
     traces = [[r for _ in range(draw(st.integers(1 if t == 0 else 0, 50)))
                for r in [draw(thp_records())] * draw(st.sampled_from([1, 1, 3]))]
               for t in range(threads)]
@@ -63,6 +66,10 @@ def thp_scenarios(draw):
         f"tlb.dtlb2m_entries={draw(st.sampled_from([2, 4]))}",
         f"tlb.dtlb2m_ways={draw(st.sampled_from([1, 2]))}",
         f"tlb.itlb2m_entries={draw(st.sampled_from([1, 2]))}", "tlb.itlb2m_ways=1"]
+    if broadcast:
+        sets += [f'machine.flush="{draw(st.sampled_from(["invlpgb", "rar"]))}"', "machine.hz=250",
+                 "replay.time_scale=1.0",
+                 f"tlb.invlpgb_count_max={draw(st.sampled_from([1, 8]))}"]
     big = [(BIG >> 12) + p for p in (0, 1, 511, 512, 1024, 2047, 2048, 2050)]
     small = [(HEAP >> 12) + i for i in range(HEAP_PAGES)]
     events = draw(st.lists(st.one_of(
@@ -70,11 +77,13 @@ def thp_scenarios(draw):
                                                           tuple(pages), tuple(mask[:ncpu])),
                   st.integers(0, 6000), st.sampled_from(FLUSH_ONLY), st.integers(0, 3),
                   st.lists(st.sampled_from(big + small), min_size=1, max_size=5, unique=True),
-                  st.lists(st.booleans(), min_size=4, max_size=4)),
+                  st.lists(st.booleans(), min_size=5, max_size=5)),
         st.builds(lambda t, kind, cpu, pages: Event(float(t), kind, cpu % ncpu, tuple(pages)),
                   st.integers(0, 6000), st.sampled_from(PTE_KINDS), st.integers(0, 3),
                   st.lists(st.sampled_from(small), min_size=1, max_size=3, unique=True))),
         max_size=8))
+    if broadcast:  # an early IPI flush from task 0: the global ASID's gate
+        events = [Event(100.0, "full", 0)] + events
     return traces, sets, events, thp_regions(draw(st.booleans()))
 
 
@@ -127,3 +136,21 @@ def test_write_fault_on_a_pmd_makes_it_all_writable():
     t = same_as_reference(stores, ONE_CPU + ['memory.initial_pte="readonly-clean"'], [],
                           thp_regions(False))
     assert t["pgfault"] == 1 and t["dtlb_store_misses"] == 1
+
+
+def test_broadcast_range_flush_drops_the_2m_entry():
+    """INVLPGB and RAR: once the mm has a global ASID (granted after task 0's early IPI flush
+    on 4 busy CPUs), a ranged broadcast of one page inside the PMD drops the 2 MiB entry on
+    every CPU: the CPUs' next loads of the PMD walk again."""
+    loads = [[(1, BIG + (t * 100 + i % 7) * 4096, 8) for i in range(400)] for t in range(4)]
+    for mech in ("invlpgb", "rar"):
+        sets = ["machine.ncpu=4", "replay.quantum=50", 'memory.dram="16MiB"',
+                'memory.cxl="16MiB"', "memory.min_free_kbytes=8", "tlb.kernel_text_pages=0",
+                'memory.thp="always"', f'machine.flush="{mech}"', "machine.hz=250",
+                "replay.time_scale=1.0"]
+        grant = [Event(100.0, "full", 0)]
+        without = same_as_reference(loads, sets, grant, thp_regions(False))
+        t = same_as_reference(loads, sets, grant + [Event(8000.0, "range", 1, ((BIG >> 12) + 3,))],
+                              thp_regions(False))
+        assert t["global_asids"] == 1, mech
+        assert t["dtlb_load_misses"] > without["dtlb_load_misses"], mech
