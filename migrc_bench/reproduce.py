@@ -122,18 +122,18 @@ def thp_table(title: str, runs: dict) -> Table:
 
 
 def main_thp(out: Path, quiet: bool) -> int:
-    """The same two machines with memory.thp = "always" (configs/xsbench-cxl*-thp.toml)."""
+    """The same two machines with memory.thp = "always" (configs/xsbench-thp16.toml, -thp4)."""
     try:
         with interrupts.handled():
-            r16 = run_config("cxl16-thp", out, quiet, THP_ENGINES)
-            r4 = run_config("cxl4-thp", out, quiet, THP_ENGINES)
+            r16 = run_config("thp16", out, quiet, THP_ENGINES)
+            r4 = run_config("thp4", out, quiet, THP_ENGINES)
     except interrupts.Interrupted as exc:
         print(f"reproduce: interrupted by {exc.name}", file=sys.stderr)
         return exc.exit_code
     console = Console()
     console.print(thp_table("16 CPUs, 1 GB + 8 GB, THP always (no published figures)", r16))
     console.print(thp_table("4 CPUs, 2 GB + 6 GB, THP always (no published figures)", r4))
-    console.print(f"results: {out / 'reproduce-cxl16-thp'}, {out / 'reproduce-cxl4-thp'}")
+    console.print(f"results: {out / 'reproduce-thp16'}, {out / 'reproduce-thp4'}")
     return 0
 
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results", help="results root (default: results/)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--thp", action="store_true",
-                    help="the THP configs (xsbench-cxl*-thp.toml) instead; no targets")
+                    help="the THP configs (xsbench-thp16.toml, xsbench-thp4.toml) instead; no targets")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.thp:
