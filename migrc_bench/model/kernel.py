@@ -120,24 +120,27 @@ def _fill(tag, pfn, wr, lru, geo, lvl, c, vpn, key, frame, writable, stamp):
     return victim
 
 
+@njit(cache=True, inline="always", _nrt=False)
+def _drop(tag, geo, c, key, sv, lvl):
+    """Drop ``key`` from its set (index ``sv``) of one level on one CPU."""
+    base = geo[lvl] + (sv & (geo[lvl + 1] - 1)) * geo[lvl + 2]
+    for i in range(base, base + geo[lvl + 2]):
+        if tag[c, i] == key:
+            tag[c, i] = -1
+
+
 @njit(cache=True, _nrt=False)
 def invalidate_page(tag, geo, c, key, vpn):
     """INVLPG of one user page on one CPU: every level."""
     for lvl in (G_ITLB, G_DTLB, G_STLB):
-        base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
-        for i in range(base, base + geo[lvl + 2]):
-            if tag[c, i] == key:
-                tag[c, i] = -1
+        _drop(tag, geo, c, key, vpn, lvl)
 
 
 @njit(cache=True, _nrt=False)
 def invalidate_huge(tag, geo, c, head, hvpn):
     """INVLPG of an address inside a PMD mapping on one CPU: its 2 MiB translation, every level."""
     for lvl in (G_ITLB2, G_DTLB2, G_STLB):
-        base = geo[lvl] + (hvpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
-        for i in range(base, base + geo[lvl + 2]):
-            if tag[c, i] == head:
-                tag[c, i] = -1
+        _drop(tag, geo, c, head, hvpn, lvl)
 
 
 @njit(cache=True, _nrt=False)
