@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import json
 import math
 import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -78,11 +79,15 @@ def _run_one(point: Any, out: str) -> dict[str, Any]:
     """In a fresh process: the sweep's own path for one point; its peak RSS."""
     from .sweep import run_sweep
 
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     report = run_sweep(None, out, workers=0, points=[point])  # type: ignore[arg-type]
     p = report.points[0]
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    # the machine is shared: the load average and CPU seconds (every thread of the process:
+    # replay, trace reader, generator) say how much of the wall time was this point's
     return {"status": p.status, "error": p.error, "process_wall_s": time.perf_counter() - t0,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": use.ru_maxrss / 1024, "cpu_s": use.ru_utime + use.ru_stime,
+            "load_start": load0, "load_end": os.getloadavg()[0]}
 
 
 def read_points_file(out: Path) -> dict[str, Any]:
@@ -207,10 +212,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                     label="migrc vs baseline (measured)")
         ax.axhline(PUBLISHED_16[c], color="black", ls="--", lw=1, label="published (v6.7 table)")
         lo, hi = BANDS.get(c, (None, None))
-        if lo is not None:
+        if lo is not None:  # shaded within the data's range, its finite edges in view
             y0, y1 = ax.get_ylim()
-            ax.axhspan(max(lo, min(y0, -100)), min(hi, max(y1, 100)), color="#2ca02c", alpha=0.08,
+            y0, y1 = min([y0] + [lo] * math.isfinite(lo)), max([y1] + [hi] * math.isfinite(hi))
+            pad = 0.05 * (y1 - y0 or 1)
+            y0, y1 = y0 - pad, y1 + pad
+            ax.axhspan(max(lo, y0), min(hi, y1), color="#2ca02c", alpha=0.08,
                        label="reproduction band")
+            ax.set_ylim(y0, y1)
         pending = [x for x, r in zip(xs_all, rows) if "delta" not in r]
         for x in pending:
             ax.axvline(x, color="grey", lw=0.6, ls=":")

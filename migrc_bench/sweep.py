@@ -18,6 +18,9 @@ Without ``traces`` each point replays its own config's ``trace.path``, generated
 threads). ``trace.path`` values in the grid file are relative to the grid file, like
 ``traces``; they are stored relative to the base config's directory, as every config is.
 
+A config with ``trace.keep = false`` makes streamed points: the generator feeds each replay,
+no file (trace/stream.py); the trace hash in the run_id is the generator parameters'.
+
 Execution: every point is one task (``run_point``) that rebuilds its config from plain values,
 replays, and returns the run's rows — never a file. The coordinating process appends them to
 the results directory one at a time (``append_point``: temp files, then renames, under the

@@ -14,7 +14,7 @@ from migrc_bench.errors import ConfigError
 from migrc_bench.model.presets import TLB_PRESETS
 from migrc_bench.results import read_runs
 from migrc_bench.scaling import data_tlb, parse_scale, scale_generate
-from migrc_bench.scaling_study import markdown, table_rows
+from migrc_bench.scaling_study import markdown, plot, table_rows
 from migrc_bench.sweep import expand, load_grid, run_sweep
 
 SEED = "xsbench-seed"
@@ -131,6 +131,8 @@ def test_smoke_the_family_at_small_s(tmp_path):
     assert "delta" in rows[0] and "delta" in rows[1] and "delta" not in rows[2]
     text = markdown(rows)
     assert "pending" in text and "| nr_tlb_remote_flush |" in text
+    plot(rows, tmp_path / "scaling.png")
+    assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_scaling_grid_is_bundled():
