@@ -359,7 +359,8 @@ def build_config(values: dict[str, Any], base_dir: Path) -> Config:
     first (scaling.py)."""
     from .scaling import apply_scale
 
-    values = apply_scale(values)
+    values = apply_scale(values, lambda vals, path: _parse_value(
+        SCHEMA_BY_PATH[path], vals.get(path, SCHEMA_BY_PATH[path].default)))
     for path in values:
         if path not in SCHEMA_BY_PATH:
             close = [k.path for k in SCHEMA if k.name == path.split(".")[-1]]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import shlex
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError
 
@@ -67,30 +67,26 @@ def scale_label(s: Fraction) -> str:
     return "1" if s == 1 else f"{s.numerator}/{s.denominator}"
 
 
-def apply_scale(values: dict[str, Any]) -> dict[str, Any]:
+def apply_scale(values: dict[str, Any], parse: Callable[[dict[str, Any], str], Any]
+                ) -> dict[str, Any]:
     """The written values of a config with a ``scale`` key → the scaled member's values
-    (without ``scale``). Values are as written (strings such as "1GiB" included)."""
+    (without ``scale``). Values are as written (strings such as "1GiB" included);
+    ``parse(values, key)`` is the config's typed value of a key (its default if unwritten)."""
     if SCALE_KEY not in values:
         return values
     out = dict(values)
     s = parse_scale(out.pop(SCALE_KEY))
     for key, real in _REAL.items():
-        if key in out and float(out[key]) != real:
+        if key in out and parse(out, key) != real:
             raise ConfigError(f"config key '{SCALE_KEY}': the config is already scaled ({key} = "
                               f"{out[key]!r}); 'scale' applies to a config written at s = 1, "
                               f"such as the bundled xsbench-seed")
     if s == 1:
         return out
-    return _scaled(out, s)
+    return _scaled(out, s, lambda key: parse(out, key))
 
 
-def _scaled(values: dict[str, Any], s: Fraction) -> dict[str, Any]:
-    from .config import SCHEMA_BY_PATH, _parse_value
-
-    def parsed(key: str) -> Any:
-        k = SCHEMA_BY_PATH[key]
-        return _parse_value(k, values.get(key, k.default))
-
+def _scaled(values: dict[str, Any], s: Fraction, parsed: Callable[[str], Any]) -> dict[str, Any]:
     x = float(s)
     out = dict(values)
     out["replay.time_scale"] = x
@@ -123,19 +119,19 @@ def _scaled(values: dict[str, Any], s: Fraction) -> dict[str, Any]:
     out["memory.min_free_kbytes"] = max(1, round(mfk * x))
     out["tiering.scan_size_mb"] = float(parsed("tiering.scan_size_mb")) * x
     out["replay.interval"] = f"{parsed('replay.interval') * x / 1e6:.6g}ms"
-    out.update(scaled_tlbs(values, s))
+    out.update(scaled_tlbs(parsed, s))
     return out
 
 
-def scaled_tlbs(values: dict[str, Any], s: Fraction) -> dict[str, int]:
+def scaled_tlbs(parsed: Callable[[str], Any], s: Fraction) -> dict[str, int]:
     """The data TLBs' tlb.* keys at s (the preset's geometry where the config gives 0)."""
     from .model.presets import TLB_PRESETS
 
-    preset = TLB_PRESETS[values.get("machine.preset", "skylake-sp")]
+    preset = TLB_PRESETS[parsed("machine.preset")]
     out: dict[str, int] = {}
     for level in _TLB_LEVELS:
-        entries = int(values.get(f"tlb.{level}_entries", 0)) or getattr(preset, f"{level}_entries")
-        ways = int(values.get(f"tlb.{level}_ways", 0)) or getattr(preset, f"{level}_ways")
+        entries = parsed(f"tlb.{level}_entries") or getattr(preset, f"{level}_entries")
+        ways = parsed(f"tlb.{level}_ways") or getattr(preset, f"{level}_ways")
         out[f"tlb.{level}_entries"], out[f"tlb.{level}_ways"] = data_tlb(entries, ways, s)
     return out
 

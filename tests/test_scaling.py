@@ -80,6 +80,8 @@ def test_generator_flags_in_any_form():
     (["scale=1/10", "trace.generate=gups -n 20 -t 16"], "no scaling rule for the 'gups'"),
     (["scale=1/10", "memory.dram=18%"], "needs the real capacities"),
     (["scale=1/10", "trace.path=a.parquet"], "trace.path"),
+    (["scale=1/10", "replay.time_scale=fast"], "'replay.time_scale': expected a number"),
+    (["scale=1/10", "tlb.stlb_entries=many"], "'tlb.stlb_entries': expected an integer"),
 ])
 def test_bad_scales(sets, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
