@@ -13,7 +13,8 @@ from .model.counters import COUNTERS, RUN_FIGURES
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flushes", ("nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
                  "nr_tlb_local_flush_one", "itlb_flush", "dtlb_flush", "stlb_flush",
-                 "tlb_shootdown_irqs")),
+                 "tlb_shootdown_irqs", "tlb_flush_on_task_switch", "invlpgb_issued", "tlbsync",
+                 "rar_requests", "tlb_ipis_global_asid")),
     ("TLB misses", ("itlb_misses", "dtlb_load_misses", "dtlb_store_misses", "itlb_l1_misses",
                     "dtlb_l1_misses", "stlb_misses", "itlb_hits", "dtlb_hits", "stlb_hits")),
     ("migration", ("pgmigrate_success", "pgmigrate_fail", "numa_pages_migrated",
@@ -26,6 +27,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "migrc_flush_wp_fault", "migrc_flush_alloc", "migrc_flush_pause",
                "migrc_flush_race", "luf_tagged_pages", "luf_tagged_pages_peak",
                "luf_alloc_flushes", "luf_cancel_flushes")),
+    ("scheduler", ("nr_context_switches",)),
     ("harness", ("accesses", "instructions", "loads", "stores", "invariant_violations",
                  "wall_s", "accesses_per_s")),
 )
@@ -45,7 +47,7 @@ NEUTRAL = frozenset({
     "pgmigrate_success", "numa_pages_migrated", "pgpromote_success", "pgpromote_candidate",
     "pgdemote_kswapd", "numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
     "numa_hit", "migrc_deferred_pages", "migrc_released_pages", "migrc_pending_pages_peak",
-    "luf_tagged_pages", "luf_tagged_pages_peak",
+    "luf_tagged_pages", "luf_tagged_pages_peak", "nr_context_switches", "global_asids",
 })
 HIGHER = frozenset({"accesses_per_s"})
 # Unknown counters: neutral (we cannot know which way is good).

@@ -71,7 +71,8 @@ def _fmt_num(x: float) -> str:
 
 
 ENGINES = ("nobatch", "baseline", "migrc", "luf", "migrc-unsafe")
-TLB_PRESETS = ("skylake-sp", "sapphire-rapids")
+TLB_PRESETS = ("skylake-sp", "sapphire-rapids", "zen4")
+FLUSH_MECHANISMS = ("ipi", "invlpgb", "rar")
 COST_PRESETS = ("bare-metal", "kvm-guest")
 
 # Cost keys default to None: the value then comes from the cost preset (see model/costs.py).
@@ -89,12 +90,22 @@ SCHEMA: tuple[Key, ...] = (
         "trace.path); false: replay it as it is generated, no file (docs/traces.md)"),
     # machine
     Key("machine.ncpu", "int", 16, "CPUs on node 0 (the seed: 16-vCPU KVM guest)", 1, 1024),
-    Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset", choices=TLB_PRESETS),
+    Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset (and the flush mechanism "
+        "it implies: zen4 INVLPGB, the Intel presets IPIs)", choices=TLB_PRESETS),
+    Key("machine.flush", "choice", None, "remote TLB flush mechanism: ipi (flush IPIs, v6.7), "
+        "invlpgb (AMD broadcast invalidation with global ASIDs, v6.15) or rar (Intel Remote "
+        "Action Request, RFC v4); default: the one machine.preset implies (docs/modelling.md)",
+        choices=FLUSH_MECHANISMS),
     Key("machine.cpu_freq", "freq", "2.1GHz", "core clock; converts cycle costs to ns", 1e8, 1e10),
     Key("machine.kswapd_cpu", "int", -1, "node-0 CPU kswapd runs on; -1: the CPU that woke it "
         "(wake-affine placement when every CPU is busy)", -1, 1023),
     Key("machine.sched_base_slice", "time", None, "EEVDF sysctl_sched_base_slice that kswapd and "
         "the thread sharing its CPU alternate by (default: 0.75 ms x (1 + ilog2(min(ncpu, 8))))"),
+    Key("machine.context_switch_cost", "time", "1.1us", "CPU time of a context switch between "
+        "tasks (more threads than CPUs), TLB flush apart: measured by benchmarks/programs/"
+        "ctxsw.c (lmbench lat_ctx's method: two processes pinned to one CPU pass a byte through "
+        "pipes, pipe cost subtracted, CPU time) on the development KVM guest: 1.03-1.23 us; "
+        "the kernel source gives no figure"),
     Key("machine.hz", "int", 250, "CONFIG_HZ: scheduler ticks per second on a busy CPU (kernel/"
         "Kconfig.hz's default, HZ_250); a kernel period, so 1/hz is scaled by replay.time_scale; "
         "only engines with an on_tick hook see the tick (docs/engines.md)", 10, 100_000),
@@ -107,6 +118,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("tlb.stlb_ways", "int", 0, "STLB ways (0: from preset)", 0, 1 << 20),
     Key("tlb.single_page_flush_ceiling", "int", 33,
         "x86 tlb_single_page_flush_ceiling: ranges above this many pages get a full flush", 0, 1 << 20),
+    Key("tlb.invlpgb_count_max", "int", 8, "pages one ranged INVLPGB may cover (cpuid "
+        "0x80000008 EDX[15:0] + 1; no published value for real parts: an assumption)", 1, 1 << 16),
     Key("tlb.pti", "bool", True, "page-table isolation: kernel text is not global, so full flushes drop it"),
     Key("tlb.itlb_flush_events_per_flush", "int", 2,
         "itlb.itlb_flush events per full flush (PTI's user + kernel PCIDs, K§1.6)", 1, 8),
@@ -178,6 +191,15 @@ SCHEMA: tuple[Key, ...] = (
     Key("cost.ipi_wait", "time", None, "initiator wait for the slowest flush acknowledgement"),
     Key("cost.ipi_receive", "time", None, "receiver cost of taking the flush IPI"),
     Key("cost.vmexit", "time", None, "the sender's VM exit per flush call in a guest (PV send-IPI hypercall)"),
+    Key("cost.invlpgb", "time", None, "initiator cost of issuing one INVLPGB (asynchronous; "
+        "no published latency: an assumption)"),
+    Key("cost.tlbsync", "time", None, "initiator wait in TLBSYNC for its INVLPGBs to complete on "
+        "every CPU (no published latency: an assumption)"),
+    Key("cost.rar_request", "time", None, "initiator cost of one RAR request: payload slot, "
+        "action vector (the APIC send is cost.ipi_send per target; no published figure: an "
+        "assumption)"),
+    Key("cost.rar_wait", "time", None, "initiator wait until every RAR target reports "
+        "RAR_SUCCESS (no published figure: an assumption)"),
     Key("cost.flush_full", "time", None, "full local TLB flush"),
     Key("cost.flush_one", "time", None, "one INVLPG"),
     Key("cost.fault", "time", None, "page-fault entry/exit and handling"),

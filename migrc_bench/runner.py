@@ -70,15 +70,6 @@ def default_trace(cfg: Config, quiet: bool = False) -> Path:
     return ensure(cfg.trace.generate, named, quiet=quiet)
 
 
-def check_replayable(trace_path: str | Path) -> None:
-    """Refuse, before any work (and before the compile note), a trace the model cannot replay
-    yet: several processes. Replay() checks it again for callers that come in elsewhere."""
-    from .trace.processes import refuse_several_processes
-
-    reader = TraceReader(trace_path)
-    refuse_several_processes(reader.path, reader.meta.processes)
-
-
 def make_engine(cfg: Config):
     """The migration engine plug-in, or None when the tiering policy is off."""
     if not cfg.tiering.enabled:

@@ -39,8 +39,8 @@ engines = ["baseline", "migrc"]
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
     d = tmp_path_factory.mktemp("sweep-traces")
-    # Two threads, so that both machine.ncpu = 2 and 4 can replay it; a 4-thread trace gives
-    # a point that fails (ncpu = 2 < 4 threads).
+    # Two threads, so that both machine.ncpu = 2 and 4 can replay it with a warm-up; a
+    # 4-thread trace gives a point that fails (ncpu = 2 < 4 threads and a warm-up).
     t2 = d / "xs-t2.parquet"
     generate_xsbench(t2, size="small", mode="event", lookups=1500, threads=2)
     t4 = d / "xs-t4.parquet"
@@ -129,7 +129,8 @@ def test_sigkill_midway_then_rerun_finishes_only_the_missing_points(tmp_path, tr
 
 
 def test_a_failing_point_is_recorded_and_the_others_go_on(tmp_path, traces, capsys):
-    grid = write_grid(tmp_path, traces["t4"])      # 4 threads: ncpu = 2 cannot replay it
+    # 4 threads with a warm-up: ncpu = 2 cannot replay it (a warm-up is counted per CPU)
+    grid = write_grid(tmp_path, traces["t4"], GRID.replace("[grid]", '"replay.warmup" = 100\n[grid]'))
     out = tmp_path / "out"
     rc = main(["sweep", "run", str(grid), "--out", str(out), "--workers", "0", "--format", "json"])
     assert rc == 1

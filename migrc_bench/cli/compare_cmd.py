@@ -21,7 +21,7 @@ from ..defaults import config_for
 from ..engines.loader import identify, relative_to_config, split_file_spec
 from ..notices import short_run
 from ..errors import UserError
-from ..runner import check_replayable, default_trace, stream_spec
+from ..runner import default_trace, stream_spec
 from .first_use import note_compile
 from .options import config_options, format_option, quiet_option, stream_option, stream_sets
 from .output import emit_rows, markdown_table
@@ -118,8 +118,6 @@ def command(inputs, engines, config_path, sets, out_dir, workers, counters, only
         trace = Path(inputs[0]) if inputs else stream_spec(cfg) or default_trace(cfg, quiet=quiet)
         if out_dir is not None:
             interrupts.keep_target(out_dir, " (no run appended)")
-        if isinstance(trace, Path):
-            check_replayable(trace)  # a generator's stream is one process
         note_compile(quiet)
         with engines_progress(engine_list, quiet=quiet) as bars:
             columns = C.replay_columns(

@@ -15,7 +15,7 @@ from ..engines.loader import identify, relative_to_config
 from ..model.replay import RunResult
 from ..notices import short_run
 from ..results_dir import check_results_dir
-from ..runner import check_replayable, default_trace, run_trace, stream_spec
+from ..runner import default_trace, run_trace, stream_spec
 from .first_use import note_compile
 from .options import config_options, format_option, quiet_option, stream_option, stream_sets
 from .output import emit_rows
@@ -89,8 +89,6 @@ def command(trace, config_path, sets, engine, out_dir, no_save, check_invariants
     else:
         check_results_dir(out_dir)  # before the replay, not after it
         interrupts.keep_target(out_dir, " (the replay was not saved)")
-    if not streamed:
-        check_replayable(trace_path)  # a generator's stream is one process
     note_compile(quiet)
     with replay_progress(quiet=quiet) as progress:
         result, run_id = run_trace(cfg, streamed or trace_path, None if no_save else out_dir,

@@ -69,6 +69,8 @@ class Engine:
         self.migration_entry_ad = cfg.tiering.migration_entry_ad
         self.batch_cap = cfg.tiering.migrate_batch
 
+    unmap_mm = 0  # the mm of the PTE try_to_migrate_one is unmapping
+
     def attach(self, replay) -> None:
         self.r = replay
         self.m = replay.machine
@@ -119,8 +121,9 @@ class Engine:
 
     # ---- per-PTE and per-batch decisions ---------------------------------------------------
     def defers_flush(self, initiator: int) -> bool:
-        """should_defer_flush: batching is on and another CPU may cache the mm."""
-        mask = self.m.mm_cpumask
+        """should_defer_flush: batching is on and another CPU may cache the mm (the mm of
+        the PTE being unmapped: ``unmap_mm``)."""
+        mask = self.m.mm_cpumasks[self.unmap_mm]
         return bool(mask.any() and (mask.sum() > 1 or not mask[initiator]))
 
     def add_pending(self, initiator: int, u: Unmapped, pte_flags: int) -> None:
@@ -128,9 +131,10 @@ class Engine:
         read-only batch when the engine splits it off and the PTE is neither writable nor dirty."""
         ro = self.splits_readonly and not (pte_flags & (K.PTE_WRITE | K.PTE_DIRTY))
         batch = self.tlb_ubc_ro if ro else self.tlb_ubc
-        batch.mask |= self.m.mm_cpumask
-        self.flush.inc_mm_gen()
-        self.flush.note_batched_unmap()  # mm->tlb_flush_batched
+        mm = self.unmap_mm  # the PTE's mm: its cpumask, its generation
+        batch.mask |= self.m.mm_cpumasks[mm]
+        self.flush.inc_mm_gen(mm)
+        self.flush.note_batched_unmap(mm)  # mm->tlb_flush_batched
         batch.flush_required = True
         if pte_flags & K.PTE_DIRTY:
             batch.writable = True
@@ -211,39 +215,61 @@ class Engine:
         return [u.dst for u in batch], nomem
 
     def unmap(self, initiator: int, src: int, dst: int) -> Unmapped:
-        """try_to_migrate_one for the folio's one mapping."""
+        """try_to_migrate: try_to_migrate_one for every mapping of the folio (the rmap walk:
+        a shared file page is mapped once per VMA, of any mm), each PTE into its own mm's
+        batch (or flushed at once). The folio is writable, young, dirty or accessible when
+        any of its mappings is."""
         m = self.m
-        pid = int(m.frame_pid[src])
-        fl = int(m.pte_flags[pid])
-        accessible = self.flush.pte_accessible(fl, float(m.clock[initiator]))
-        u = Unmapped(src, dst, pid, bool(fl & K.PTE_WRITE), bool(fl & K.PTE_YOUNG),
-                     bool(fl & K.PTE_DIRTY), accessible)
-        m.pte_flags[pid] = 0  # migration entry: not present
-        m.charge(initiator, m.costs.migrate_page, T["copy"])
-        if accessible:
-            if self.defers_flush(initiator):
-                self.add_pending(initiator, u, fl)
+        maps = m.mappings(src)
+        u = None
+        for pid in maps:
+            fl = int(m.pte_flags[pid])
+            self.unmap_mm = mm = self.flush.mm_of_page(pid)
+            accessible = self.flush.pte_accessible(fl, float(m.clock[initiator]), mm)
+            bits = (bool(fl & K.PTE_WRITE), bool(fl & K.PTE_YOUNG), bool(fl & K.PTE_DIRTY))
+            if u is None:
+                u = Unmapped(src, dst, pid, *bits, accessible)
             else:
-                self.flush.flush_mm_range(initiator, np.array([pid], np.int32))
+                u.writable |= bits[0]
+                u.young |= bits[1]
+                u.dirty |= bits[2]
+                u.accessible |= accessible
+            if len(maps) > 1:
+                u.extra.setdefault("maps", []).append((pid, *bits))
+            m.pte_flags[pid] = 0  # migration entry: not present
+            if pid == maps[0]:
+                m.charge(initiator, m.costs.migrate_page, T["copy"])
+            if accessible:
+                if self.defers_flush(initiator):
+                    self.add_pending(initiator, u, fl)
+                else:
+                    self.flush.flush_mm_range(initiator, np.array([pid], np.int32))
         return u
 
     def move(self, initiator: int, u: Unmapped) -> None:
-        """Copy, then remove_migration_ptes: the new PTE from the migration entry."""
+        """Copy, then remove_migration_ptes: each mapping's new PTE from its migration entry."""
         m = self.m
         m.frame_ver[u.dst] = m.frame_ver[u.src]
         m.charge(initiator, m.costs.copy_ns(m.nodes[int(m.frame_node[u.dst])]), T["copy"])
-        fl = K.PTE_PRESENT
-        if u.writable:
-            fl |= K.PTE_WRITE
-        if self.migration_entry_ad:
-            if u.young:
-                fl |= K.PTE_YOUNG
-            if u.dirty:
-                fl |= K.PTE_DIRTY
-        m.pte_pfn[u.pid] = u.dst
-        m.pte_flags[u.pid] = fl
+        maps = u.extra.get("maps") or ((u.pid, u.writable, u.young, u.dirty),)
+        for pid, writable, young, dirty in maps:
+            fl = K.PTE_PRESENT
+            if writable:
+                fl |= K.PTE_WRITE
+            if self.migration_entry_ad:
+                if young:
+                    fl |= K.PTE_YOUNG
+                if dirty:
+                    fl |= K.PTE_DIRTY
+            m.pte_pfn[pid] = u.dst
+            m.pte_flags[pid] = fl
         m.frame_state[u.dst] = F_USED
         m.frame_pid[u.dst] = u.pid
+        if len(maps) > 1:
+            m.frame_maps[u.dst] = [x[0] for x in maps[1:]]
+            m.frame_maps.pop(u.src, None)
         self.r.tiering.lru_add(u.dst, like=u.src)
-        if u.writable and self.r.checker is not None:
-            self.r.checker.on_writable(initiator, u.pid)
+        if self.r.checker is not None:
+            for pid, writable, _, _ in maps:
+                if writable:
+                    self.r.checker.on_writable(initiator, pid)

@@ -53,7 +53,9 @@ class Feeder:
     """Moves trace rows into per-CPU buffers through the machine's page map."""
 
     def __init__(self, reader: TraceReader, machine, buffers: Buffers, threads: int,
-                 max_accesses: int = 0, reader_thread: bool = False):
+                 max_accesses: int = 0, reader_thread: bool = False,
+                 task_mm: np.ndarray | None = None):
+        """``task_mm``: each thread's mm when the trace has several (pages keyed by mm)."""
         self.reader = reader
         self.m = machine
         self.buf = buffers
@@ -72,7 +74,8 @@ class Feeder:
             # read, mapped and grouped by thread on the trace reader thread when asked
             self._batches = MappedBatches(self._limited(reader.iter_batches(READ_ROWS)),
                                           machine.pagemap, threads, reader.path,
-                                          reader.meta.threads, background=reader_thread)
+                                          reader.meta.threads, background=reader_thread,
+                                          task_mm=task_mm)
         else:
             n = reader.num_rows
             self._sources = [self._limited(_rotated(reader, k * n // threads), per_thread=True)
@@ -111,7 +114,9 @@ class Feeder:
         return True
 
     def refill(self, cpu: int) -> None:
-        """Top up one CPU's buffer; close its stream when the trace has nothing more for it."""
+        """Top up one task's buffer (``cpu``: the task, which is the CPU of the same number
+        when there are no more tasks than CPUs); close its stream when the trace has nothing
+        more for it."""
         t = cpu
         while self.buf.room(cpu) > 0:
             q = self._pending[t]

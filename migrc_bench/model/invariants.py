@@ -12,8 +12,13 @@ translation (kernel.check_use); the rest is checked here, at the moments they ca
 - I6: free + held + used ≠ capacity on a node, received > remote × (ncpu − 1), or
   pgmigrate_success ≠ promotions + demotions.
 
-A lazy CPU whose TLB generation is behind the mm's is exempt from I2-I4: it flushes
-before it runs the mm again (switch_mm_irqs_off), exactly as the kernel relies on.
+Every mm is checked (a stale translation in any of them). The entries of mm X on CPU c are
+exempt from I2-I4 while c will flush them before it uses them again, exactly as the kernel
+relies on (switch_mm_irqs_off): X is loaded and c is lazy with its generation behind X's;
+or X is not loaded and its ASID slot on c has a generation behind X's, or X has no slot
+there (a new slot is flushed). Never while c holds X's entries under X's global ASID and the
+broadcasts reach c (machine.flush invlpgb: every CPU; rar: the CPUs of X's cpumask): no
+switch flushes them, the broadcasts must have.
 The first violations are kept with the event that broke the rule.
 """
 
@@ -26,6 +31,7 @@ import numpy as np
 
 from . import kernel as K
 from .counters import C
+from .machine import MM_SHIFT, VPN_OF_KEY
 from .memory import F_FREE, F_HELD, F_TAGGED, F_USED
 
 KEEP = 16
@@ -66,14 +72,33 @@ class Checker:
 
     # ---- helpers -----------------------------------------------------------------------
     def _exempt(self) -> np.ndarray:
+        """(ncpu, 128) bool: whether CPU c's entries of mm X may be stale (see above)."""
         m = self.m
-        return m.lazy & (m.cpu_gen < m.mm_gen)
+        ex = np.zeros((m.ncpu, 128), np.bool_)
+        ex[:, : m.nmm] = True  # no slot: flushed when the mm next takes one
+        cpus, slots = np.nonzero(m.asid_mm >= 0)
+        mms = m.asid_mm[cpus, slots]
+        ex[cpus, mms] = m.asid_gen[cpus, slots] < m.mm_gens[mms]
+        c = np.flatnonzero(m.loaded_mm >= 0)
+        mms = m.loaded_mm[c]
+        ex[c, mms] = m.lazy[c] & (m.cpu_gen[c] < m.mm_gens[mms])
+        kept = self.r.flush.kept_current()  # global-ASID entries the broadcasts keep current
+        if kept is not None:
+            ex[:, : m.nmm] &= ~kept
+        return ex
+
+    def _caching(self, frame: int, state: int = -1) -> np.ndarray:
+        """CPUs holding a non-exempt translation to ``frame`` (or to any frame in ``state``)."""
+        m = self.m
+        K.cpus_caching_frame_mm(m.tlb_tag, m.tlb_pfn, m.page_vpn, MM_SHIFT, self._exempt(),
+                                frame, state, m.frame_state, self._mask)
+        return self._mask
 
     def _add(self, rule: str, cpu: int, pid: int, frame: int, detail: str, t: float | None = None) -> None:
         self.count += 1
         self.by_rule[rule] += 1
         if len(self.found) < KEEP:
-            addr = int(self.m.page_vpn[pid]) << 12 if pid >= 0 else 0
+            addr = (int(self.m.page_vpn[pid]) & VPN_OF_KEY) << 12 if pid >= 0 else 0
             when = float(self.m.clock[cpu]) if t is None else t
             self.found.append(Violation(rule, cpu, addr, frame, when, detail))
 
@@ -81,8 +106,7 @@ class Checker:
     def on_alloc(self, cpu: int, frame: int) -> None:
         """I3: the frame leaves the free lists; nobody may still translate to it."""
         m = self.m
-        K.cpus_caching_frame(m.tlb_tag, m.tlb_pfn, frame, self._mask)
-        bad = self._mask & ~self._exempt()
+        bad = self._caching(frame)
         if bad.any():
             c = int(np.flatnonzero(bad)[0])
             self._add("I3", c, -1, frame, f"frame {frame} reallocated while cpu(s) "
@@ -94,7 +118,7 @@ class Checker:
         frame = int(m.pte_pfn[pid])
         K.cpus_aliasing_page(m.tlb_tag, m.tlb_pfn, m.tlb_geo, pid, int(m.page_vpn[pid]), frame,
                              self._mask)
-        bad = self._mask & ~self._exempt()
+        bad = self._mask & ~self._exempt()[:, int(m.page_vpn[pid]) >> MM_SHIFT]
         if bad.any():
             self._add("I2", cpu, pid, frame, f"PTE made writable while cpu(s) "
                       f"{np.flatnonzero(bad).tolist()} cache a stale alias of the page")
@@ -118,8 +142,7 @@ class Checker:
         m = self.m
         allowed = self.r.engine.allowed_stale_cpus() if self.r.engine is not None else None
         for state, name in ((F_HELD, "held"), (F_TAGGED, "tagged")):
-            K.cpus_caching_state(m.tlb_tag, m.tlb_pfn, m.frame_state, state, self._mask)
-            bad = self._mask & ~self._exempt()
+            bad = self._caching(-1, state).copy()
             if allowed is not None:
                 bad &= ~allowed
             if bad.any():
@@ -143,7 +166,8 @@ class Checker:
             rule = "I1" if code != K.V_WRITABLE_TLB else "I2"
             self.count += 1
             self.by_rule[rule] += 1
-            loop_found.append(Violation(rule, cpu, int(m.page_vpn[pid]) << 12, frame, float(t),
+            loop_found.append(Violation(rule, cpu, (int(m.page_vpn[pid]) & VPN_OF_KEY) << 12,
+                                        frame, float(t),
                                         CODE_TEXT[code].format(frame=frame, pte_frame=pte_frame)))
         self.count += int(m.viol_n[0]) - kept
         self.by_rule["I1"] += int(m.viol_n[0]) - kept

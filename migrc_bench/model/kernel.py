@@ -39,6 +39,7 @@ R_FAULT_MISSING = 2  # page not present: first-touch allocation
 R_FAULT_HINT = 3    # PROT_NONE PTE: NUMA hint fault
 R_FAULT_WP = 4      # store to a non-writable translation
 R_ALL_DONE = 5      # no CPU has work left
+R_SWITCH = 6        # cpu's task used up its slice, or ended, while others wait on its run queue
 
 # counter columns (must match counters.COUNTERS order)
 from .counters import C as _C, T as _T  # noqa: E402
@@ -132,6 +133,20 @@ def invalidate_all(tag, c, page_flags, keep_kernel):
             if keep_kernel and (page_flags[k] & VMA_KERNEL):
                 continue
             tag[c, i] = -1
+
+
+@njit(cache=True, _nrt=False)
+def invalidate_mm(tag, c, page_vpn, mm, mm_shift, page_flags, keep_kernel):
+    """Full flush of one mm's PCID on one CPU (several mms): the entries of pages keyed to
+    ``mm``, and kernel text unless it is global (not PTI)."""
+    for i in range(tag.shape[1]):
+        k = tag[c, i]
+        if k >= 0:
+            if page_flags[k] & VMA_KERNEL:
+                if not keep_kernel:
+                    tag[c, i] = -1
+            elif (page_vpn[k] >> mm_shift) == mm:
+                tag[c, i] = -1
 
 
 # invariant violation codes recorded by the checked loop (model.md §7 I1, I2)
@@ -352,13 +367,16 @@ def _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n
 def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
              frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out,
-             hint, scan_time, kpids, kpos, kcount, last):
+             hint, scan_time, kpids, kpos, kcount, last, cur_task, slice_end, rq_len):
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
     until its clock reaches the quantum's end. ``out`` receives (cpu, pid, op) of a fault;
     ``last`` is the same-page filter (F_ITLB, F_DTLB slots per CPU). No GIL: the trace
-    reader thread runs meanwhile.
+    reader thread runs meanwhile. CPU c runs task ``cur_task[c]`` (buffers, heads, tails and
+    streams are per task) until ``slice_end[c]`` (+inf while it is alone on its run queue);
+    when the slice is used up, or the task ends while ``rq_len[c]`` > 1, the loop returns
+    R_SWITCH and Python switches tasks (model/runqueue.py).
     """
     ncpu = clock.shape[0]
     cpi_ns = cost[K_CPI_NS]
@@ -368,10 +386,14 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
         for c in range(ncpu):
             if not running[c]:
                 continue
+            t = cur_task[c]
+            se = slice_end[c]
+            lim = qe if qe < se else se
+            switch = False
             # this CPU's hot state lives in locals while it runs and is written back whenever
             # the loop leaves it (quantum end, empty buffer, fault): fewer memory round trips
-            h = head[c]
-            tl = tail[c]
+            h = head[t]
+            tl = tail[t]
             st = stamps[c]
             clk = clock[c]
             busy = times[c, T_BUSY]
@@ -388,10 +410,10 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
             dsl = last[c, F_DTLB]
             dp, dfr, dwr = _filter_entry(tag, pfn, wr, c, dsl)
             dmem = miss_rate * node_lat[frame_node[dfr]] if dp >= 0 else 0.0
-            while clk < qe:
+            while clk < lim:
                 if h == tl:
-                    if stream_open[c]:
-                        head[c] = h
+                    if stream_open[t]:
+                        head[t] = h
                         stamps[c] = st
                         clock[c] = clk
                         _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores,
@@ -400,10 +422,13 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         last[c, F_DTLB] = dsl
                         out[0] = c
                         return R_NEED_DATA
+                    if rq_len[c] > 1:  # others wait: Python switches to the next one
+                        switch = True
+                        break
                     running[c] = False
                     break
-                pid = buf_pid[c, h]
-                w = buf_op[c, h]
+                pid = buf_pid[t, h]
+                w = buf_op[t, h]
                 op = w & 3
                 vl = np.int64(w >> 2)
                 st += 1
@@ -475,7 +500,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         # kernel text went through this CPU's iTLB: read the filter afresh
                         ip, ifr, iwr = _filter_entry(tag, pfn, wr, c, isl)
                         continue  # settled here: retry the access
-                    head[c] = h
+                    head[t] = h
                     out[0] = c
                     out[1] = pid
                     out[2] = op
@@ -496,13 +521,16 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                 n_acc += 1
                 clk += busy - t0
                 h += 1
-            head[c] = h
+            head[t] = h
             stamps[c] = st
             clock[c] = clk
             _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n_dhit,
                         busy, tmem)
             last[c, F_ITLB] = isl
             last[c, F_DTLB] = dsl
+            if switch or (running[c] and clk >= se):
+                out[0] = c
+                return R_SWITCH
         any_running = False
         for c in range(ncpu):
             if running[c]:
@@ -534,14 +562,19 @@ def kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, pa
 
 
 @njit(cache=True, _nrt=False)
-def cpus_caching_frame(tag, pfn, frame, out):
-    """out[c] = True when CPU c holds any translation to ``frame`` (I3)."""
+def cpus_caching_frame_mm(tag, pfn, page_vpn, mm_shift, exempt, frame, state, frame_state, out):
+    """out[c] = True when CPU c holds a translation of a mm not ``exempt[c, mm]`` to ``frame``
+    (state < 0) or to any frame in ``state`` (I3, I4 with several mms; kernel text: mm 127)."""
     for c in range(tag.shape[0]):
         out[c] = False
         for i in range(tag.shape[1]):
-            if tag[c, i] >= 0 and pfn[c, i] == frame:
-                out[c] = True
-                break
+            k = tag[c, i]
+            if k < 0:
+                continue
+            if (pfn[c, i] == frame) if state < 0 else (frame_state[pfn[c, i]] == state):
+                if not exempt[c, page_vpn[k] >> mm_shift]:
+                    out[c] = True
+                    break
 
 
 @njit(cache=True, _nrt=False)
@@ -554,14 +587,3 @@ def cpus_aliasing_page(tag, pfn, geo, pid, vpn, frame, out):
             for i in range(base, base + geo[lvl + 2]):
                 if tag[c, i] == pid and pfn[c, i] != frame:
                     out[c] = True
-
-
-@njit(cache=True, _nrt=False)
-def cpus_caching_state(tag, pfn, frame_state, state, out):
-    """out[c] = True when CPU c holds a translation to any frame in ``state`` (I4)."""
-    for c in range(tag.shape[0]):
-        out[c] = False
-        for i in range(tag.shape[1]):
-            if tag[c, i] >= 0 and frame_state[pfn[c, i]] == state:
-                out[c] = True
-                break

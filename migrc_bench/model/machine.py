@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,16 @@ from .pagemap import PageMap
 from .presets import COST_PRESETS, TLB_PRESETS, TlbGeometry
 
 KERNEL_TEXT_VPN = 0xFFFFFFFF81000  # vpn of 0xffffffff81000000, x86-64 kernel text base
+
+# Pages are keyed by (mm, vpn): key = mm << MM_SHIFT | vpn, so mm 0 (a one-process trace)
+# keys its pages by the vpn itself. A user vpn is below 2^35 (47-bit user space; the trace's
+# addresses are checked below 2^57 = 2^(MM_SHIFT + 12)), and kernel text keys have bit 51 set,
+# which no user mm (at most MAX_MMS) reaches: entries of different mms never alias, as PCIDs
+# keep them apart in the hardware.
+MM_SHIFT = 45
+VPN_OF_KEY = (1 << MM_SHIFT) - 1
+MAX_MMS = 64
+TLB_NR_DYN_ASIDS = 6  # arch/x86/include/asm/tlbflush.h: per-CPU ASID slots (PCIDs)
 
 
 def tlb_geometry(cfg: Config) -> TlbGeometry:
@@ -51,6 +62,10 @@ class Costs:
     ipi_wait: float
     ipi_receive: float
     vmexit: float
+    invlpgb: float
+    tlbsync: float
+    rar_request: float
+    rar_wait: float
     flush_full: float
     flush_one: float
     fault: float
@@ -118,13 +133,26 @@ class Machine:
         # invariant violations found by the checked loop: (code, cpu, pid, frame, pte frame, t)
         self.viol = np.zeros((K.N_VIOL_KEPT, 6), np.int64)
         self.viol_n = np.zeros(1, np.int64)
-        # mm: one process; per-CPU TLB generation and lazy flag (K§1.3)
-        self.mm_gen = 1
+        # mms (one per process of the trace): context.tlb_gen and mm_cpumask per mm (K§1.3);
+        # ``mm_cpumask`` is mm 0's row (a one-process trace's only mm)
+        self.nmm = max(1, len(meta.processes))
+        self.mm_gens = np.ones(self.nmm, np.int64)
+        self.mm_cpumasks = np.zeros((self.nmm, self.ncpu), np.bool_)
+        self.mm_cpumask = self.mm_cpumasks[0]
+        # per CPU (struct tlb_state): the loaded mm (-1: init_mm), the lazy flag, the ASID
+        # slots (ctxs[].ctx_id as the owning mm, ctxs[].tlb_gen), the loaded slot and
+        # next_asid; ``cpu_gen`` is the loaded slot's tlb_gen (ctxs[loaded_mm_asid].tlb_gen)
         self.cpu_gen = np.ones(self.ncpu, np.int64)
         self.lazy = np.zeros(self.ncpu, np.bool_)
-        self.mm_cpumask = np.zeros(self.ncpu, np.bool_)
+        self.loaded_mm = np.full(self.ncpu, -1, np.int64)
+        self.asid_mm = np.full((self.ncpu, TLB_NR_DYN_ASIDS), -1, np.int64)
+        self.asid_gen = np.zeros((self.ncpu, TLB_NR_DYN_ASIDS), np.int64)
+        self.loaded_asid = np.zeros(self.ncpu, np.int64)
+        self.next_asid = np.zeros(self.ncpu, np.int64)
+        self._mm_index = {p.pid: i for i, p in enumerate(meta.processes)}
         # pages
-        self.regions = tuple(sorted(meta.regions, key=lambda r: r.start))
+        self.regions = tuple(sorted((self._in_key_space(r) for r in meta.regions),
+                                    key=lambda r: r.start))
         self._region_starts = np.array([r.start for r in self.regions], np.int64)
         if profile is not None and not self.regions:  # VMAs inferred from the page set
             order = np.argsort(profile.vpns)
@@ -138,6 +166,9 @@ class Machine:
         # nodes and frames
         self.footprint_bytes = footprint = footprint_bytes(meta, profile)
         dram, cxl = cfg.memory.dram, cfg.memory.cxl
+        if self.nmm > 1 and not meta.regions:
+            raise ConfigError("a trace of several processes needs its regions (metadata "
+                              "migrc_bench.regions per pid): its pages are keyed by process")
         if (isinstance(dram, float) or isinstance(cxl, float)) and footprint == 0:
             raise ConfigError("config key 'memory.dram'/'memory.cxl': a share of the footprint needs "
                               "the trace's data pages, and this trace has none; give an absolute "
@@ -156,7 +187,8 @@ class Machine:
         self.frame_node[n0:n0 + n1] = 1
         self.frame_state = np.full(nframes, F_FREE, np.int8)
         self.frame_ver = np.zeros(nframes, np.int64)
-        self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: one mm, one vpn per frame
+        self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: the frame's first mapping
+        self.frame_maps: dict[int, list[int]] = {}  # its other mappings (shared file pages)
         self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
         # kernel text: present, global unless PTI, on reserved frames
         # each CPU walks the kernel text pool round-robin, kernel_text_pages per entry
@@ -171,6 +203,36 @@ class Machine:
         self.pte_flags[self.kernel_pids] = K.PTE_PRESENT
         self.frame_state[kframes] = F_KERNEL
         self.frame_pid[kframes] = self.kernel_pids
+
+    @property
+    def mm_gen(self) -> int:
+        """mm 0's context.tlb_gen (a one-process trace's only mm)."""
+        return int(self.mm_gens[0])
+
+    @mm_gen.setter
+    def mm_gen(self, value: int) -> None:
+        self.mm_gens[0] = value
+
+    def mm_of_pid(self, pid: int | None) -> int:
+        """The mm index of a trace process id (None, a version-1 trace: mm 0)."""
+        return self._mm_index.get(pid, 0) if pid is not None else 0
+
+    def _in_key_space(self, r: Region) -> Region:
+        """A region of mm k moved to the key space's addresses (key << 12 = mm << 57 | addr),
+        so everything that looks regions up by address works on page keys unchanged."""
+        off = self.mm_of_pid(r.pid) << (MM_SHIFT + 12)
+        return dataclasses.replace(r, start=r.start + off, end=r.end + off) if off else r
+
+    def task_mms(self, threads: int) -> np.ndarray:
+        """The mm index of each thread (task) of the trace."""
+        out = np.zeros(threads, np.int64)
+        for i, p in enumerate(self.meta.processes):
+            out[[t for t in p.tids if t < threads]] = i
+        return out
+
+    def page_mm(self, pids) -> np.ndarray:
+        """The mm index of page ids (kernel text: 127, no user mm)."""
+        return self.page_vpn[pids] >> MM_SHIFT
 
     # ---- pages -------------------------------------------------------------------------
     def _grow(self, n: int) -> None:
@@ -273,10 +335,14 @@ class Machine:
     def _profile_column(self, pids: np.ndarray, values: np.ndarray) -> np.ndarray:
         """The profile's per-page ``values`` for page ids (0 for pages the trace never touches)."""
         out = np.zeros(len(pids), values.dtype)
-        prof = self.pagemap.lookup(self.profile.vpns.astype(np.int64))
-        known = prof >= 0  # pages outside the regions are not registered yet
         where = np.full(self.pagemap.n, -1, np.int64)
-        where[prof[known]] = np.flatnonzero(known)
+        # the pre-pass counts by address: with several mms, each mm's page at that address
+        # gets the value (an approximation: the processes' records are not told apart)
+        for mm in range(self.nmm):
+            keys = self.profile.vpns.astype(np.int64) | (mm << MM_SHIFT)
+            prof = self.pagemap.lookup(keys)
+            known = prof >= 0  # pages outside the regions are not registered yet
+            where[prof[known]] = np.flatnonzero(known)
         idx = where[pids]
         out[idx >= 0] = values[idx[idx >= 0]]
         return out
@@ -299,6 +365,13 @@ class Machine:
             pids = pids[self.pte_pfn[pids] < 0]
             if len(pids):  # a page once, in the first region that has it
                 pids = pids[np.sort(np.unique(pids, return_index=True)[1])]
+        shared, sharing = self._shared_file_pages(pids)
+        if len(shared):  # a file page mapped again: the frame of its first mapping
+            keep = np.ones(len(pids), np.bool_)
+            keep[shared] = False
+            shared, sharing = pids[shared], pids[sharing]
+            pids = pids[keep]
+            one_range = False
         if placement == "hot":  # most accessed first; ties keep first-touch order
             pids = pids[np.argsort(-self._profile_column(pids, self.profile.counts), kind="stable")]
             one_range = False
@@ -354,6 +427,60 @@ class Machine:
         self.pte_flags[idx] = np.where(writable, pte, K.PTE_PRESENT).astype(np.uint8)
         self.frame_state[frames] = F_USED
         self.frame_pid[frames] = pids
+        if len(shared):
+            self._map_shared(shared, sharing)
+
+    def _shared_file_pages(self, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``pids`` of pages that map a file page an earlier page already maps
+        (regions naming one file id: the same page-cache pages), and the positions of those
+        earlier pages."""
+        files = [r for r in self.regions if r.file is not None]
+        if len(files) < 2 or not len(pids):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ids = {fid: i for i, fid in enumerate(sorted({r.file.id for r in files}))}
+        vpns = self.page_vpn[pids]
+        fkey = np.full(len(pids), -1, np.int64)
+        for r in files:
+            first, last = r.start >> 12, (r.end - 1) >> 12
+            sel = (vpns >= first) & (vpns <= last)
+            fkey[sel] = (ids[r.file.id] << 40) + r.file.offset // 4096 + (vpns[sel] - first)
+        at = np.flatnonzero(fkey >= 0)
+        _, first_at, inverse = np.unique(fkey[at], return_index=True, return_inverse=True)
+        canon = at[first_at][inverse]
+        again = canon != at
+        return at[again], canon[again]
+
+    def _map_shared(self, pids: np.ndarray, sharing: np.ndarray) -> None:
+        """Map ``pids`` to the frames of ``sharing`` (the page's first mapping): its PTE, without
+        write access where the page's own VMA is read-only; the frame's rmap lists them."""
+        frames = self.pte_pfn[sharing]
+        self.pte_pfn[pids] = frames
+        fl = self.pte_flags[sharing]
+        ro = (self.page_flags[pids] & K.VMA_WRITE) == 0
+        self.pte_flags[pids] = np.where(ro, fl & ~(K.PTE_WRITE | K.PTE_DIRTY), fl).astype(np.uint8)
+        for f, pid in zip(frames.tolist(), pids.tolist()):
+            self.frame_maps.setdefault(f, []).append(pid)
+
+    def drop_mapping(self, frame: int, pid: int) -> bool:
+        """Page ``pid`` no longer maps ``frame``: True if no mapping is left (a shared file
+        page stays in the page cache while another VMA maps it)."""
+        more = self.frame_maps.get(frame)
+        if not more:
+            return True
+        if self.frame_pid[frame] == pid:
+            self.frame_pid[frame] = more.pop(0)
+        else:
+            more.remove(pid)
+        if not more:
+            del self.frame_maps[frame]
+        return False
+
+    def mappings(self, frame: int) -> list[int]:
+        """Every page (PTE) mapping ``frame``: the rmap walk (a shared file page: one per VMA
+        that maps it, of any mm)."""
+        first = int(self.frame_pid[frame])
+        more = self.frame_maps.get(frame)
+        return [first] + more if more else [first]
 
     # ---- bookkeeping --------------------------------------------------------------------
     def tlb_args(self):

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import kernel as K
 from .counters import C, T
+from .machine import MM_SHIFT
 from .memory import F_USED
 
 MAX_SCAN_WINDOW = 2560  # MB/s: "never scan more PTEs than MAX_SCAN_WINDOW MB/sec"
@@ -92,6 +93,7 @@ class NumaTask:
     preferred_nid: int = -1
     numa_migrate_retry: float = 0.0  # ns
     node_stamp: float = 0.0          # ns of runtime before the task may scan again
+    mm: int = 0                      # the task's mm
 
 
 class NumaScanner:
@@ -108,102 +110,144 @@ class NumaScanner:
         self.period_max_ms = _ms(tc.scan_period_max)
         self.scan_size_real = tc.scan_size_mb / self.space_scale
         self.scan_pages = max(1, int(tc.scan_size_mb * (1 << (20 - 12))))
-        self.tasks = [NumaTask(self.scan_delay_ms) for _ in range(tiering.r.threads)]
-        # mm state
-        self.numa_next_scan = 0.0
-        self.numa_scan_seq = 0
-        self.numa_scan_offset = 0
+        # one per task (trace thread), with its mm
+        rq = tiering.r.rq
+        self.tasks = [NumaTask(self.scan_delay_ms, mm=int(mm)) for mm in rq.task_mm]
+        # mm state, per mm: numa_next_scan, numa_scan_seq, numa_scan_offset
+        nmm = self.m.nmm
+        self.mm_next_scan = [0.0] * nmm
+        self.mm_scan_seq = [0] * nmm
+        self.mm_scan_offset = [0] * nmm
+        self.mm_scans = [0] * nmm
         self.scans = 0
-        self._token = 0
+        self._tokens = [0] * nmm
         self.steady = tiering.steady
         if self.steady:
             # where a long run has the scanner: every task at task_scan_max() (the period
             # doubles once per pass from task_scan_start() and stays there), faults recorded
-            smax = self.scan_max()
+            smax = [self.scan_max(mm) for mm in range(nmm)]
             for p in self.tasks:
-                p.numa_scan_period = p.numa_scan_period_max = smax
+                p.numa_scan_period = p.numa_scan_period_max = smax[p.mm]
                 p.ticked = p.has_faults = True
                 p.preferred_nid = 0
+
+    @property
+    def numa_scan_seq(self) -> int:
+        """mm 0's numa_scan_seq (a one-process trace's only mm)."""
+        return self.mm_scan_seq[0]
+
+    @property
+    def numa_scan_offset(self) -> int:
+        return self.mm_scan_offset[0]
+
+    @property
+    def numa_next_scan(self) -> float:
+        return self.mm_next_scan[0]
 
     # ---- periods ------------------------------------------------------------------------
     def ns(self, ms: float) -> float:
         return ms * 1e6 * self.ts
 
-    def rss(self) -> int:
-        """get_mm_rss(): the mm's resident pages (user frames in use)."""
-        return int(np.count_nonzero(self.m.frame_state == F_USED))
+    def rss(self, mm: int = 0) -> int:
+        """get_mm_rss(): the mm's resident pages (user frames in use, of its pages)."""
+        m = self.m
+        used = m.frame_state == F_USED
+        if m.nmm == 1:
+            return int(np.count_nonzero(used))
+        return int(np.count_nonzero(m.page_mm(m.frame_pid[used]) == mm))
 
-    def windows(self) -> int:
-        return task_nr_scan_windows(self.rss(), self.scan_pages)
+    def windows(self, mm: int = 0) -> int:
+        return task_nr_scan_windows(self.rss(mm), self.scan_pages)
 
-    def scan_min(self) -> int:
-        return task_scan_min(self.windows(), self.scan_size_real, self.period_min_ms)
+    def scan_min(self, mm: int = 0) -> int:
+        return task_scan_min(self.windows(mm), self.scan_size_real, self.period_min_ms)
 
-    def scan_max(self) -> int:
-        w = self.windows()
+    def scan_max(self, mm: int = 0) -> int:
+        w = self.windows(mm)
         return task_scan_max(w, task_scan_min(w, self.scan_size_real, self.period_min_ms),
                              self.period_max_ms)
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """The first scan: after scan_delay from fork, or now in a steady-state window."""
-        self._schedule(0.0 if self.steady else self.ns(self.scan_delay_ms))
+        """The first scan of each mm: after scan_delay from fork, or now in a steady-state
+        window."""
+        for mm in range(self.m.nmm):
+            self._schedule(0.0 if self.steady else self.ns(self.scan_delay_ms), mm)
 
-    def _schedule(self, t_ns: float) -> None:
+    def _schedule(self, t_ns: float, mm: int = 0) -> None:
         """mm->numa_next_scan = t; a scan is due then (earlier schedules lapse)."""
-        self.numa_next_scan = t_ns
-        self._token += 1
-        token = self._token
-        self.r.at(t_ns, lambda r: self._due(token))
+        self.mm_next_scan[mm] = t_ns
+        self._tokens[mm] += 1
+        token = self._tokens[mm]
+        self.r.at(t_ns, lambda r: self._due(token, mm))
 
-    def _due(self, token: int) -> None:
-        if token == self._token:
-            self.task_numa_work()
+    def _due(self, token: int, mm: int = 0) -> None:
+        if token == self._tokens[mm]:
+            if mm:
+                self.task_numa_work(mm)
+            else:  # (as tests wrap it: task_numa_work() scans mm 0)
+                self.task_numa_work()
 
     def _runtime(self, cpu: int) -> float:
-        return float(self.m.times[cpu, T["busy"]])
+        """The CPU time of the task running on ``cpu`` (its sum_exec_runtime)."""
+        return self.r.rq.runtime(cpu)
 
-    def _scan_cpu(self) -> int | None:
-        """The task whose tick reaches task_numa_work first: round robin over the running
-        threads (the winner's node_stamp moves on, so another task likely wins next time)
-        that have run 32 times as long as their last scan took since it ended."""
+    def _running_cpus(self, mm: int) -> np.ndarray:
+        """CPUs whose current task is a task of ``mm`` that still runs."""
         r = self.r
         running = np.flatnonzero(r.running[: r.threads])
+        if self.m.nmm > 1:
+            running = running[r.rq.task_mm[r.rq.cur_task[running]] == mm]
+        return running
+
+    def _scan_cpu(self, mm: int = 0) -> int | None:
+        """The task whose tick reaches task_numa_work first: round robin over the running
+        threads of the mm (the winner's node_stamp moves on, so another task likely wins next
+        time) that have run 32 times as long as their last scan took since it ended."""
+        running = self._running_cpus(mm)
         if len(running) == 0:
             return None
         for k in range(len(running)):
-            cpu = int(running[(self.scans + k) % len(running)])
-            if self._runtime(cpu) >= self.tasks[cpu].node_stamp:
+            cpu = int(running[(self.mm_scans[mm] + k) % len(running)])
+            if self._runtime(cpu) >= self._task(cpu).node_stamp:
                 return cpu
         return -1
 
+    def _task(self, cpu: int) -> NumaTask:
+        return self.tasks[int(self.r.rq.cur_task[cpu])]
+
     # ---- task_numa_work ----------------------------------------------------------------
-    def task_numa_work(self) -> None:
-        cpu = self._scan_cpu()
-        if cpu is None:
-            return
+    def task_numa_work(self, mm: int = 0) -> None:
+        cpu = self._scan_cpu(mm)
         r, m = self.r, self.m
+        if cpu is None:
+            if r.rq.waiting(mm):  # the mm's tasks wait for a CPU: its next tick there
+                self._schedule(r.now() + r.quantum, mm)
+            return
         if cpu < 0:  # every task is still paying off its last scan: the first one to finish
-            wait = min(self.tasks[c].node_stamp - self._runtime(c)
-                       for c in np.flatnonzero(r.running[: r.threads]))
-            self._schedule(r.now() + max(wait, r.quantum))
+            wait = min(self._task(c).node_stamp - self._runtime(c)
+                       for c in self._running_cpus(mm))
+            self._schedule(r.now() + max(wait, r.quantum), mm)
             return
         for p in self.tasks:  # task_tick_numa: the first tick after scan_delay of runtime
-            if not p.ticked:
+            if not p.ticked and p.mm == mm:
                 p.ticked = True
-                p.numa_scan_period = self.scan_min()  # task_scan_start(), no numa_group
-        p = self.tasks[cpu]
+                p.numa_scan_period = self.scan_min(mm)  # task_scan_start(), no numa_group
+        p = self._task(cpu)
         now = r.now()
-        self._schedule(now + self.ns(p.numa_scan_period))
+        self._schedule(now + self.ns(p.numa_scan_period), mm)
         self.scans += 1
+        self.mm_scans[mm] += 1
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
         t0 = float(m.clock[cpu])
         vmas = r.vmas()
-        if vmas and self.numa_scan_offset >= vmas[-1][1]:
-            self._reset_scan()
+        if m.nmm > 1:  # the VMAs of the mm this CPU runs (key-space addresses: mm << 57)
+            vmas = [v for v in vmas if v[0] >> (MM_SHIFT + 12) == mm]
+        if vmas and self.mm_scan_offset[mm] >= vmas[-1][1]:
+            self._reset_scan(mm)
         pages = self.scan_pages
         virtpages = pages * 8
-        start = self.numa_scan_offset
+        start = self.mm_scan_offset[mm]
         reached_end = True
         for vstart, vend, pids, vpns in vmas:
             if vend <= start:
@@ -211,7 +255,7 @@ class NumaScanner:
             start = max(start, vstart)
             while start < vend:
                 end = min(vend, _align_up(start + pages * 4096, HUGE_PAGE))
-                updated = self._change_prot_numa(cpu, pids, vpns, start, end, now)
+                updated = self._change_prot_numa(cpu, pids, vpns, start, end, now, mm)
                 chunk = (end - start) >> 12
                 if updated:
                     pages -= chunk
@@ -223,22 +267,22 @@ class NumaScanner:
             if not reached_end:
                 break
         if reached_end:
-            self._reset_scan()
+            self._reset_scan(mm)
         else:
-            self.numa_scan_offset = start
+            self.mm_scan_offset[mm] = start
         t1 = float(m.clock[cpu])
         if t1 > t0:
-            r.flush.open_pending_window(t0, t1)
+            r.flush.open_pending_window(t0, t1, mm)
         # at least 32x as much time on other code as on this scan (the 3 % cap)
         p.node_stamp = self._runtime(cpu) + 32 * (t1 - t0)
 
-    def _reset_scan(self) -> None:
+    def _reset_scan(self, mm: int = 0) -> None:
         """reset_ptenuma_scan: a new pass of the address space."""
-        self.numa_scan_seq += 1
-        self.numa_scan_offset = 0
+        self.mm_scan_seq[mm] += 1
+        self.mm_scan_offset[mm] = 0
 
     def _change_prot_numa(self, cpu: int, pids: np.ndarray, vpns: np.ndarray, start: int,
-                          end: int, now: float) -> int:
+                          end: int, now: float, mm: int = 0) -> int:
         """change_prot_numa over [start, end): the batched-pending check of change_pte_range,
         the PTE walk, PROT_NONE for present slow-tier PTEs (scan time recorded), the flush."""
         m = self.m
@@ -249,7 +293,7 @@ class NumaScanner:
         walked = int(np.count_nonzero(present))
         if walked == 0:  # no page table here
             return 0
-        self.r.flush.flush_tlb_batched_pending(cpu)
+        self.r.flush.flush_tlb_batched_pending(cpu, mm)
         m.charge(cpu, walked * m.costs.pte_update, T["fault"])
         frames = m.pte_pfn[sel]
         ok = present & ((fl & K.PTE_PROTNONE) == 0)
@@ -271,9 +315,9 @@ class NumaScanner:
                         failed: bool = False) -> None:
         """task_numa_fault() for the hint fault of the task on ``cpu``. Mode 2: a fault on a
         slow-tier node returns at once (a failed promotion leaves the folio there)."""
-        if not mem_toptier or cpu >= len(self.tasks):
+        if not mem_toptier or not self.r.running[cpu]:
             return
-        p = self.tasks[cpu]
+        p = self._task(cpu)
         p.has_faults = True
         now = float(self.m.clock[cpu])
         if now > p.numa_migrate_retry:
@@ -286,10 +330,11 @@ class NumaScanner:
 
     def _placement(self, p: NumaTask, now: float) -> None:
         """task_numa_placement(): once per numa_scan_seq."""
-        if p.numa_scan_seq == self.numa_scan_seq:
+        seq = self.mm_scan_seq[p.mm]
+        if p.numa_scan_seq == seq:
             return
-        p.numa_scan_seq = self.numa_scan_seq
-        smin, smax = self.scan_min(), self.scan_max()
+        p.numa_scan_seq = seq
+        smin, smax = self.scan_min(p.mm), self.scan_max(p.mm)
         p.numa_scan_period_max = smax
         private, shared = p.faults_buf, 0
         p.faults_mem = p.faults_mem // 2 + private  # decay, then this window's faults
@@ -300,7 +345,7 @@ class NumaScanner:
                                                   smin, smax, p.locality, shared, private)
         p.numa_scan_period = period
         if doubled:
-            self._schedule(now + self.ns(period))
+            self._schedule(now + self.ns(period), p.mm)
         else:
             p.locality = [0, 0, 0]
 

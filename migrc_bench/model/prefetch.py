@@ -28,6 +28,7 @@ from .pagemap import PageMap
 
 # Batches read or mapped ahead of the replay (2^18 rows: ~3 MB read, ~2 MB mapped).
 QUEUE_BATCHES = 8
+ADDR_BITS = 57  # machine.MM_SHIFT + 12: user addresses of a trace of several processes
 
 
 @dataclass
@@ -57,12 +58,23 @@ class _Scratch:
 
 
 def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: int,
-              scratch: _Scratch | None = None) -> MappedBatch:
+              scratch: _Scratch | None = None, task_mm: np.ndarray | None = None) -> MappedBatch:
     """Page ids grouped by thread for one batch; a thread id beyond the trace's is a TraceError.
-    Each thread's rows are copied out, so that a thread left behind holds only its own rows."""
+    Each thread's rows are copied out, so that a thread left behind holds only its own rows.
+    ``task_mm`` (several mms): each thread's mm, put in the address's bits 57-62, so pages
+    are keyed (mm, vpn) (machine.MM_SHIFT)."""
+    addr = b.addr
+    if task_mm is not None:
+        if len(addr) and int(addr.max()) >> ADDR_BITS:
+            i = int(np.argmax(addr >> np.uint64(ADDR_BITS) != 0))
+            raise TraceError(path, f"address 0x{int(addr[i]):x} is not a user address below "
+                                   f"2^{ADDR_BITS} (a trace of several processes keys pages "
+                                   f"by process above that)")
+        tid = np.minimum(b.tid, len(task_mm) - 1)
+        addr = addr | (task_mm[tid].astype(np.uint64) << np.uint64(ADDR_BITS))
     try:
         pid, op, bounds, first_new, end = pagemap.map_grouped(
-            b.addr, b.size, b.tid, b.op, threads, out=(scratch or _Scratch()).get)
+            addr, b.size, b.tid, b.op, threads, out=(scratch or _Scratch()).get)
     except ValueError:
         raise TraceError(path, f"thread id {int(b.tid.max())} but the trace declares "
                                f"{declared} threads") from None
@@ -86,9 +98,9 @@ class MappedBatches:
     """
 
     def __init__(self, batches: Iterator[Batch], pagemap: PageMap, threads: int, path: Path,
-                 declared_threads: int, background: bool):
+                 declared_threads: int, background: bool, task_mm: np.ndarray | None = None):
         self._batches = batches
-        self._args = (pagemap, threads, path, declared_threads, _Scratch())
+        self._args = (pagemap, threads, path, declared_threads, _Scratch(), task_mm)
         self.background = background
         self._cond = threading.Condition()
         self._read: deque[object] = deque()    # read, not mapped: Batch, _END or an error

@@ -21,14 +21,14 @@ from ..config import Config
 from ..errors import ConfigError, TraceError
 from ..trace.native import TraceReader, as_reader
 from ..trace.prepass import trace_profile
-from ..trace.processes import refuse_several_processes
 from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
-from .feeder import Buffers, Feeder
+from .feeder import BUFFER_ROWS, Buffers, Feeder
 from .alloc import Allocator
-from .flush import FlushMechanism
+from .broadcast import make_flush
 from .jit_cache import compile_clock
-from .machine import Machine, needs_profile
+from .machine import MAX_MMS, VPN_OF_KEY, Machine, needs_profile
+from .runqueue import RunQueues
 from .warmup import Warmup
 
 ProgressFn = Callable[[int, float], None]  # (accesses so far, modelled ns)
@@ -64,15 +64,19 @@ class Replay:
         self.cfg = cfg
         self.reader = as_reader(trace)  # a file, or a source with its protocol (trace/stream.py)
         meta = self.reader.meta
-        refuse_several_processes(self.reader.path, meta.processes)
         threads = cfg.replay.threads or max(1, meta.threads)
         if cfg.replay.threads and meta.threads > 1 and cfg.replay.threads != meta.threads:
             raise ConfigError(f"config key 'replay.threads': {cfg.replay.threads} threads asked, but "
                               f"the trace already has {meta.threads}; replay.threads only "
                               f"multiplies a single-thread trace")
-        if threads > cfg.machine.ncpu:
-            raise ConfigError(f"config key 'machine.ncpu': the trace runs {threads} threads, "
-                              f"expected at least that many CPUs, got {cfg.machine.ncpu}")
+        if threads > cfg.machine.ncpu and cfg.replay.warmup:
+            raise ConfigError(f"config key 'replay.warmup': the trace runs {threads} threads on "
+                              f"{cfg.machine.ncpu} CPUs, and a warm-up is counted per CPU: "
+                              f"give replay.warmup = 0 or at least {threads} CPUs")
+        if len(meta.processes) > MAX_MMS:
+            raise TraceError(self.reader.path, f"metadata migrc_bench.processes: "
+                             f"{len(meta.processes)} processes; the model keys the pages of at "
+                             f"most {MAX_MMS} (machine.MAX_MMS)")
         if self.reader.num_rows == 0:
             raise TraceError(self.reader.path, "the trace is empty")
         self.threads = threads
@@ -83,11 +87,17 @@ class Replay:
             profile = trace_profile(self.reader, self.trace_sha256)
         self.machine = m = Machine(cfg, meta, profile=profile)
         m.place_initial()
-        m.mm_cpumask[:threads] = True  # a CPU that ran the mm keeps its bit (lazy when idle)
-        self.flush = FlushMechanism(m)
-        self.buffers = Buffers(m.ncpu)
+        task_mm = m.task_mms(threads)
+        self.rq = RunQueues(self, task_mm)
+        self.rq.place()  # a CPU that ran the mm keeps its bit (lazy when idle)
+        self.flush = make_flush(m)
+        self.flush.current_task = self.rq.cur_task  # current->pid (consider_global_asid)
+        # per-task buffers: as much memory in all as one per CPU (a buffer's size changes
+        # nothing the replay computes, only how often it is refilled)
+        self.buffers = Buffers(max(m.ncpu, threads),
+                               max(BUFFER_ROWS >> 4, BUFFER_ROWS * m.ncpu // max(m.ncpu, threads)))
         self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
-                             cfg.replay.reader_thread)
+                             cfg.replay.reader_thread, task_mm if m.nmm > 1 else None)
         self.running = np.zeros(m.ncpu, np.bool_)
         self.running[:threads] = True
         self.quantum = float(cfg.replay.quantum)
@@ -137,7 +147,9 @@ class Replay:
         """(start, end, page ids, their vpns) of the data VMAs in address order, for the NUMA scanner.
 
         Trace regions other than code; pages outside every region form one anonymous VMA
-        per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does.
+        per run of pages closer than 2 MiB. Read-only file text is skipped as the kernel does,
+        and so is any read-only file mapping (task_numa_work, v6.7/v6.8 kernel/sched/fair.c:
+        ``vma->vm_file && (vm_flags & (VM_READ|VM_WRITE)) == VM_READ``, NUMAB_SKIP_SHARED_RO).
         """
         m = self.machine
         n = m.n_pages
@@ -155,6 +167,8 @@ class Replay:
                 continue
             sel = (vpns >= r.start >> 12) & (vpns <= (r.end - 1) >> 12)
             inside |= sel
+            if r.file is not None and not r.writable:
+                continue  # task_numa_work: read-only file mappings are not scanned
             if sel.any():
                 vmas.append((r.start, r.end, pids[sel], vpns[sel]))
         rest_p, rest_v = pids[~inside], vpns[~inside]
@@ -200,7 +214,7 @@ class Replay:
         if fl & K.PTE_WRITE:
             return  # spurious: the CPU held an older read-only translation
         if not m.page_flags[pid] & K.VMA_WRITE:
-            vpn = int(m.page_vpn[pid])
+            vpn = int(m.page_vpn[pid]) & VPN_OF_KEY
             raise TraceError(self.reader.path, f"store to read-only page 0x{vpn << 12:x} "
                              f"(a region marked not writable)")
         if self.engine is not None:
@@ -234,7 +248,8 @@ class Replay:
             *m.tlb_args(), m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
             m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
             self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
-            m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last)
+            m.kernel_pids, m.kernel_pos, m.kernel_per_entry, m.tlb_last, self.rq.cur_task,
+            self.rq.slice_end, self.rq.rq_len)
 
     def _run(self) -> None:
         m = self.machine
@@ -256,7 +271,10 @@ class Replay:
             if reason == K.R_NEED_DATA:
                 if self.warmup is not None:
                     self.warmup.on_dry(int(out[0]))
-                self.feeder.refill(int(out[0]))
+                self.feeder.refill(int(self.rq.cur_task[int(out[0])]))
+                continue
+            if reason == K.R_SWITCH:
+                self.rq.on_switch(int(out[0]))
                 continue
             if reason == K.R_FAULT_MISSING:
                 self._fault_missing(int(out[0]), int(out[1]))
@@ -281,9 +299,10 @@ class Replay:
 
     def _update_lazy(self) -> None:
         """A CPU whose thread finished runs the idle task: lazy TLB, mm still loaded."""
-        running = self.running[: self.threads]
+        n = min(self.threads, self.machine.ncpu)
+        running = self.running[:n]
         if not running.all():
-            self.machine.lazy[: self.threads] |= ~running
+            self.machine.lazy[:n] |= ~running
 
     def _boundary(self) -> None:
         t = self.now()
@@ -340,6 +359,7 @@ class Replay:
             "wall_s": wall_s,
             "accesses_per_s": replayed / wall_s if wall_s > 0 else 0.0,
             "invariant_violations": 0,
+            **self.flush.run_figures(),
         })
         if self.engine is not None:
             totals.update(self.engine.run_figures())

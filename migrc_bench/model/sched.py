@@ -1,7 +1,7 @@
 """The scheduler events an engine can hook: the periodic tick and kswapd's context switches.
 
-The model pins one thread per CPU and has no run queue. What it has of the scheduler is time
-and kswapd taking a CPU from its thread and giving it back:
+With no more threads than CPUs each thread has its CPU; more share CPUs by run queues
+(model/runqueue.py, which also calls ``on_context_switch`` at each task switch). Beside them:
 
 - ``Engine.on_tick(cpu)`` stands for scheduler_tick() (kernel/sched/core.c, v6.7), which the
   timer interrupt runs on every busy CPU once per jiffy, 1/CONFIG_HZ (``machine.hz``, default
@@ -25,6 +25,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+def base_slice_ns(cfg, ncpu: int) -> float:
+    """sysctl_sched_base_slice: ``machine.sched_base_slice``, or 0.75 ms x (1 + ilog2(min(ncpu,
+    8))) (sched_update_scaling with SCHED_TUNABLESCALING_LOG, get_update_sysctl_factor caps
+    the CPUs at 8). Not scaled by replay.time_scale: how often tasks switch against the
+    (unscaled) cost of a switch is physical."""
+    slice_ns = cfg.machine.sched_base_slice
+    if slice_ns is None:
+        slice_ns = 750_000.0 * min(ncpu, 8).bit_length()
+    return float(slice_ns)
 
 
 def overrides(engine, hook: str) -> bool:

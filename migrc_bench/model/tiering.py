@@ -17,6 +17,7 @@ from .counters import C, T
 from .memory import F_USED, Lru
 from .migrate_reason import MR_NUMA_MISPLACED
 from .numa_scan import NumaScanner
+from .sched import base_slice_ns
 from .vmscan import MAX_RECLAIM_RETRIES, Reclaim
 
 NS_PER_MS = 1e6
@@ -51,10 +52,7 @@ class Tiering:
         self.reclaim_chunk = tc.reclaim_chunk
         self.kswapd_cpu = cfg.machine.kswapd_cpu
         self.kswapd_waker = 0
-        slice_ns = cfg.machine.sched_base_slice
-        if slice_ns is None:  # sched_update_scaling, SCHED_TUNABLESCALING_LOG: 1 + ilog2(n)
-            slice_ns = 750_000.0 * min(m.ncpu, 8).bit_length()
-        self.sched_slice = float(slice_ns)
+        self.sched_slice = base_slice_ns(cfg, m.ncpu)
         if self.kswapd_cpu >= m.ncpu:
             from ..errors import ConfigError
 
@@ -241,6 +239,10 @@ class Tiering:
             self._kswapd_run = {"work": self.vmscan.kswapd(cpu), "slice": 0.0, "cpu": cpu}
         run = self._kswapd_run
         cpu = run["cpu"]
+        t_turn = float(m.clock[cpu])
+        if not run.get("on_cpu"):  # __schedule() to kswapd: one context switch
+            run["on_cpu"] = True
+            m.counters[cpu, C["nr_context_switches"]] += 1
         if not m.lazy[cpu]:  # switched in from the user thread: a kernel entry
             m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
             self.r.flush.switch_to_kernel(cpu)
@@ -260,6 +262,7 @@ class Tiering:
             self._kswapd_run = None
             self.kswapd_pending = False
             self._switch_back(cpu)
+            self.r.rq.ran_other(cpu, float(m.clock[cpu]) - t_turn)
             return
         self.kswapd_pending = True
         now, q = self.r.now(), self.r.quantum
@@ -276,9 +279,14 @@ class Tiering:
             if gap > 0:
                 m.charge(cpu, gap, T["fault"])
                 run["slice"] += gap
+        self.r.rq.ran_other(cpu, float(m.clock[cpu]) - t_turn)
         self.r.at(resume, lambda r: self.kswapd())
 
     def _switch_back(self, cpu: int) -> None:
+        """kswapd sleeps or its slice ends: a switch to the CPU's task (or the idle task)."""
+        if self._kswapd_run is not None:
+            self._kswapd_run["on_cpu"] = False
+        self.m.counters[cpu, C["nr_context_switches"]] += 1
         if self.r.running[cpu]:
             self.r.flush.switch_back(cpu)
 

@@ -235,17 +235,19 @@ class Reclaim:
         return len(done)
 
     def folio_check_references(self, f: int) -> str:
-        """One mapping per folio: referenced_ptes is its young bit (cleared, no flush on x86)."""
+        """folio_referenced(): referenced_ptes counts the folio's mappings with a young PTE
+        (each bit cleared, no flush on x86); more than one activates the folio at once."""
         m, lru = self.m, self.lru
-        pid = int(m.frame_pid[f])
-        young = bool(m.pte_flags[pid] & K.PTE_YOUNG)
-        if young:
-            m.pte_flags[pid] &= ~K.PTE_YOUNG
+        referenced_ptes = 0
+        for pid in m.mappings(f):
+            if m.pte_flags[pid] & K.PTE_YOUNG:
+                m.pte_flags[pid] &= ~K.PTE_YOUNG
+                referenced_ptes += 1
         referenced_folio = bool(lru.referenced[f])
         lru.referenced[f] = False
-        if young:
+        if referenced_ptes:
             lru.referenced[f] = True
-            return "activate" if referenced_folio else "keep"
+            return "activate" if referenced_folio or referenced_ptes > 1 else "keep"
         return "reclaim"
 
     def shrink_active_list(self, n: int, cpu: int) -> None:
@@ -255,8 +257,8 @@ class Reclaim:
             return
         m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
         for f in isolated:
-            pid = int(m.frame_pid[f])
-            m.pte_flags[pid] &= ~K.PTE_YOUNG  # folio_referenced, then deactivated regardless
+            for pid in m.mappings(f):  # folio_referenced, then deactivated regardless
+                m.pte_flags[pid] &= ~K.PTE_YOUNG
             lru.active[f] = False
             lru.add(f, DRAM)
 

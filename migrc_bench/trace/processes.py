@@ -196,13 +196,6 @@ def distinct_pages(regions: Iterable[Any]) -> int:
     return anon + sum(len(s) for s in files.values())
 
 
-def refuse_several_processes(path: Path, processes: tuple[Process, ...]) -> None:
-    """The replay models one mm: a trace of several processes is refused before any work."""
-    if len(processes) > 1:
-        raise TraceError(path, f"several processes ({len(processes)} pids): not modelled yet "
-                               f"— issue 17")
-
-
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
