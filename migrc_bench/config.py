@@ -386,7 +386,14 @@ def dump_toml(flat: dict[str, Any]) -> str:
 
 
 def build_config(values: dict[str, Any], base_dir: Path) -> Config:
-    """Validate a flat mapping of written values (unknown keys rejected) into a Config."""
+    """Validate a flat mapping of written values (unknown keys rejected) into a Config.
+
+    A ``scale`` key makes the values the real machine's, scaled by the config family's rule
+    first (scaling.py)."""
+    from .scaling import apply_scale
+
+    values = apply_scale(values, lambda vals, path: _parse_value(
+        SCHEMA_BY_PATH[path], vals.get(path, SCHEMA_BY_PATH[path].default)))
     for path in values:
         if path not in SCHEMA_BY_PATH:
             close = [k.path for k in SCHEMA if k.name == path.split(".")[-1]]
