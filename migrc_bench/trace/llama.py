@@ -313,9 +313,10 @@ def resolve_params(model: str = DEFAULT_PRESET, dim: int | None = None,
                         f"are 16-bit), got {processes} x {threads}")
     if not 0 <= int(seed) < 2**63:
         raise UserError(f"llama --seed must be between 0 and 2^63-1, got {seed}")
+    custom = any(given[k] is not None for k in flag)    # "": dimensions of no preset
     return LlamaParams(d, int(cfg["hidden_dim"]), int(cfg["layers"]), H, Hk, int(cfg["vocab"]),
                        S, bool(cfg["shared_classifier"]), n, int(threads), int(processes),
-                       weights, int(seed), model)
+                       weights, int(seed), "" if custom else model)
 
 
 # ---- the program: one token step as a list of loops ------------------------------------------
@@ -894,4 +895,5 @@ def size_estimate(p: LlamaParams) -> SizeEstimate:
 
 
 def cache_label(p: LlamaParams) -> str:
-    return f"llama-{p.model or 'custom'}-P{p.processes}t{p.threads}"
+    model = p.model or f"d{p.dim}L{p.layers}"
+    return f"llama-{model}-P{p.processes}t{p.threads}-{p.weights}"
