@@ -4,9 +4,9 @@ The real side: run.c from ../shared/third_party/llama2.c, copied and built with
 ``gcc -O3 -no-pie -o run run.c -lm`` (the shared Makefile's ``run`` target also builds runq.c,
 which is not there; -no-pie only so that ``nm`` gives run-time addresses), a checkpoint of
 random float32 weights in the layout run.c reads (``write_checkpoint``), the shared
-tokenizer.bin, greedy decoding (``-t 0``) for a few steps under lackey with two shims
-preloaded: ``malloc_log.so`` names the run state's callocs, ``mmap_log.so`` (both in
-benchmarks/programs/) gives where the checkpoint was mapped. The trace is cut to the token
+tokenizer.bin, greedy decoding (``-t 0``) for a few steps under lackey with
+benchmarks/programs/malloc_log.so preloaded: its log names the run state's callocs and says
+where the checkpoint was mapped. The trace is cut to the token
 steps (``validation.cut_to_kernel``: a window per call of ``forward``, to the last fetch in
 forward/generate/sample/decode/safe_printf before the next, i.e. forward, the argmax inlined
 in generate and the printing of the piece), one window per token.
@@ -88,21 +88,14 @@ def build_run(work: Path) -> Path:
     return work / "run"
 
 
-def build_mmap_log(out_dir: Path) -> Path:
-    so = out_dir / "mmap_log.so"
-    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(so),
-                    str(V.PROGRAMS_DIR / "mmap_log.c")], check=True)
-    return so
-
-
 def file_mapping(log: Path, size: int) -> tuple[int, int]:
-    """(start, end) of the mapping of ``size`` bytes in mmap_log's output."""
+    """(start, end) of the file mapping of ``size`` bytes in malloc_log's output."""
     for line in log.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 5 and parts[0] == "mmap" and int(parts[2], 16) == size:
+        if len(parts) == 3 and parts[0] == "mmap" and int(parts[2], 16) == size:
             start = int(parts[1], 16)
             return start, start + size
-    raise ValueError(f"{log}: no mapping of {size} bytes (was mmap_log.so preloaded?)")
+    raise ValueError(f"{log}: no file mapping of {size} bytes (was malloc_log.so preloaded?)")
 
 
 def category(name: str) -> str:
@@ -158,13 +151,13 @@ class LlamaCheck:
         binary = build_run(work)
         ckpt = work / "model.bin"
         size = write_checkpoint(ckpt, **self.dims)
-        preload = f"{V.build_malloc_log(work)} {build_mmap_log(work)}"
-        log, allocs, maps = work / "run.lackey", work / "run.allocs", work / "run.maps"
+        preload = V.build_malloc_log(work)
+        log, allocs = work / "run.lackey", work / "run.allocs"
         full, cut = work / "run-full.parquet", work / "run-real.parquet"
         try:
             V.lackey([str(binary), str(ckpt), "-z", str(work / "tokenizer.bin"), "-t", "0",
                       "-n", str(self.steps)], work, log, allocs, preload, min_alloc=64,
-                     extra_env={"MMAP_LOG": str(maps), "LD_BIND_NOW": "1"})
+                     extra_env={"LD_BIND_NOW": "1"})
             from .trace.convert import convert
 
             convert(log, full)
@@ -178,7 +171,7 @@ class LlamaCheck:
         if windows != self.steps:
             raise ValueError(f"run.c ran {windows} token steps, expected {self.steps}")
         layout = V.RealLayout.from_malloc_log(allocs, _namer(self.dims))
-        lo, hi = file_mapping(maps, size)
+        lo, hi = file_mapping(allocs, size)
         layout.fixed.append((lo, hi, "weights"))
         s_lo, s_hi = V.real_stack(cut)
         return V.profile(cut, layout, self.steps, "token", extra=[(s_lo, s_hi, "stack")])
