@@ -1,4 +1,4 @@
-"""configs/luf-llama.toml and luf-llama-shared.toml: the LUF v10/v12 machine, scaled by 1/1000
+"""configs/luf-llama.toml and luf-llama-1file.toml: the LUF v10/v12 machine, scaled by 1/1000
 (docs/reproduction.md). They cannot run yet (several processes): they parse, name a llama
 trace of the published shape that trace.generate accepts, and `run` refuses them in one line.
 """
@@ -16,7 +16,7 @@ S = 1 / 1000
 
 
 @pytest.mark.parametrize("name, weights", [("luf-llama", "per-process"),
-                                           ("luf-llama-shared", "shared")])
+                                           ("luf-llama-1file", "shared")])
 def test_config_is_the_scaled_luf_machine(name, weights) -> None:
     cfg = load_config(name)
     spec, p = generators.from_args(cfg.trace.generate)
@@ -33,14 +33,14 @@ def test_config_is_the_scaled_luf_machine(name, weights) -> None:
 
 def test_per_process_models_exceed_memory_and_the_shared_one_fits() -> None:
     """As published: 3 x 70 GB against 42 + 98 GB; the issue's shared model fits."""
-    for name, fits in (("luf-llama", False), ("luf-llama-shared", True)):
+    for name, fits in (("luf-llama", False), ("luf-llama-1file", True)):
         cfg = load_config(name)
         _, p = generators.from_args(cfg.trace.generate)
         files = 1 if p.weights == "shared" else p.processes
         assert (files * p.file_bytes < 42e6 + 98e6) is fits
 
 
-@pytest.mark.parametrize("name", ["luf-llama", "luf-llama-shared"])
+@pytest.mark.parametrize("name", ["luf-llama", "luf-llama-1file"])
 def test_run_refuses_several_processes_in_one_line(tmp_path, capsys, name) -> None:
     """The same trace shape cut short (2 layers, 1 token: the full one takes a minute):
     `run` stops before any work with today's message, exit 2, and writes no results."""

@@ -128,7 +128,7 @@ Each process maps its model file read-only and streams every layer's weights onc
 step; --weights shared maps one file in every process (one page-cache copy), per-process one
 file each (the LUF v10/v12 llama.cpp runs: three different models). The trace is version 2
 (one pid per process; docs/traces.md).
-""", title="llama2.c"))
+""", title="llama"))
 
 
 def names() -> list[str]:
