@@ -134,3 +134,19 @@ def test_values_click_refuses_are_usage_errors(tmp_path, capsys, flags, message)
 def test_resolve_rejects_what_click_would(tmp_path) -> None:
     with pytest.raises(UserError, match="--weights"):
         L.resolve_params(weights="mixed")
+
+
+def test_a_size_nobody_meant_is_refused_with_flags_that_fit(tmp_path, capsys) -> None:
+    """Every token step reads the whole model: for a big one, fewer layers, not fewer steps."""
+    out = tmp_path / "big.parquet"
+    assert main(["trace", "gen", "llama", "-m", "stories110M", "-n", "256", "-P", "2",
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "give -n 1 --layers" in err and not out.exists()
+    layers = int(err.split("--layers ")[1].split()[0])
+    est = L.size_estimate(L.resolve_params(model="stories110M", layers=layers, steps=1,
+                                           processes=2))
+    assert 0.3e8 < est.records < 1.5e8
+    # run.c's default of 256 steps: fewer steps will do
+    assert L.size_estimate(L.resolve_params()).hint == "for about 10^8 records give -n 6"
+

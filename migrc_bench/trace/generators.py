@@ -127,7 +127,9 @@ Examples:
 Each process maps its model file read-only and streams every layer's weights once per token
 step; --weights shared maps one file in every process (one page-cache copy), per-process one
 file each (the LUF v10/v12 llama.cpp runs: three different models). The trace is version 2
-(one pid per process; docs/traces.md).
+(one pid per process; docs/traces.md). Defaults are stories15M's dimensions and run.c's 256
+steps (about 4e9 records: give -n). Before writing, the size is estimated from the flags:
+above 2e9 records the command stops (exit 2) with the flags that make it about 10^8.
 """, title="llama"))
 
 

@@ -67,7 +67,7 @@ from .gencore import (CODE_BASE, LIB_BASE, OP_LOAD, OP_STORE, BlockFiller, CodeM
                       static_block)
 from .native import PAGE_SIZE, ROW_GROUP_ROWS, Region, TraceMeta
 from .processes import FileMapping, Process
-from .sizes import SizeEstimate, estimate
+from .sizes import HINT_RECORDS, SizeEstimate, estimate
 
 HEADER_BYTES = 28                 # seven int32: the Config struct run.c freads
 BOS = 1                           # run.c starts every sequence with token 1
@@ -325,9 +325,9 @@ K_EMBED, K_RMS, K_MATMUL, K_ROPE, K_ATTN, K_RESID, K_GLU, K_ARGMAX, K_SPILL, K_S
 F_KIND, F_A, F_B, F_C, F_N, F_ROWS, F_SITE, F_FLAG = range(8)
 MM_STACK, MM_KV_ROW = 1, 2          # matmul flags: bound reloaded per row; output at row pos
 # cfg fields
-(C_PROCS, C_THREADS, C_STEPS, C_QUANTUM, C_MAXITEM, C_DIM, C_KV, C_HEADS, C_HS, C_KVMUL,
- C_SEQ, C_EMB, C_X, C_Q, C_ATT, C_XB, C_KEY, C_VAL, C_LOGITS, C_HB, C_HB2, C_VOCAB) = range(22)
-N_CFG = 22
+(C_PROCS, C_THREADS, C_STEPS, C_QUANTUM, C_MAXITEM, C_DIM, C_KV, C_HS, C_KVMUL, C_SEQ,
+ C_EMB, C_X, C_Q, C_ATT, C_XB) = range(15)
+N_CFG = 15
 
 
 def _ops(p: LlamaParams, arr: dict[str, int], w: dict[str, int]) -> np.ndarray:
@@ -374,9 +374,9 @@ def _vec_count(n):
 
 
 @nb.njit(inline="always")
-def _libcall(out, pos, tid, sites, call_site, sp, ret_site):
-    """call (the return address pushed), the PLT's GOT load; the callee's return is
-    ``_ret``."""
+def _libcall(out, pos, tid, sites, call_site, sp):
+    """A call through the PLT: the return address pushed, the GOT entry loaded (the callee's
+    return is ``_ret``)."""
     pos = emit(out, pos, True, tid, sites, call_site, sp - 8)
     return emit(out, pos, True, tid, sites, S_GOT, GOT_BASE + 8 * (call_site % 32))
 
@@ -388,7 +388,7 @@ def _ret(out, pos, tid, sites, ret_site, sp):
 
 @nb.njit(inline="always")
 def _expf(out, pos, tid, sites, call_site, sp):
-    pos = _libcall(out, pos, tid, sites, call_site, sp, S_EXPF_RET)
+    pos = _libcall(out, pos, tid, sites, call_site, sp)
     for j in range(EXPF_LOADS):
         pos = emit(out, pos, True, tid, sites, S_EXPF_TAB, LIB_RODATA_BASE + 64 * j)
     return _ret(out, pos, tid, sites, S_EXPF_RET, sp)
@@ -462,7 +462,7 @@ def _item(cfg, op, step, unit, j, th, tid, sp, token, sites, out, pos):
         with_k = i < cfg[C_KV]
         pos = emit(out, pos, True, tid, sites, S_ROPE_STK, sp + 0x20)
         pos = emit(out, pos, True, tid, sites, S_ROPE_STK, sp)
-        pos = _libcall(out, pos, tid, sites, S_ROPE_POW_CALL, sp, S_POWF_RET)
+        pos = _libcall(out, pos, tid, sites, S_ROPE_POW_CALL, sp)
         for t in range(POWF_LOADS):
             pos = emit(out, pos, True, tid, sites, S_POWF_TAB, LIB_RODATA_BASE + 0x400 + 64 * t)
         if unit % 2:
@@ -473,7 +473,7 @@ def _item(cfg, op, step, unit, j, th, tid, sp, token, sites, out, pos):
             pos = emit(out, pos, True, tid, sites, S_ROPE_STK, sp + 0x40)
         pos = emit(out, pos, True, tid, sites, S_ROPE_RODATA, RODATA_BASE + 0x3D0)
         pos = emit(out, pos, True, tid, sites, S_ROPE_STK, sp + 0x18)
-        pos = _libcall(out, pos, tid, sites, S_ROPE_SC_CALL, sp, S_SC_RET)
+        pos = _libcall(out, pos, tid, sites, S_ROPE_SC_CALL, sp)
         for t in range(SINCOSF_LOADS):
             pos = emit(out, pos, True, tid, sites, S_SC_TAB, LIB_RODATA_BASE + 0x800 + 64 * t)
         pos = emit(out, pos, True, tid, sites, S_SC_RES, sp + 0x198)
@@ -506,7 +506,7 @@ def _item(cfg, op, step, unit, j, th, tid, sp, token, sites, out, pos):
         return emit(out, pos, True, tid, sites, S_GLU_ST, hb)
     if kind == K_EMBED:
         d4 = 4 * cfg[C_DIM]
-        pos = _libcall(out, pos, tid, sites, S_EMB_CALL, sp, S_MEMCPY_RET)
+        pos = _libcall(out, pos, tid, sites, S_EMB_CALL, sp)
         pos = emit_memcpy(out, pos, tid, sites, S_MEMCPY_LD, S_MEMCPY_ST, cfg[C_X],
                           cfg[C_EMB] + token * d4, d4)
         return _ret(out, pos, tid, sites, S_MEMCPY_RET, sp)
@@ -574,7 +574,7 @@ def _attn_item(cfg, op, step, h, j, tid, sp, sites, out, pos):
         if n % 2:
             pos = emit_sized(out, pos, tid, sites, S_SM_NORM_LD, a, 4)
             pos = emit_sized(out, pos, tid, sites, S_SM_NORM_ST, a, 4)
-        pos = _libcall(out, pos, tid, sites, S_ATT_MEMSET_CALL, sp, S_MEMSET_RET)
+        pos = _libcall(out, pos, tid, sites, S_ATT_MEMSET_CALL, sp)
         for t in range(MEMSET_DATA):
             pos = emit(out, pos, True, tid, sites, S_MEMSET_TUN, LIB_DATA_BASE + 0x1000 + 8 * t)
         pos = emit_memset(out, pos, tid, sites, S_MEMSET_ST, xb, 4 * hs)
@@ -777,13 +777,11 @@ def _max_item(p: LlamaParams) -> int:
 def _cfg(p: LlamaParams, heap: Heap, w: dict[str, int]) -> np.ndarray:
     a = {n: heap.arrays[n].start for n in RUN_STATE}
     cfg = np.zeros(N_CFG, np.int64)
-    cfg[[C_PROCS, C_THREADS, C_STEPS, C_QUANTUM, C_MAXITEM, C_DIM, C_KV, C_HEADS, C_HS,
-         C_KVMUL, C_SEQ, C_EMB, C_X, C_Q, C_ATT, C_XB, C_KEY, C_VAL, C_LOGITS, C_HB, C_HB2,
-         C_VOCAB]] = [
-        p.processes, p.threads, p.steps, QUANTUM, _max_item(p), p.dim, p.kv_dim, p.heads,
-        p.head_size, p.heads // p.kv_heads, p.seq_len, w["token_embedding"], a["x"], a["q"],
-        a["att"], a["xb"], a["key_cache"], a["value_cache"], a["logits"], a["hb"], a["hb2"],
-        p.vocab]
+    cfg[[C_PROCS, C_THREADS, C_STEPS, C_QUANTUM, C_MAXITEM, C_DIM, C_KV, C_HS, C_KVMUL,
+         C_SEQ, C_EMB, C_X, C_Q, C_ATT, C_XB]] = [
+        p.processes, p.threads, p.steps, QUANTUM, _max_item(p), p.dim, p.kv_dim, p.head_size,
+        p.heads // p.kv_heads, p.seq_len, w["token_embedding"], a["x"], a["q"], a["att"],
+        a["xb"]]
     return cfg
 
 
@@ -890,8 +888,15 @@ def expected_records(p: LlamaParams) -> float:
 
 
 def size_estimate(p: LlamaParams) -> SizeEstimate:
-    return estimate(f"{p.processes} x {p.steps} token steps of a {p.file_bytes / 1e6:,.1f} MB "
-                    f"model", expected_records(p), "-n", p.steps)
+    """For ``trace.sizes``: fewer token steps (-n), or, when one step of every process is
+    already too long (every step reads the whole model), fewer layers as well."""
+    what = f"{p.processes} x {p.steps} token steps of a {p.file_bytes / 1e6:,.1f} MB model"
+    records = expected_records(p)
+    first_step = p.processes * records_per_step(p, 0)
+    if first_step <= HINT_RECORDS:
+        return estimate(what, records, "-n", p.steps)
+    layers = max(1, p.layers * HINT_RECORDS // first_step)
+    return SizeEstimate(what, records, f"for about 10^8 records give -n 1 --layers {layers}")
 
 
 def cache_label(p: LlamaParams) -> str:
