@@ -29,6 +29,8 @@ COUNTERS: tuple[str, ...] = (
     # scheduler: /proc/stat ctxt (rq->nr_switches), and switch_mm_irqs_off's flushes (the
     # tlb:tlb_flush tracepoint's TLB_FLUSH_ON_TASK_SWITCH with pages -1; no vmstat item)
     "nr_context_switches", "tlb_flush_on_task_switch",
+    # reclaim of page-cache folios (vmstat pgsteal_kswapd, pgsteal_direct) and their re-reads
+    "pgsteal_kswapd", "pgsteal_direct", "pgmajfault",
 )
 C = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)

@@ -64,6 +64,8 @@ class ScanControl:
 class Reclaim:
     """Node 0's lruvec (the two anon lists of ``Lru``), its reclaim costs and kswapd state."""
 
+    nid = DRAM
+
     def __init__(self, tiering):
         self.t = tiering
         self.m = tiering.m
@@ -82,10 +84,14 @@ class Reclaim:
         return bool(self.t.demotion)
 
     def inactive_is_low(self) -> bool:
-        inactive, active = self.lru.count(DRAM, False), self.lru.count(DRAM, True)
+        inactive, active = self.list_size(False), self.list_size(True)
         gb = self.real(inactive + active) >> GIB_SHIFT
         ratio = math.isqrt(10 * gb) if gb else 1
         return inactive * ratio < active
+
+    def list_size(self, active: bool) -> int:
+        """The size of the LRU list this reclaim scans (node 0: the anon lists)."""
+        return self.lru.count(self.nid, active)
 
     def balanced(self) -> bool:
         """pgdat_balanced: the promo watermark in tiering mode, else high."""
@@ -106,7 +112,7 @@ class Reclaim:
                 return
 
     def balance_pgdat(self, cpu: int) -> Work:
-        dram = self.m.nodes[DRAM]
+        dram = self.m.nodes[self.nid]
         sc = ScanControl(nr_to_reclaim=0, kswapd=True)
         while sc.priority >= 1:
             if self.balanced():
