@@ -289,6 +289,10 @@ class Engine:
             m.pte_flags[pid] = fl
         m.frame_state[u.dst] = F_USED
         m.frame_pid[u.dst] = u.pid
+        if u.dirty or u.src in m.folio_dirty:  # try_to_migrate_one: folio_mark_dirty
+            m.folio_dirty.discard(u.src)
+            if m.page_flags[u.pid] & K.VMA_FILE:
+                m.folio_dirty.add(u.dst)
         if len(maps) > 1:
             m.frame_maps[u.dst] = [x[0] for x in maps[1:]]
             m.frame_maps.pop(u.src, None)

@@ -188,6 +188,7 @@ class Machine:
         self.frame_maps: dict[int, list[int]] = {}  # its other mappings (shared file pages)
         self.page_cache_peers: dict[int, list[int]] = {}  # pages mapping one file page
         self.evicted_ver: dict[int, int] = {}  # reclaimed file pages: their data's version
+        self.folio_dirty: set[int] = set()  # PG_dirty of file folios a migration moved dirty
         self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
         # kernel text: present, global unless PTI, on reserved frames
         # each CPU walks the kernel text pool round-robin, kernel_text_pages per entry

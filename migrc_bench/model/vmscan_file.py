@@ -130,7 +130,9 @@ class FileReclaim(Reclaim):
         return done
 
     def dirty(self, f: int) -> bool:
-        return any(self.m.pte_flags[pid] & K.PTE_DIRTY for pid in self.m.mappings(f))
+        """PG_dirty, or a dirty PTE that try_to_unmap would transfer to it."""
+        m = self.m
+        return f in m.folio_dirty or any(m.pte_flags[pid] & K.PTE_DIRTY for pid in m.mappings(f))
 
     def shrink_active_list(self, n: int, cpu: int) -> None:
         m, lru = self.m, self.lru
