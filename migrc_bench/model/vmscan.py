@@ -94,9 +94,9 @@ class Reclaim:
         return self.lru.count(self.nid, active)
 
     def balanced(self) -> bool:
-        """pgdat_balanced: the promo watermark in tiering mode, else high."""
-        dram = self.m.nodes[DRAM]
-        return dram.watermark_ok(dram.wmark.promo if self.t.mode & 2 else dram.wmark.high)
+        """pgdat_balanced: the promo watermark in tiering mode (for every node), else high."""
+        node = self.m.nodes[self.nid]
+        return node.watermark_ok(node.wmark.promo if self.t.mode & 2 else node.wmark.high)
 
     def can_sleep(self) -> bool:
         """prepare_kswapd_sleep: balanced, or a hopeless node."""

@@ -68,11 +68,6 @@ class FileReclaim(Reclaim):
     def can_demote(self) -> bool:
         return False  # the lowest tier: next_demotion_node() is NUMA_NO_NODE
 
-    def balanced(self) -> bool:
-        """pgdat_balanced for a node that is not top tier: the high watermark."""
-        node = self.m.nodes[self.nid]
-        return node.watermark_ok(node.wmark.high)
-
     def prepare_scan_control(self, sc: ScanControl) -> None:
         sc.file_is_tiny = False
 
