@@ -95,10 +95,11 @@ SCHEMA: tuple[Key, ...] = (
         "(wake-affine placement when every CPU is busy)", -1, 1023),
     Key("machine.sched_base_slice", "time", None, "EEVDF sysctl_sched_base_slice that kswapd and "
         "the thread sharing its CPU alternate by (default: 0.75 ms x (1 + ilog2(min(ncpu, 8))))"),
-    Key("machine.context_switch_cost", "time", "1.5us", "CPU time of a context switch between "
-        "tasks (more threads than CPUs), TLB flush apart: about what a pinned two-process "
-        "ping-pong measures per switch on x86 servers (lmbench lat_ctx-style figures of 1-2 us); "
-        "the kernel source gives none"),
+    Key("machine.context_switch_cost", "time", "1.1us", "CPU time of a context switch between "
+        "tasks (more threads than CPUs), TLB flush apart: measured by benchmarks/programs/"
+        "ctxsw.c (lmbench lat_ctx's method: two processes pinned to one CPU pass a byte through "
+        "pipes, pipe cost subtracted, CPU time) on the development KVM guest: 1.03-1.23 us; "
+        "the kernel source gives no figure"),
     Key("machine.hz", "int", 250, "CONFIG_HZ: scheduler ticks per second on a busy CPU (kernel/"
         "Kconfig.hz's default, HZ_250); a kernel period, so 1/hz is scaled by replay.time_scale; "
         "only engines with an on_tick hook see the tick (docs/engines.md)", 10, 100_000),
