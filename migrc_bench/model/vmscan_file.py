@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel as K
-from .counters import C, T
-from .vmscan import DEF_PRIORITY, ScanControl, Reclaim, Work
+from .counters import C
+from .vmscan import ScanControl, Reclaim
 
 CXL = 1
 
@@ -51,7 +51,7 @@ class FileReclaim(Reclaim):
         pids = m.frame_pid[frames]
         return int(np.count_nonzero((pids >= 0) & ((m.page_flags[np.maximum(pids, 0)] & K.VMA_FILE) != 0)))
 
-    def isolate_file(self, active: bool, n: int) -> list[int]:
+    def isolate(self, active: bool, n: int) -> list[int]:
         """isolate_lru_folios on the file list: up to ``n`` file folios, oldest first."""
         lru = self.lru
         out: list[int] = []
@@ -79,49 +79,25 @@ class FileReclaim(Reclaim):
             out.append(min(self.real(size) >> sc.priority, size))
         return out[0], out[1]
 
-    def shrink_lruvec(self, sc: ScanControl, cpu: int) -> Work:
-        nr_inactive, nr_active = self.get_scan_count(sc)
-        proportional = not sc.kswapd and sc.priority == DEF_PRIORITY
-        reclaimed = 0
-        while nr_inactive or nr_active:
-            if nr_inactive:
-                n = min(nr_inactive, self.chunk)
-                nr_inactive -= n
-                reclaimed += self.shrink_inactive_list(n, sc, cpu)
-                yield
-            if nr_active:
-                n = min(nr_active, self.chunk)
-                nr_active -= n
-                if self.inactive_is_low():  # DEACTIVATE_FILE
-                    self.shrink_active_list(n, cpu)
-                    yield
-            if reclaimed >= sc.nr_to_reclaim and not proportional:
-                break
-        sc.nr_reclaimed += reclaimed
+    active_keeps_scanning = True  # the file lists: active file keeps shrink_lruvec going
 
-    def shrink_inactive_list(self, n: int, sc: ScanControl, cpu: int) -> int:
-        m, lru = self.m, self.lru
-        isolated = self.isolate_file(False, n)
-        if not isolated:
-            return 0
-        m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
-        sc.nr_scanned += len(isolated)
-        free, back = [], []
-        for f in isolated:
-            ref = self.folio_check_references(f)
-            if ref == "keep" and m.page_flags[int(m.frame_pid[f])] & K.VMA_EXEC:
-                ref = "activate"  # VM_EXEC file folios are activated on one reference
-            if ref == "activate":
-                lru.active[f] = True
-                back.append(f)
-            elif ref == "keep" or self.dirty(f):  # no writeback: a dirty folio stays
-                back.append(f)
-            else:
-                free.append(f)
+    def may_deactivate(self, sc: ScanControl) -> bool:
+        return self.inactive_is_low()  # DEACTIVATE_FILE
+
+    def folio_check_references(self, f: int) -> str:
+        ref = super().folio_check_references(f)
+        if ref == "keep" and self.m.page_flags[int(self.m.frame_pid[f])] & K.VMA_EXEC:
+            return "activate"  # VM_EXEC file folios are activated on one reference
+        return ref
+
+    def shrink_folio_list(self, folios: list[int], back: list[int], sc: ScanControl, cpu: int) -> int:
+        """Clean folios: try_to_unmap, one flush, __remove_mapping (engines/base.py
+        reclaim_pages); dirty ones stay (no writeback)."""
+        free = []
+        for f in folios:
+            (back if self.dirty(f) else free).append(f)
         done = self.t.engine.reclaim_pages(cpu, free) if free else 0
-        for f in back:
-            lru.add(f, self.nid)
-        m.counters[cpu, C["pgsteal_kswapd" if sc.kswapd else "pgsteal_direct"]] += done
+        self.m.counters[cpu, C["pgsteal_kswapd" if sc.kswapd else "pgsteal_direct"]] += done
         return done
 
     def dirty(self, f: int) -> bool:
@@ -131,11 +107,7 @@ class FileReclaim(Reclaim):
 
     def shrink_active_list(self, n: int, cpu: int) -> None:
         m, lru = self.m, self.lru
-        isolated = self.isolate_file(True, n)
-        if not isolated:
-            return
-        m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
-        for f in isolated:
+        for f in self.isolate_charged(True, n, cpu):
             young = False
             for pid in m.mappings(f):
                 young |= bool(m.pte_flags[pid] & K.PTE_YOUNG)
