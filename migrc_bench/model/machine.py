@@ -188,6 +188,7 @@ class Machine:
         self.frame_maps: dict[int, list[int]] = {}  # its other mappings (shared file pages)
         self.page_cache_peers: dict[int, list[int]] = {}  # pages mapping one file page
         self.evicted_ver: dict[int, int] = {}  # reclaimed file pages: their data's version
+        self.left_out: set[int] = set()  # file pages placed outside the page cache at the start
         self.folio_dirty: set[int] = set()  # PG_dirty of file folios a migration moved dirty
         self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
         # kernel text: present, global unless PTI, on reserved frames
@@ -378,7 +379,9 @@ class Machine:
                 out = np.zeros(self.pagemap.n, np.bool_)
                 out[left_out] = True
                 mapped = ~out[sharing]
+                self.left_out.update(shared[~mapped].tolist())
                 shared, sharing = shared[mapped], sharing[mapped]
+            self.left_out.update(left_out.tolist())
         if placement == "hot":  # most accessed first; ties keep first-touch order
             pids = pids[np.argsort(-self._profile_column(pids, self.profile.counts), kind="stable")]
             one_range = False
@@ -462,6 +465,11 @@ class Machine:
         for pid, first in zip(shared.tolist(), sharing.tolist()):
             self.page_cache_peers.setdefault(first, [first]).append(pid)
             self.page_cache_peers[pid] = self.page_cache_peers[first]
+
+    def out_of_page_cache(self, pid: int) -> bool:
+        """A file page reclaimed, or left out at the start: its fault goes to filemap_fault
+        (other pages fault as first touches do)."""
+        return pid in self.evicted_ver or pid in self.left_out
 
     def page_cache_frame(self, pid: int) -> int:
         """filemap_get_folio: the frame holding file page ``pid`` if any mapping of that page

@@ -192,7 +192,7 @@ class Replay:
         m.counters[cpu, C["pgfault"]] += 1
         m.charge(cpu, m.costs.fault, T["fault"])
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
-        if m.page_flags[pid] & K.VMA_FILE:
+        if m.page_flags[pid] & K.VMA_FILE and m.out_of_page_cache(pid):
             self._fault_file(cpu, pid)
             return
         frame = self.alloc.alloc_user(cpu, preferred=0)
@@ -212,6 +212,8 @@ class Replay:
         left out of memory at the start, or reclaimed since (its data as it was)."""
         m = self.machine
         frame = m.page_cache_frame(pid)
+        ver = m.evicted_ver.pop(pid, None)
+        m.left_out.discard(pid)
         if frame >= 0:
             m.frame_maps.setdefault(frame, []).append(pid)
         else:
@@ -219,13 +221,10 @@ class Replay:
             m.charge(cpu, m.costs.major_fault, T["fault"])
             frame = self.alloc.alloc_user(cpu, preferred=0)
             m.frame_pid[frame] = pid
-            ver = m.evicted_ver.pop(pid, None)
             if ver is None:
                 m.frame_ver[frame] += 1
             else:
                 m.frame_ver[frame] = ver
-                for peer in m.page_cache_peers.get(pid, ()):
-                    m.evicted_ver.pop(peer, None)
             if self.tiering is not None:
                 self.tiering.lru_add(frame)
         m.pte_pfn[pid] = frame

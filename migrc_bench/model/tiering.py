@@ -303,7 +303,10 @@ class Tiering:
                 m.charge(cpu, gap, T["fault"])
                 run["slice"] += gap
         self.r.rq.ran_other(cpu, float(m.clock[cpu]) - t_turn)
-        self.r.at(resume, lambda r: self.kswapd(nid))
+        if nid == DRAM:
+            self.r.at(resume, lambda r: self.kswapd())
+        else:
+            self.r.at(resume, lambda r: self.kswapd(nid))
 
     def _run_of(self, nid: int) -> dict | None:
         return self._kswapd_run if nid == DRAM else self._kswapd1_run
