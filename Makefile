@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench install clean ci-run ci-check ci-baseline plot reproduce sensitivity
+.PHONY: demo test test-slow bench install clean ci-run ci-check ci-baseline plot reproduce sensitivity \
+        reproduce-scaling
 
 # The harness gates itself: configs/ci.toml (a small generated XSBench trace, 4 CPUs) replayed
 # with four engines, checked against the committed baseline with configs/ci-thresholds.toml.
@@ -56,6 +57,12 @@ plot: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m migrc_bench.reproduce --out results
+
+# the seed's machine at s = 1/100, 1/30, 1/10, 1/3 and 1 (configs/scaling.toml): baseline, migrc
+# and nobatch, one point at a time, niced; hours at s = 1 (docs/reproduction.md, "Scaling
+# study"); resumes where it stopped. Table and plot: results/scaling/scaling.{md,png}
+reproduce-scaling: $(STAMP)
+	nice -n 10 $(BIN)/python -m migrc_bench.scaling_study --out results/scaling
 
 # the reproduction's headline changes with each calibrated knob at x0.5 and x2 (one run at a
 # time, ~1.5 h; resumes where it stopped)

@@ -13,7 +13,8 @@ from .model.counters import COUNTERS, RUN_FIGURES
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flushes", ("nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
                  "nr_tlb_local_flush_one", "itlb_flush", "dtlb_flush", "stlb_flush",
-                 "tlb_shootdown_irqs", "tlb_flush_on_task_switch")),
+                 "tlb_shootdown_irqs", "tlb_flush_on_task_switch", "invlpgb_issued", "tlbsync",
+                 "rar_requests", "tlb_ipis_global_asid")),
     ("TLB misses", ("itlb_misses", "dtlb_load_misses", "dtlb_store_misses", "itlb_l1_misses",
                     "dtlb_l1_misses", "stlb_misses", "itlb_hits", "dtlb_hits", "stlb_hits")),
     ("migration", ("pgmigrate_success", "pgmigrate_fail", "numa_pages_migrated",
@@ -47,7 +48,8 @@ NEUTRAL = frozenset({
     "pgmigrate_success", "numa_pages_migrated", "pgpromote_success", "pgpromote_candidate",
     "pgdemote_kswapd", "numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
     "numa_hit", "migrc_deferred_pages", "migrc_released_pages", "migrc_pending_pages_peak",
-    "luf_tagged_pages", "luf_tagged_pages_peak", "nr_context_switches", "pgsteal_kswapd",
+    "luf_tagged_pages", "luf_tagged_pages_peak", "nr_context_switches", "global_asids",
+    "pgsteal_kswapd",
 })
 HIGHER = frozenset({"accesses_per_s"})
 # Unknown counters: neutral (we cannot know which way is good).

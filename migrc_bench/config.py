@@ -71,7 +71,8 @@ def _fmt_num(x: float) -> str:
 
 
 ENGINES = ("nobatch", "baseline", "migrc", "luf", "migrc-unsafe")
-TLB_PRESETS = ("skylake-sp", "sapphire-rapids")
+TLB_PRESETS = ("skylake-sp", "sapphire-rapids", "zen4")
+FLUSH_MECHANISMS = ("ipi", "invlpgb", "rar")
 COST_PRESETS = ("bare-metal", "kvm-guest")
 
 # Cost keys default to None: the value then comes from the cost preset (see model/costs.py).
@@ -89,7 +90,12 @@ SCHEMA: tuple[Key, ...] = (
         "trace.path); false: replay it as it is generated, no file (docs/traces.md)"),
     # machine
     Key("machine.ncpu", "int", 16, "CPUs on node 0 (the seed: 16-vCPU KVM guest)", 1, 1024),
-    Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset", choices=TLB_PRESETS),
+    Key("machine.preset", "choice", "skylake-sp", "TLB geometry preset (and the flush mechanism "
+        "it implies: zen4 INVLPGB, the Intel presets IPIs)", choices=TLB_PRESETS),
+    Key("machine.flush", "choice", None, "remote TLB flush mechanism: ipi (flush IPIs, v6.7), "
+        "invlpgb (AMD broadcast invalidation with global ASIDs, v6.15) or rar (Intel Remote "
+        "Action Request, RFC v4); default: the one machine.preset implies (docs/modelling.md)",
+        choices=FLUSH_MECHANISMS),
     Key("machine.cpu_freq", "freq", "2.1GHz", "core clock; converts cycle costs to ns", 1e8, 1e10),
     Key("machine.kswapd_cpu", "int", -1, "node-0 CPU kswapd runs on; -1: the CPU that woke it "
         "(wake-affine placement when every CPU is busy)", -1, 1023),
@@ -112,6 +118,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("tlb.stlb_ways", "int", 0, "STLB ways (0: from preset)", 0, 1 << 20),
     Key("tlb.single_page_flush_ceiling", "int", 33,
         "x86 tlb_single_page_flush_ceiling: ranges above this many pages get a full flush", 0, 1 << 20),
+    Key("tlb.invlpgb_count_max", "int", 8, "pages one ranged INVLPGB may cover (cpuid "
+        "0x80000008 EDX[15:0] + 1; no published value for real parts: an assumption)", 1, 1 << 16),
     Key("tlb.pti", "bool", True, "page-table isolation: kernel text is not global, so full flushes drop it"),
     Key("tlb.itlb_flush_events_per_flush", "int", 2,
         "itlb.itlb_flush events per full flush (PTI's user + kernel PCIDs, K§1.6)", 1, 8),
@@ -183,6 +191,15 @@ SCHEMA: tuple[Key, ...] = (
     Key("cost.ipi_wait", "time", None, "initiator wait for the slowest flush acknowledgement"),
     Key("cost.ipi_receive", "time", None, "receiver cost of taking the flush IPI"),
     Key("cost.vmexit", "time", None, "the sender's VM exit per flush call in a guest (PV send-IPI hypercall)"),
+    Key("cost.invlpgb", "time", None, "initiator cost of issuing one INVLPGB (asynchronous; "
+        "no published latency: an assumption)"),
+    Key("cost.tlbsync", "time", None, "initiator wait in TLBSYNC for its INVLPGBs to complete on "
+        "every CPU (no published latency: an assumption)"),
+    Key("cost.rar_request", "time", None, "initiator cost of one RAR request: payload slot, "
+        "action vector (the APIC send is cost.ipi_send per target; no published figure: an "
+        "assumption)"),
+    Key("cost.rar_wait", "time", None, "initiator wait until every RAR target reports "
+        "RAR_SUCCESS (no published figure: an assumption)"),
     Key("cost.flush_full", "time", None, "full local TLB flush"),
     Key("cost.flush_one", "time", None, "one INVLPG"),
     Key("cost.fault", "time", None, "page-fault entry/exit and handling"),
@@ -360,7 +377,14 @@ def dump_toml(flat: dict[str, Any]) -> str:
 
 
 def build_config(values: dict[str, Any], base_dir: Path) -> Config:
-    """Validate a flat mapping of written values (unknown keys rejected) into a Config."""
+    """Validate a flat mapping of written values (unknown keys rejected) into a Config.
+
+    A ``scale`` key makes the values the real machine's, scaled by the config family's rule
+    first (scaling.py)."""
+    from .scaling import apply_scale
+
+    values = apply_scale(values, lambda vals, path: _parse_value(
+        SCHEMA_BY_PATH[path], vals.get(path, SCHEMA_BY_PATH[path].default)))
     for path in values:
         if path not in SCHEMA_BY_PATH:
             close = [k.path for k in SCHEMA if k.name == path.split(".")[-1]]

@@ -54,7 +54,8 @@ def default_trace(cfg: Config, quiet: bool = False) -> Path:
     trace.generate first when it is missing."""
     if not cfg.trace.keep:
         raise ConfigError("config key 'trace.keep': false (replay the generated trace with no "
-                          "file) is for 'run' and 'compare'; this command needs the trace file")
+                          "file) is for 'run', 'compare' and 'sweep'; this command needs the "
+                          "trace file")
     named = cfg.resolve_path(cfg.trace.path) if cfg.trace.path else None
     if named is not None and named.exists():
         check_generated(cfg, named)

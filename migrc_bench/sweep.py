@@ -18,6 +18,9 @@ Without ``traces`` each point replays its own config's ``trace.path``, generated
 threads). ``trace.path`` values in the grid file are relative to the grid file, like
 ``traces``; they are stored relative to the base config's directory, as every config is.
 
+A config with ``trace.keep = false`` makes streamed points: the generator feeds each replay,
+no file (trace/stream.py); the trace hash in the run_id is the generator parameters'.
+
 Execution: every point is one task (``run_point``) that rebuilds its config from plain values,
 replays, and returns the run's rows — never a file. The coordinating process appends them to
 the results directory one at a time (``append_point``: temp files, then renames, under the
@@ -59,7 +62,8 @@ from .errors import ConfigError, EngineError, UserError
 from .results import (CPUS, INTERVALS, RUNS, append_rows, check_results_dir, file_sha256, locked,
                       make_results_dir,
                       make_run_id, merged, read_table)
-from .runner import check_generated
+from .runner import check_generated, stream_spec
+from .scaling import SCALE_KEY
 
 ERRORS = "sweep_errors.parquet"
 GRID_KEYS = ("config", "traces", "engines", "set", "grid", "zip")
@@ -104,6 +108,8 @@ def _flat(table: dict, where: str, prefix: str = "") -> dict[str, Any]:
 
 
 def _check_key(grid_path: Path, where: str, key: str) -> None:
+    if key == SCALE_KEY:  # the config family's scale (scaling.py)
+        return
     if key == "engine":
         raise ConfigError(f"{grid_path}: {where} 'engine': list engines in the top-level "
                           f"'engines = [...]' instead")
@@ -289,6 +295,7 @@ class Point:
     config_sha256: str
     trace_sha256: str
     run_id: str
+    stream: str = ""                    # trace.generate replayed as generated (no file)
     status: str = "pending"             # pending | skipped | ran | failed
     seconds: float | None = None
     error: str = ""
@@ -302,7 +309,7 @@ class Point:
         """What a worker needs: plain data only (picklable on any Python with migrc_bench)."""
         return {"run_id": self.run_id, "trace": self.trace, "trace_sha256": self.trace_sha256,
                 "config": self.config, "base_dir": self.base_dir,
-                "config_sha256": self.config_sha256}
+                "config_sha256": self.config_sha256, "stream": self.stream}
 
 
 def _short(v: Any) -> str:
@@ -328,6 +335,12 @@ def expand(grid: Grid, hashes: TraceHashes | None = None, quiet: bool = True) ->
         for values in _combinations(grid):
             for engine in grid.engines:
                 cfg = _point_config(grid, values, engine)
+                if trace is None and not cfg.trace.keep:
+                    point = stream_point(len(points), cfg, values, idents[engine])
+                    if point.run_id not in seen:
+                        seen.add(point.run_id)
+                        points.append(point)
+                    continue
                 if trace is None:
                     path = Path(default_trace(cfg, quiet=quiet)).resolve()
                     _check_generated(cfg, path, checked)
@@ -350,6 +363,22 @@ def make_point(index: int, cfg: Config, trace: Path, values: dict[str, Any],
     return Point(index=index, engine=ident.name, trace=str(trace), values=dict(values),
                  config=dict(cfg.raw), base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
                  trace_sha256=tsha, run_id=make_run_id(tsha, cfg.sha256, ident.run_id_part))
+
+
+def stream_point(index: int, cfg: Config, values: dict[str, Any],
+                 ident: EngineIdentity | None = None) -> Point:
+    """The point that replays cfg's trace.generate as it is generated (``trace.keep =
+    false``): no file; its trace hash is the generator parameters' (trace/stream.py)."""
+    from .trace.generated import parse_generate
+    from .trace.stream import stream_sha256
+
+    spec = stream_spec(cfg)
+    ident = ident or identify(cfg.engine, cfg.base_dir)
+    tsha = stream_sha256(parse_generate(spec.text))
+    return Point(index=index, engine=ident.name, trace=str(spec), values=dict(values),
+                 config=dict(cfg.raw), base_dir=str(cfg.base_dir), config_sha256=cfg.sha256,
+                 trace_sha256=tsha, run_id=make_run_id(tsha, cfg.sha256, ident.run_id_part),
+                 stream=spec.text)
 
 
 def _check_generated(cfg: Config, path: Path, checked: set[tuple[Path, str]]) -> None:
@@ -380,7 +409,12 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
         if cfg.sha256 != task["config_sha256"]:
             raise UserError(f"the config rebuilt on worker {worker} differs from the "
                             f"coordinator's (migrc-bench {__version__} there: same version?)")
-        result, _ = run_trace(cfg, task["trace"])
+        trace = task["trace"]
+        if task.get("stream"):
+            from .trace.stream import StreamSpec
+
+            trace = StreamSpec(task["stream"])
+        result, _ = run_trace(cfg, trace)
         row = run_row(result, task["trace_sha256"], started_at=started)
         if row["run_id"] != task["run_id"]:
             raise UserError(f"run_id {row['run_id']} on worker {worker}, expected "

@@ -8,6 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pytest
+
 from migrc_bench.cli.main import main
 from scenario_util import ANON, DRAM_PAGE, HEAP, build, heap_addr, spin
 
@@ -15,8 +17,8 @@ SAFE = ("nobatch", "baseline", "migrc", "luf")
 
 
 @st.composite
-def workloads(draw):
-    threads = draw(st.integers(2, 4))
+def workloads(draw, min_threads: int = 2, max_threads: int = 4):
+    threads = draw(st.integers(min_threads, max_threads))
     heap = draw(st.integers(6, 30))
     recs = []
     for t in range(threads):
@@ -43,13 +45,17 @@ def workloads(draw):
     return recs, heap, sets, kswapd_times
 
 
-def run_checked(recs, heap, sets, kswapd_times, engine):
+def run_checked(recs, heap, sets, kswapd_times, engine, global_asid: bool = False):
+    """``global_asid``: the mm holds a global ASID from the start (granted before the trace
+    began; its CPUs move onto it in the transition), under a broadcast flush mechanism."""
     with tempfile.TemporaryDirectory() as d:
         r = build(Path(d), recs, heap_pages=heap, sets=sets, engine=engine)
         from migrc_bench.model.invariants import Checker
 
         r.check = True
         r.checker = Checker(r)
+        if global_asid:
+            r.flush.use_global_asid(0, 0)
         for t in kswapd_times:
             r.at(t, lambda rr: rr.tiering.wake_kswapd(0) or rr.tiering.kswapd())
         res = r.run()
@@ -65,6 +71,20 @@ def test_safe_engines_never_violate(workload, engine):
     assert res.totals["invariant_violations"] == 0
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(workloads(4, 5), st.sampled_from(SAFE), st.sampled_from(["invlpgb", "rar"]), st.booleans())
+def test_safe_engines_never_violate_under_broadcast_flushes(workload, engine, mech, granted):
+    """INVLPGB and RAR with 4-5 threads (more than 3 CPUs run the mm: a global ASID can be
+    granted), or with the mm on a global ASID from the start: broadcasts, the transition's
+    IPIs and batched flushes of every CPU (INVLPGB) or the batch's (RAR) replace the IPIs."""
+    recs, heap, sets, kswapd_times = workload
+    res, checker = run_checked(recs, heap, sets + [f'machine.flush="{mech}"'], kswapd_times,
+                               engine, global_asid=granted)
+    assert checker.count == 0, checker.report()
+    if granted:
+        assert res.totals["global_asids"] == 1
+
+
 def unsafe_workload():
     # thread 1 reads heap pages (caching writable translations), thread 2 writes them; kswapd
     # demotes them twice over (young bits get one second chance) while they stay cached
@@ -75,8 +95,12 @@ def unsafe_workload():
     return spin(4, 2000, extra)
 
 
-def test_checker_catches_migrc_unsafe():
-    res, checker = run_checked(unsafe_workload(), 24, [], [30_000], "migrc-unsafe")
+@pytest.mark.parametrize("mech", ["ipi", "invlpgb", "rar"])
+def test_checker_catches_migrc_unsafe(mech):
+    """Under every flush mechanism: the broadcasts flush more CPUs, never the deferred ones."""
+    res, checker = run_checked(unsafe_workload(), 24, [f'machine.flush="{mech}"'], [30_000],
+                               "migrc-unsafe", global_asid=mech != "ipi")
+    assert res.totals["global_asids"] == (mech != "ipi")
     assert res.totals["migrc_deferred_pages"] > 0
     assert checker.by_rule["I1"] > 0      # a store through a stale writable translation
     assert checker.by_rule["I2"] > 0      # a PTE made writable beside a stale alias
@@ -85,8 +109,10 @@ def test_checker_catches_migrc_unsafe():
     assert first.rule in ("I1", "I2", "I5") and first.addr >= HEAP - (1 << 28)
 
 
-def test_same_workload_is_clean_with_migrc():
-    res, checker = run_checked(unsafe_workload(), 24, [], [30_000], "migrc")
+@pytest.mark.parametrize("mech", ["ipi", "invlpgb", "rar"])
+def test_same_workload_is_clean_with_migrc(mech):
+    res, checker = run_checked(unsafe_workload(), 24, [f'machine.flush="{mech}"'], [30_000],
+                               "migrc", global_asid=mech != "ipi")
     assert checker.count == 0, checker.report()
 
 

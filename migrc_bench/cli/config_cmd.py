@@ -40,7 +40,15 @@ def show(config_path, sets, fmt, as_toml) -> None:
         click.echo(cfg.to_toml(), nl=False)
         return
     raw = dict(cfg.raw)
-    rows = [{"key": k.path, "value": raw[k.path] if raw[k.path] is not None else f"(preset {cfg.cost.preset})",
+
+    def unset(path: str) -> str:
+        if path == "machine.flush":  # the mechanism machine.preset implies
+            from ..model.broadcast import flush_kind
+
+            return f"({flush_kind(cfg)}: machine.preset {cfg.machine.preset})"
+        return f"(preset {cfg.cost.preset})"
+
+    rows = [{"key": k.path, "value": raw[k.path] if raw[k.path] is not None else unset(k.path),
              "meaning": k.doc} for k in SCHEMA]
     if fmt == "json":
         click.echo(json.dumps({r["key"]: raw[r["key"]] for r in rows}, indent=2))

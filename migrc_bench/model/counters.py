@@ -29,6 +29,9 @@ COUNTERS: tuple[str, ...] = (
     # scheduler: /proc/stat ctxt (rq->nr_switches), and switch_mm_irqs_off's flushes (the
     # tlb:tlb_flush tracepoint's TLB_FLUSH_ON_TASK_SWITCH with pages -1; no vmstat item)
     "nr_context_switches", "tlb_flush_on_task_switch",
+    # broadcast flushes (machine.flush invlpgb / rar): INVLPGB instructions and TLBSYNC waits
+    # the initiators issued, RAR requests (smp_call_rar_many) sent; no vmstat item counts them
+    "invlpgb_issued", "tlbsync", "rar_requests",
     # reclaim of page-cache folios (vmstat pgsteal_kswapd, pgsteal_direct) and their re-reads
     "pgsteal_kswapd", "pgsteal_direct", "pgmajfault",
 )
@@ -44,6 +47,9 @@ N_TIMES = len(TIMES)
 RUN_FIGURES: tuple[str, ...] = (
     "runtime_s", "cpu_time_s", "stall_walk_s", "stall_mem_s", "stall_ipi_s", "stall_fault_s",
     "stall_copy_s", "migrc_pending_pages_peak", "wall_s", "accesses_per_s", "invariant_violations",
+    # broadcast flushes: mms given a global ASID, and flush IPIs that reached a CPU running one
+    # on it after its ASID transition (the broadcasts should leave none)
+    "global_asids", "tlb_ipis_global_asid",
 )
 
 # Counters that are per-CPU in cpus.parquet (all of COUNTERS) plus the stall times.

@@ -125,7 +125,12 @@ class FlushMechanism:
                 pids = None
         info = FlushInfo(None if pids is None else np.asarray(pids, np.int32), new_gen,
                          npages or 0, freed_tables, mm)
-        self._dispatch(initiator, m.mm_cpumasks[mm].copy(), info)
+        self._flush_mm(initiator, info)
+
+    def _flush_mm(self, initiator: int, info: FlushInfo) -> None:
+        """flush_tlb_mm_range's choice of how: IPIs on the mm's cpumask (model/broadcast.py
+        overrides it for mms with a global ASID)."""
+        self._dispatch(initiator, self.m.mm_cpumasks[info.mm].copy(), info)
 
     def flush_tlb_mm(self, initiator: int, mm: int = 0) -> None:
         """flush_tlb_mm(): flush_tlb_mm_range(mm, 0, TLB_FLUSH_ALL, 0, freed_tables=true)."""
@@ -167,10 +172,22 @@ class FlushMechanism:
             hook(initiator, mask)
         t0 = float(self.m.clock[initiator])
         if mask.any():
-            self._dispatch(initiator, mask, FlushInfo(None, GEN_INVALID))
+            self._flush_batch_mask(initiator, mask)
         self.batch_windows.append((t0, float(self.m.clock[initiator])))
         for hook in self.after_batch_flush:
             hook(initiator, mask)
+
+    def _flush_batch_mask(self, initiator: int, mask: np.ndarray) -> None:
+        """arch_tlbbatch_flush's flush of a non-empty batch: IPIs (flush_tlb_multi)."""
+        self._dispatch(initiator, mask, FlushInfo(None, GEN_INVALID))
+
+    def kept_current(self) -> np.ndarray | None:
+        """(ncpu, nmm) bool: entries no switch will flush, which the mechanism keeps current
+        (global ASIDs, model/broadcast.py); None: none such (the checker's exemption)."""
+        return None
+
+    def run_figures(self) -> dict:
+        return {"global_asids": 0, "tlb_ipis_global_asid": 0}
 
     def batch_flush_in_flight(self, t: float) -> bool:
         """Whether some batched flush's IPI round trip spans modelled time ``t``."""
@@ -221,9 +238,15 @@ class FlushMechanism:
         if not need_flush:
             m.cpu_gen[cpu] = m.asid_gen[cpu, asid]
             return
-        self._invalidate(cpu, None, drop)
         m.asid_mm[cpu, asid] = next_mm
         m.cpu_gen[cpu] = m.asid_gen[cpu, asid] = m.mm_gens[next_mm]
+        self._switch_flush(cpu, drop)
+
+    def _switch_flush(self, cpu: int, drop: tuple[int, ...]) -> None:
+        """load_new_mm_cr3(need_flush): CR3 without NOFLUSH drops the PCID's entries (the mms
+        ``drop``); the tlb:tlb_flush TLB_FLUSH_ON_TASK_SWITCH event."""
+        m = self.m
+        self._invalidate(cpu, None, drop)
         m.counters[cpu, C["tlb_flush_on_task_switch"]] += 1
         one = np.zeros(m.ncpu, np.bool_)
         one[cpu] = True
@@ -282,10 +305,7 @@ class FlushMechanism:
         """flush_tlb_func on one CPU."""
         m = self.m
         if not local:
-            m.counters[cpu, C["nr_tlb_remote_flush_received"]] += 1
-            m.counters[cpu, C["tlb_shootdown_irqs"]] += 1
-            m.charge(cpu, m.costs.ipi_receive, T["ipi"])
-            m.times[cpu, T["ipi"]] += m.kernel_entry(cpu)
+            self._take_ipi(cpu)
         loaded = int(m.loaded_mm[cpu])
         if info.mm is not None and info.mm != loaded:
             return  # f->mm != loaded_mm: the CPU runs another mm now
@@ -316,11 +336,20 @@ class FlushMechanism:
             m.charge(cpu, m.costs.flush_full, T["ipi"])
         m.cpu_gen[cpu] = mm_gen
 
+    def _take_ipi(self, cpu: int) -> None:
+        """A flush IPI arrives (flush_tlb_func, remote): counted before any check, paid for."""
+        m = self.m
+        m.counters[cpu, C["nr_tlb_remote_flush_received"]] += 1
+        m.counters[cpu, C["tlb_shootdown_irqs"]] += 1
+        m.charge(cpu, m.costs.ipi_receive, T["ipi"])
+        m.times[cpu, T["ipi"]] += m.kernel_entry(cpu)
+
     def _invalidate(self, cpu: int, pids: np.ndarray | None, mms: tuple[int, ...] = (0,),
-                    npages: int = 1) -> None:
-        """The hardware side: drop translations and count the perf flush events. A full
-        flush drops the entries of the mms ``mms`` (their PCIDs), and kernel text unless it
-        is global (no PTI); with one mm, every user entry is that mm's."""
+                    npages: int = 1, count: bool = True) -> None:
+        """The hardware side: drop translations and count the perf flush events (``count``;
+        not for a remote broadcast, which the CPU itself did not execute). A full flush drops
+        the entries of the mms ``mms`` (their PCIDs), and kernel text unless it is global (no
+        PTI); with one mm, every user entry is that mm's."""
         m = self.m
         if pids is None:
             if m.nmm == 1:
@@ -334,6 +363,8 @@ class FlushMechanism:
             for pid in pids:
                 K.invalidate_page(m.tlb_tag, m.tlb_geo, cpu, int(pid), int(m.page_vpn[pid]))
             n = npages
+        if not count:
+            return
         m.counters[cpu, C["itlb_flush"]] += n * self.events_per_flush
         m.counters[cpu, C["dtlb_flush"]] += n
         m.counters[cpu, C["stlb_flush"]] += n

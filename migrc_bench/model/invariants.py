@@ -16,7 +16,9 @@ Every mm is checked (a stale translation in any of them). The entries of mm X on
 exempt from I2-I4 while c will flush them before it uses them again, exactly as the kernel
 relies on (switch_mm_irqs_off): X is loaded and c is lazy with its generation behind X's;
 or X is not loaded and its ASID slot on c has a generation behind X's, or X has no slot
-there (a new slot is flushed).
+there (a new slot is flushed). Never while c holds X's entries under X's global ASID and the
+broadcasts reach c (machine.flush invlpgb: every CPU; rar: the CPUs of X's cpumask): no
+switch flushes them, the broadcasts must have.
 The first violations are kept with the event that broke the rule.
 """
 
@@ -80,6 +82,9 @@ class Checker:
         c = np.flatnonzero(m.loaded_mm >= 0)
         mms = m.loaded_mm[c]
         ex[c, mms] = m.lazy[c] & (m.cpu_gen[c] < m.mm_gens[mms])
+        kept = self.r.flush.kept_current()  # global-ASID entries the broadcasts keep current
+        if kept is not None:
+            ex[:, : m.nmm] &= ~kept
         return ex
 
     def _caching(self, frame: int, state: int = -1) -> np.ndarray:

@@ -62,6 +62,10 @@ class Costs:
     ipi_wait: float
     ipi_receive: float
     vmexit: float
+    invlpgb: float
+    tlbsync: float
+    rar_request: float
+    rar_wait: float
     flush_full: float
     flush_one: float
     fault: float

@@ -223,6 +223,8 @@ class MappedBatches:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._thread is not None:
+        # not alive: finished, or a signal interrupted start() before it ran (joining a thread
+        # that never started raises, and would hide the interrupt)
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join()
-            self._thread = None
+        self._thread = None

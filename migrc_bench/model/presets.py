@@ -30,7 +30,22 @@ TLB_PRESETS: dict[str, TlbGeometry] = {
     # table). The 16-entry fully associative store DTLB is folded into the load DTLB.
     "sapphire-rapids": TlbGeometry(256, 8, 64, 4, 2048, 16,
                                    "Intel optimization manual, Golden Cove TLB table"),
+    # AMD Zen 4 (EPYC 9004 "Genoa"): INVLPGB (Zen 3 and later), so broadcast flushes. Zen 4's own
+    # TLB sizes could NOT be sourced (no stored AMD SOG or measurement); these are Zen 2's, the
+    # latest AMD core with sourced figures, a lower bound on Zen 4's reach: L1 iTLB 64 fully
+    # associative (7-cpu.com/cpu/Zen2.html), L1 dTLB 64 fully associative, L2 dTLB 2048
+    # entries 12-way (WikiChip amd/microarchitectures/zen_2). The model's STLB needs a
+    # power-of-two set count: 2048 entries 16-way (128 sets) instead of 12-way; the separate
+    # 512-entry L2 iTLB is folded into the unified STLB as on Intel.
+    "zen4": TlbGeometry(64, 64, 64, 64, 2048, 16,
+                        "Zen 4 sizes unsourced: Zen 2's (WikiChip zen_2, 7-cpu.com Zen2), "
+                        "L2 dTLB 16-way for 12-way"),
 }
+
+# The remote flush mechanism each preset implies (machine.flush's default): INVLPGB on Zen 3
+# and later (X86_FEATURE_INVLPGB, v6.15); IPIs on the Intel presets (RAR, present from
+# Sapphire Rapids on, is an unmerged RFC: machine.flush = "rar" asks for it).
+PRESET_FLUSH: dict[str, str] = {"skylake-sp": "ipi", "sapphire-rapids": "ipi", "zen4": "invlpgb"}
 
 
 # Cost presets. Keys match the cost.* config keys; times in ns, bandwidths in bytes/s.
@@ -47,6 +62,12 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "ipi_wait": 1500.0,          # initiator waits for the slowest ack (1-3 µs round trips on Xeons)
         "ipi_receive": 600.0,        # interrupt entry/exit + flush_tlb_func on the receiver
         "vmexit": 0.0,               # no hypervisor
+        "invlpgb": 100.0,            # ASSUMPTION (no published latency): about one INVLPG, which
+                                     # the kernel's ceiling comment puts at ~100 ns
+        "tlbsync": 1000.0,           # ASSUMPTION: a fabric round trip to every CPU, no interrupt
+                                     # entry on the targets: below ipi_wait's 1.5 us
+        "rar_request": 100.0,        # ASSUMPTION: payload slot + action vector writes
+        "rar_wait": 1000.0,          # ASSUMPTION: as tlbsync, the slowest target's microcode ack
         "flush_full": 150.0,         # CR3 write / INVPCID single-context
         "flush_one": 100.0,          # one INVLPG (arch/x86/mm/tlb.c ceiling comment: ~100 ns)
         "fault": 1000.0,             # minor fault entry, handling and return
@@ -71,6 +92,11 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "ipi_receive": 3000.0,       # receiver: kicked out of guest mode, injection, handler, EOI exit
         "vmexit": 1500.0,            # sender: one exit per flush call (PV send-IPI hypercall),
                                      # not per target
+        "invlpgb": 100.0,            # ASSUMPTION: as bare metal (an instruction; no exit modelled)
+        "tlbsync": 1000.0,           # ASSUMPTION: as bare metal
+        "rar_request": 100.0,        # ASSUMPTION: as bare metal; RAR's APIC send costs ipi_send
+                                     # per target and one vmexit, as an IPI's
+        "rar_wait": 1000.0,          # ASSUMPTION: as bare metal
         "flush_full": 150.0,
         "flush_one": 100.0,
         "fault": 1500.0,             # guest fault plus occasional EPT violation

@@ -28,7 +28,22 @@ The rules it encodes, one access at a time (model.md §3-§5, K§1):
   runs (a task that ran out of records leaves the queue): a context switch counted, its
   mm switched (same mm: nothing; another: the mm's ASID slot, flushed if its generation is
   behind, else the next slot round-robin, flushed, dropping its old owner's entries), and
-  its cost charged.
+  its cost charged;
+- broadcast flushes (machine.flush invlpgb or rar): after an IPI flush of an mm that reached
+  another CPU, the mm gets a global ASID when (1000 + the initiator's task) and the jiffies
+  (from 2^32 - 300 HZ, one per 1/HZ x time_scale of its clock) agree in their low 5 bits and
+  more than 3 CPUs of its cpumask run it non-lazily; the first grant flushes every CPU's
+  non-global entries (INVLPGB: one INVLPGB + TLBSYNC; RAR: flush_tlb_all, a request to every
+  CPU, globals too). A CPU takes the global PCID (its entries of the mm dropped, its slot of
+  the mm freed) when it loads the mm, switches to a thread of it, or an IPI for it arrives
+  (counted, then nothing more). A flush of a global-ASID mm: INVLPGB one instruction per
+  PCID for a full flush, else one per invlpgb_count_max pages (x2 with PTI), on every CPU
+  holding the global PCID; RAR one request per PCID to the mm's cpumask, whole-PCID once
+  pages + 1 reach 63. Then, while some CPU runs the mm on a dynamic ASID, IPIs to the whole
+  cpumask (lazy CPUs too, counted as a remote flush) -- else the transition ends; INVLPGB
+  then waits in TLBSYNC. A batched flush: INVLPGB every CPU's non-global entries, RAR every
+  entry on the batch's CPUs. Under RAR a CPU loading a global-ASID mm it was not in the
+  cpumask of flushes that PCID.
 """
 
 from __future__ import annotations
@@ -39,8 +54,11 @@ from typing import Iterable
 
 from ..config import Config
 from .counters import COUNTERS, TIMES
+import math
+
 from .machine import KERNEL_TEXT_VPN, Costs, tlb_geometry
 from .memory import Node, min_free_kbytes, set_watermarks
+from .presets import PRESET_FLUSH
 from .sched import base_slice_ns
 
 IFETCH, LOAD, STORE, MODIFY = 0, 1, 2, 3
@@ -122,6 +140,7 @@ class Cpu:
     asid_gen: list = field(default_factory=lambda: [0] * NASID)
     asid: int = 0
     next_asid: int = 1
+    gmms: set = field(default_factory=set)  # mms whose global PCID this CPU has loaded
     queue: deque = field(default_factory=deque)
     slice_end: float = float("inf")
     counters: dict = field(default_factory=lambda: {c: 0 for c in COUNTERS})
@@ -184,6 +203,17 @@ class ReferenceModel:
         self.ceiling = cfg.tlb.single_page_flush_ceiling
         self.events_per_flush = cfg.tlb.itlb_flush_events_per_flush
         self.events = sorted(events, key=lambda e: e.t_ns)
+        # broadcast flushes: the mechanism, the global ASIDs and their pool
+        self.mech = cfg.machine.flush or PRESET_FLUSH[cfg.machine.preset]
+        self.count_max = cfg.tlb.invlpgb_count_max
+        self.global_asid = [0] * nmm
+        self.transition = [False] * nmm
+        self.asid_used: set[int] = set()
+        self.asid_last = 2046
+        self.asid_avail = 2046 - NASID - 1
+        self.jiffy = 1e9 / cfg.machine.hz * cfg.replay.time_scale
+        self.jiffies0 = 2**32 - 300 * cfg.machine.hz
+        self.ipis_on_global = 0
         # memory: same capacities, watermarks and placement rule as the fast model
         from ..config import resolve_capacity
 
@@ -390,11 +420,18 @@ class ReferenceModel:
 
     def _flush_local_or_remote(self, c: int, pages, new_gen: int, local: bool, mm) -> None:
         cpu = self.cpus[c]
+        on_global_mm = (cpu.loaded >= 0 and self.global_asid[cpu.loaded] != 0
+                        and mm in (None, cpu.loaded))
         if not local:
+            if on_global_mm and cpu.loaded in cpu.gmms and not self.transition[cpu.loaded]:
+                self.ipis_on_global += 1
             cpu.counters["nr_tlb_remote_flush_received"] += 1
             cpu.counters["tlb_shootdown_irqs"] += 1
             self._charge(c, self.costs.ipi_receive, "ipi")
             cpu.times["ipi"] += self._kernel_entry(c)
+        if on_global_mm:  # reload onto the global ASID; the broadcasts keep it current
+            self._to_global(c, cpu.loaded)
+            return
         if mm is not None and mm != cpu.loaded:
             return  # another mm is loaded
         if cpu.loaded < 0:
@@ -431,26 +468,149 @@ class ReferenceModel:
         mask = list(mask)
         others = [i for i, b in enumerate(mask) if b and i != initiator]
         if others:
-            self.cpus[initiator].counters["nr_tlb_remote_flush"] += 1
-            ipis = 0
-            for i, b in enumerate(mask):
-                if not b or (self.cpus[i].lazy and not freed):
-                    continue
-                if i == initiator:
-                    self._flush_local_or_remote(i, pages, new_gen, True, mm)
-                else:
-                    ipis += 1
-                    self._flush_local_or_remote(i, pages, new_gen, False, mm)
-            if ipis:
-                co = self.costs
-                self._charge(initiator, ipis * co.ipi_send + co.vmexit + co.ipi_wait, "ipi")
+            self._multi(initiator, mask, pages, new_gen, freed, mm)
         elif mask[initiator] and (freed or not self.cpus[initiator].lazy):
             self._flush_local_or_remote(initiator, pages, new_gen, True, mm)
+
+    def _multi(self, initiator: int, mask: list[bool], pages, new_gen: int, freed: bool, mm) -> None:
+        self.cpus[initiator].counters["nr_tlb_remote_flush"] += 1
+        ipis = 0
+        for i, b in enumerate(mask):
+            if not b or (self.cpus[i].lazy and not freed):
+                continue
+            if i == initiator:
+                self._flush_local_or_remote(i, pages, new_gen, True, mm)
+            else:
+                ipis += 1
+                self._flush_local_or_remote(i, pages, new_gen, False, mm)
+        if ipis:
+            co = self.costs
+            self._charge(initiator, ipis * co.ipi_send + co.vmexit + co.ipi_wait, "ipi")
 
     def _flush_range(self, initiator: int, vpns, mm: int, freed: bool = False) -> None:
         self.mm_gen[mm] += 1
         pages = None if vpns is None or len(vpns) > self.ceiling else list(vpns)
+        if self.mech != "ipi" and self.global_asid[mm]:
+            self._broadcast(initiator, mm, pages, len(vpns) if vpns is not None else 0)
+            return
+        others = any(b for i, b in enumerate(self.mm_cpumask[mm]) if i != initiator)
         self._flush(initiator, self.mm_cpumask[mm], pages, self.mm_gen[mm], freed, mm)
+        if self.mech != "ipi" and others:
+            self._consider_global_asid(initiator, mm)
+
+    # ---- broadcast flushes -------------------------------------------------------------
+    def _consider_global_asid(self, initiator: int, mm: int) -> None:
+        cpu = self.cpus[initiator]
+        pid = 1000 + (cpu.queue[0] if cpu.queue else 0)
+        jiffies = self.jiffies0 + math.floor(cpu.clock / self.jiffy)
+        if pid % 32 != jiffies % 32:
+            return
+        mask = self.mm_cpumask[mm]
+        if sum(mask) <= 3:
+            return
+        active = sum(1 for i, b in enumerate(mask)
+                     if b and self.cpus[i].loaded == mm and not self.cpus[i].lazy)
+        if active <= 3 or self.global_asid[mm] or self.asid_avail == 0:
+            return
+        if self.asid_last >= 2046 - 1:  # the pool wraps: flush, start again at 6
+            self._flush_all(initiator)
+            self.asid_last = NASID
+        asid = self.asid_last
+        while asid in self.asid_used:
+            asid += 1
+        if asid >= 2046:
+            return
+        self.asid_used.add(asid)
+        self.asid_last = asid
+        self.asid_avail -= 1
+        self.global_asid[mm] = asid
+        self.transition[mm] = True
+
+    def _to_global(self, c: int, mm: int) -> None:
+        cpu = self.cpus[c]
+        if mm not in cpu.gmms:
+            self._drop_mms(cpu, (mm,))
+            cpu.asid_mm = [-1 if x == mm else x for x in cpu.asid_mm]
+            cpu.gmms.add(mm)
+
+    def _drop_everything(self, c: int, keep_kernel: bool) -> None:
+        for t in (self.cpus[c].itlb, self.cpus[c].dtlb, self.cpus[c].stlb):
+            t.drop_all(lambda k: keep_kernel and k[0] == KERNEL)
+
+    def _invlpgb(self, initiator: int, n: int) -> None:
+        self.cpus[initiator].counters["invlpgb_issued"] += n
+        self._charge(initiator, n * self.costs.invlpgb, "ipi")
+
+    def _tlbsync(self, initiator: int) -> None:
+        self.cpus[initiator].counters["tlbsync"] += 1
+        self._charge(initiator, self.costs.tlbsync, "ipi")
+
+    def _rar(self, initiator: int, mask: list[bool], n: int) -> None:
+        co = self.costs
+        remote = sum(mask) - int(mask[initiator])
+        self.cpus[initiator].counters["rar_requests"] += n
+        self._charge(initiator, n * (co.rar_request + remote * co.ipi_send + co.vmexit + co.rar_wait),
+                     "ipi")
+
+    def _flush_all(self, initiator: int) -> None:
+        """Every CPU's non-global entries (INVLPGB), or everything (RAR's flush_tlb_all)."""
+        if self.mech == "invlpgb":
+            self._invlpgb(initiator, 1)
+            for c in range(len(self.cpus)):
+                self._drop_everything(c, not self.pti)
+            self._tlbsync(initiator)
+        else:
+            self.cpus[initiator].counters["nr_tlb_remote_flush"] += 1
+            self._rar(initiator, [True] * len(self.cpus), 1)
+            for c in range(len(self.cpus)):
+                self._drop_everything(c, False)
+
+    def _broadcast(self, initiator: int, mm: int, pages, npages: int) -> None:
+        mask = list(self.mm_cpumask[mm])
+        full = pages is None
+        if self.mech == "invlpgb":
+            n = 1 if full else -(-max(npages, 1) // self.count_max)
+            self._invlpgb(initiator, 2 * n if self.pti else n)
+            targets = [c for c, cpu in enumerate(self.cpus) if mm in cpu.gmms]
+        elif any(mask):
+            full = full or npages + 1 >= 63
+            self._rar(initiator, mask, 2 if self.pti else 1)
+            targets = [c for c, b in enumerate(mask) if b and mm in self.cpus[c].gmms]
+        else:
+            targets = []
+        for c in targets:
+            cpu = self.cpus[c]
+            if full:
+                self._drop_mms(cpu, (mm,))
+            else:
+                for v in pages:
+                    for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
+                        t.drop(v, (mm, v))
+        if self.transition[mm]:  # finish_asid_transition
+            stragglers = [c for c, b in enumerate(self.mm_cpumask[mm])
+                          if b and self.cpus[c].loaded == mm and mm not in self.cpus[c].gmms]
+            if stragglers:
+                self._multi(initiator, list(self.mm_cpumask[mm]), pages, self.mm_gen[mm], True, mm)
+            else:
+                self.transition[mm] = False
+        if self.mech == "invlpgb":
+            self._tlbsync(initiator)
+
+    def _batch(self, initiator: int, mask: list[bool]) -> None:
+        """arch_tlbbatch_flush of a batch with unmapped pages."""
+        if not any(mask):
+            return
+        if self.mech == "invlpgb":
+            self._flush_all(initiator)
+        elif self.mech == "rar":
+            self._rar(initiator, mask, 1)
+            for c, b in enumerate(mask):
+                if b:
+                    self._drop_everything(c, False)
+            if mask[initiator]:
+                self._charge(initiator, self.costs.flush_full, "ipi")
+        else:
+            self._flush(initiator, mask, None, 0)
 
     def _flush_batched_pending(self, initiator: int, mm: int) -> None:
         if self.batched_pending[mm] != self.batched_flushed[mm]:
@@ -465,7 +625,7 @@ class ReferenceModel:
         elif ev.kind == "full":
             self._flush_range(ev.cpu, None, mm)
         elif ev.kind == "batch":
-            self._flush(ev.cpu, list(ev.mask), None, 0)
+            self._batch(ev.cpu, list(ev.mask))
         elif ev.kind == "batched":  # a batched unmap recorded in mm->tlb_flush_batched
             self.batched_pending[mm] += 1
         elif ev.kind == "pending":
@@ -504,6 +664,23 @@ class ReferenceModel:
     def _switch_mm(self, c: int, nxt: int) -> None:
         """switch_mm_irqs_off to another mm (threads of one mm switch without it)."""
         cpu = self.cpus[c]
+        if self.mech != "ipi" and self.global_asid[nxt]:  # no flush (RAR: unless new to it)
+            if cpu.loaded >= 0:
+                if not (cpu.loaded in cpu.gmms and self.global_asid[cpu.loaded]):
+                    cpu.asid_gen[cpu.asid] = cpu.gen
+                self.mm_cpumask[cpu.loaded][c] = False
+            new_cpu = not self.mm_cpumask[nxt][c]
+            self.mm_cpumask[nxt][c] = True
+            cpu.loaded = nxt
+            self._to_global(c, nxt)
+            if self.mech == "rar" and new_cpu:
+                self._drop_mms(cpu, (nxt,))
+                cpu.counters["itlb_flush"] += self.events_per_flush
+                cpu.counters["dtlb_flush"] += 1
+                cpu.counters["stlb_flush"] += 1
+                cpu.counters["tlb_flush_on_task_switch"] += 1
+                self._charge(c, self.costs.flush_full, "ipi")
+            return
         if cpu.loaded >= 0:
             cpu.asid_gen[cpu.asid] = cpu.gen
             self.mm_cpumask[cpu.loaded][c] = False
@@ -544,6 +721,8 @@ class ReferenceModel:
             cpu.counters["nr_context_switches"] += 1
             if self.thread_mm[nxt] != cpu.loaded:
                 self._switch_mm(c, self.thread_mm[nxt])
+            elif self.mech != "ipi" and self.global_asid[cpu.loaded]:
+                self._to_global(c, cpu.loaded)  # mm_needs_global_asid: reload
             self._charge(c, self.switch_cost)
         cpu.slice_end = cpu.clock + self.slice if len(cpu.queue) > 1 else float("inf")
 
@@ -591,4 +770,6 @@ class ReferenceModel:
     def totals(self) -> dict:
         out = {c: sum(cpu.counters[c] for cpu in self.cpus) for c in COUNTERS}
         out["clocks"] = [cpu.clock for cpu in self.cpus]
+        out["global_asids"] = sum(1 for a in self.global_asid if a)
+        out["tlb_ipis_global_asid"] = self.ipis_on_global
         return out

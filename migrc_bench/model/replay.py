@@ -25,7 +25,7 @@ from . import kernel as K
 from .counters import C, COUNTERS, T, TIMES
 from .feeder import BUFFER_ROWS, Buffers, Feeder
 from .alloc import Allocator
-from .flush import FlushMechanism
+from .broadcast import make_flush
 from .jit_cache import compile_clock
 from .machine import MAX_MMS, VPN_OF_KEY, Machine, needs_profile
 from .runqueue import RunQueues
@@ -90,7 +90,8 @@ class Replay:
         task_mm = m.task_mms(threads)
         self.rq = RunQueues(self, task_mm)
         self.rq.place()  # a CPU that ran the mm keeps its bit (lazy when idle)
-        self.flush = FlushMechanism(m)
+        self.flush = make_flush(m)
+        self.flush.current_task = self.rq.cur_task  # current->pid (consider_global_asid)
         # per-task buffers: as much memory in all as one per CPU (a buffer's size changes
         # nothing the replay computes, only how often it is refilled)
         self.buffers = Buffers(max(m.ncpu, threads),
@@ -385,6 +386,7 @@ class Replay:
             "wall_s": wall_s,
             "accesses_per_s": replayed / wall_s if wall_s > 0 else 0.0,
             "invariant_violations": 0,
+            **self.flush.run_figures(),
         })
         if self.engine is not None:
             totals.update(self.engine.run_figures())

@@ -137,5 +137,6 @@ class GeneratedTrace:
         """Stop every generator run still going (the replay ended, early or not)."""
         for sink, thread in self._runs:
             sink.close()
-            thread.join(timeout=5)
+            if thread.is_alive():  # not if an interrupt came before it started (or it ended)
+                thread.join(timeout=5)
         self._runs = []
