@@ -1,5 +1,6 @@
 """Generator speed for gups, kv, gapbs-bfs and gapbs-pr: records per second at the suite's
-sizes (configs/*-cxl16.toml), end to end (data or graph build, kernel, Parquet writing) and
+sizes (configs/*-cxl16.toml), and llama at configs/luf-llama.toml's shape (2 of its 24 token
+steps), end to end (data or graph build, kernel, Parquet writing) and
 without writing (the blocks are counted and dropped: the kernels' own speed).
 
 Each case runs in a fresh interpreter (benchmarks/measure.py), so peak RSS is its own; the
@@ -21,9 +22,12 @@ CASES = {
     "kv": "kv -k 52000 -v 1000 -z 0.99 -w 0.05 -n 400000 -t 16",
     "gapbs-bfs": "gapbs-bfs -g 19 -k 16 -n 3 -t 16",
     "gapbs-pr": "gapbs-pr -g 19 -k 16 -n 1 -i 1 -t 16",
+    "llama": "llama --dim 128 --hidden-dim 448 --layers 80 --heads 8 --kv-heads 1 --vocab 2048 "
+             "--seq-len 32 --separate-classifier -n 2 -P 3 -t 15 --weights per-process",
 }
 WARM = {"gups": "gups -n 10 -u 1000", "kv": "kv -k 1000 -n 1000",
-        "gapbs-bfs": "gapbs-bfs -g 10 -n 1", "gapbs-pr": "gapbs-pr -g 10 -n 1 -i 1"}
+        "gapbs-bfs": "gapbs-bfs -g 10 -n 1", "gapbs-pr": "gapbs-pr -g 10 -n 1 -i 1",
+        "llama": "llama --dim 16 --hidden-dim 24 --layers 1 --heads 2 --kv-heads 1 --vocab 8 -n 1"}
 
 _CODE = """
 import json, os, tempfile, time

@@ -23,6 +23,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                    "numa_hint_faults_local", "pgfault", "numa_hit", "numa_miss",
                    "thp_migration_success", "thp_migration_fail", "thp_migration_split",
                    "numa_huge_pte_updates")),
+    ("reclaim", ("pgsteal_kswapd", "pgsteal_direct", "pgmajfault")),
     ("time", ("runtime_s", "cpu_time_s", "stall_walk_s", "stall_mem_s", "stall_ipi_s",
               "stall_fault_s", "stall_copy_s")),
     ("migrc", ("migrc_deferred_pages", "migrc_released_pages", "migrc_pending_pages_peak",
@@ -50,7 +51,7 @@ NEUTRAL = frozenset({
     "pgdemote_kswapd", "numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
     "numa_hit", "migrc_deferred_pages", "migrc_released_pages", "migrc_pending_pages_peak",
     "luf_tagged_pages", "luf_tagged_pages_peak", "nr_context_switches", "global_asids",
-    "thp_migration_success", "numa_huge_pte_updates",
+    "thp_migration_success", "numa_huge_pte_updates", "pgsteal_kswapd",
 })
 HIGHER = frozenset({"accesses_per_s"})
 # Unknown counters: neutral (we cannot know which way is good).

@@ -214,6 +214,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("cost.flush_full", "time", None, "full local TLB flush"),
     Key("cost.flush_one", "time", None, "one INVLPG"),
     Key("cost.fault", "time", None, "page-fault entry/exit and handling"),
+    Key("cost.major_fault", "time", None, "a page-cache miss on fault: reading one 4 KiB file "
+        "page back from storage (filemap_fault), on top of cost.fault"),
     Key("cost.migrate_page", "time", None, "per migrated page: rmap walk, unmap, remap, bookkeeping"),
     Key("cost.pte_update", "time", None, "per present PTE the NUMA scanner's change_pte_range "
         "examines (the scan's duration: mm->tlb_flush_pending is set meanwhile)"),

@@ -89,10 +89,11 @@ def build_malloc_log(out_dir: Path) -> Path:
 
 
 def lackey(cmd: list[str], workdir: Path, log: Path, malloc_log: Path, preload: Path,
-           min_alloc: int = 4096, timeout: float = 1800) -> None:
-    """Run ``cmd`` under lackey with the malloc shim, one OpenMP thread."""
+           min_alloc: int = 4096, timeout: float = 1800,
+           extra_env: dict[str, str] | None = None) -> None:
+    """Run ``cmd`` under lackey with the malloc shim, one OpenMP thread (and ``extra_env``)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_LOG=str(malloc_log),
-               MALLOC_LOG_MIN=str(min_alloc), LD_PRELOAD=str(preload))
+               MALLOC_LOG_MIN=str(min_alloc), LD_PRELOAD=str(preload), **(extra_env or {}))
     subprocess.run(["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={log}", *cmd],
                    cwd=workdir, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE, timeout=timeout)

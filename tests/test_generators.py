@@ -23,6 +23,8 @@ SMALL = {
     "kv": "-k 3000 -n 4000 -t 3 --seed 7",
     "gapbs-bfs": "-g 10 -n 2 -t 3",
     "gapbs-pr": "-g 10 -n 1 -i 3 -t 3",
+    "llama": "--dim 16 --hidden-dim 24 --layers 2 --heads 4 --kv-heads 2 --vocab 40 --seq-len 8 "
+             "-n 3 -t 3",
 }
 
 
@@ -42,7 +44,7 @@ def sites_of(path, code_sites) -> Counter:
 
 
 def test_every_generator_is_registered_with_its_cli():
-    assert list(REGISTRY) == ["xsbench", "gups", "kv", "gapbs-bfs", "gapbs-pr"]
+    assert list(REGISTRY) == ["xsbench", "gups", "kv", "gapbs-bfs", "gapbs-pr", "llama"]
     for name in REGISTRY:
         assert main(["trace", "gen", name, "--help"]) == 0
 

@@ -25,16 +25,15 @@ HEAP, W1, W2 = 0x10000000, 0x7F0000000000, 0x7E0000000000
 PAGES = 4
 
 
-def shared_trace(path: Path, writable2: bool = False) -> Path:
+def shared_trace(path: Path, writable2: bool = False, n: int = 400) -> Path:
     """Process 1 (thread 0) maps file "w" at W1, process 2 (thread 1) at W2; each loads its
-    mapping's pages over and over; with ``writable2`` process 2's mapping is writable (taken
+    mapping's pages over and over (``n`` loads each); with ``writable2`` process 2's mapping is writable (taken
     as MAP_SHARED: a store makes the page-cache page's PTE writable and dirty) and stores."""
     regions = (Region(HEAP, HEAP + 4096, "heap", True, False, pid=1),
                Region(W1, W1 + PAGES * 4096, "file", False, False, pid=1, file=FileMapping("w")),
                Region(HEAP, HEAP + 4096, "heap", True, False, pid=2),
                Region(W2, W2 + PAGES * 4096, "file", writable2, False, pid=2,
                       file=FileMapping("w")))
-    n = 400
     tid = np.repeat(np.arange(2, dtype=np.uint16), n)
     page = np.tile(np.arange(n) % PAGES, 2)
     addr = np.where(tid == 0, W1, W2).astype(np.uint64) + (page * 4096).astype(np.uint64)

@@ -59,7 +59,9 @@ def test_the_stream_gives_the_files_batches():
 
 
 @pytest.mark.parametrize("text", ["kv -k 2000 -n 20000 -t 2", "gapbs-bfs -g 10 -n 1 -t 2",
-                                  "gapbs-pr -g 10 -n 1 -i 2 -t 2", "gups -n 12 -u 5000 -t 3"])
+                                  "gapbs-pr -g 10 -n 1 -i 2 -t 2", "gups -n 12 -u 5000 -t 3",
+                                  "llama --dim 16 --hidden-dim 24 --layers 2 --heads 4 "
+                                  "--kv-heads 2 --vocab 40 --seq-len 8 -n 3 -P 2 -t 2"])
 def test_every_generator_streams_its_files_records(text):
     path = ensure(text)
     src = GeneratedTrace(text)

@@ -29,7 +29,7 @@ from ..model import kernel as K
 from ..model import thp
 from ..model.counters import C, T
 from ..model.memory import F_USED
-from ..model.migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED  # noqa: F401 (re-exported)
+from ..model.migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED, TTU_RECLAIM  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -276,7 +276,31 @@ class Engine:
         thp.pmdp_flush(self.r, initiator, src)
         return u
 
-    def unmap(self, initiator: int, src: int, dst: int) -> Unmapped:
+    def reclaim_pages(self, initiator: int, frames: list[int]) -> int:
+        """shrink_folio_list for clean page-cache folios: try_to_unmap(TTU_BATCH_FLUSH) over
+        every mapping (try_to_unmap_one: each PTE into its own mm's batch, reason
+        TTU_RECLAIM), one try_to_unmap_flush() for the list, then __remove_mapping: the
+        page leaves the page cache (every PTE none, so the next access is a major fault)
+        and the folio is released as a migration source is (LUF: freed tagged)."""
+        m = self.m
+        batch: list[Unmapped] = []
+        for f in frames:
+            u = self.unmap(initiator, f, -1, T["fault"])
+            self.folio_unmapped(initiator, u, TTU_RECLAIM)
+            batch.append(u)
+        self.flush_unmapped(initiator, batch)
+        for u in batch:
+            for mapping in u.extra.get("maps") or ((u.pid,),):
+                pid = mapping[0]
+                m.pte_pfn[pid] = -1
+                m.evicted_ver[pid] = int(m.frame_ver[u.src])  # the file's data, read again
+            m.frame_maps.pop(u.src, None)
+            self.release_source(initiator, u, TTU_RECLAIM)
+        if self.r.checker is not None:
+            self.r.checker.after_migrate(initiator)
+        return len(batch)
+
+    def unmap(self, initiator: int, src: int, dst: int, charge_to: int = T["copy"]) -> Unmapped:
         """try_to_migrate: try_to_migrate_one for every mapping of the folio (the rmap walk:
         a shared file page is mapped once per VMA, of any mm), each PTE into its own mm's
         batch (or flushed at once). The folio is writable, young, dirty or accessible when
@@ -300,7 +324,7 @@ class Engine:
                 u.extra.setdefault("maps", []).append((pid, *bits))
             m.pte_flags[pid] = 0  # migration entry: not present
             if pid == maps[0]:
-                m.charge(initiator, m.costs.migrate_page, T["copy"])
+                m.charge(initiator, m.costs.migrate_page, charge_to)
             if accessible:
                 if self.defers_flush(initiator):
                     self.add_pending(initiator, u, fl)
@@ -330,6 +354,10 @@ class Engine:
             m.pte_flags[pid] = fl
         m.frame_state[u.dst] = F_USED
         m.frame_pid[u.dst] = u.pid
+        if u.dirty or u.src in m.folio_dirty:  # try_to_migrate_one: folio_mark_dirty
+            m.folio_dirty.discard(u.src)
+            if m.page_flags[u.pid] & K.VMA_FILE:
+                m.folio_dirty.add(u.dst)
         if len(maps) > 1:
             m.frame_maps[u.dst] = [x[0] for x in maps[1:]]
             m.frame_maps.pop(u.src, None)

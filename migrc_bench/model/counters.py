@@ -32,6 +32,8 @@ COUNTERS: tuple[str, ...] = (
     # broadcast flushes (machine.flush invlpgb / rar): INVLPGB instructions and TLBSYNC waits
     # the initiators issued, RAR requests (smp_call_rar_many) sent; no vmstat item counts them
     "invlpgb_issued", "tlbsync", "rar_requests",
+    # reclaim of page-cache folios (vmstat pgsteal_kswapd, pgsteal_direct) and their re-reads
+    "pgsteal_kswapd", "pgsteal_direct", "pgmajfault",
     # THP (vmstat; thp_migration_* count THPs, pgmigrate_* above count base pages)
     "thp_migration_success", "thp_migration_fail", "thp_migration_split", "numa_huge_pte_updates",
 )

@@ -22,6 +22,7 @@ PTE_YOUNG = np.uint8(16)
 VMA_WRITE = np.uint8(1)
 VMA_EXEC = np.uint8(2)
 VMA_KERNEL = np.uint8(4)
+VMA_FILE = np.uint8(8)  # a file mapping: its pages are page-cache folios (file LRU)
 
 # access kinds as in the trace
 OP_IFETCH, OP_LOAD, OP_STORE, OP_MODIFY = 0, 1, 2, 3
@@ -207,7 +208,7 @@ def check_use(c, pid, kind, frame, writable, pte_pfn, pte_flags, frame_state, fr
     st = frame_state[frame]
     if st != 2 and st != 3:  # F_HELD, F_TAGGED
         _record(viol, viol_n, np.int64(V_STALE_FRAME), c, pid, frame, p, t)
-    elif p < 0 or frame_ver[frame] != frame_ver[p]:
+    elif p >= 0 and frame_ver[frame] != frame_ver[p]:  # p < 0: a clean file page reclaimed
         _record(viol, viol_n, np.int64(V_DIVERGED), c, pid, frame, p, t)
 
 

@@ -74,6 +74,7 @@ class Costs:
     flush_full: float
     flush_one: float
     fault: float
+    major_fault: float
     migrate_page: float
     pte_update: float
     lru_scan: float
@@ -220,6 +221,10 @@ class Machine:
         self.frame_pid = np.full(nframes, -1, np.int32)  # reverse map: the frame's first mapping
         self.frame_maps: dict[int, list[int]] = {}  # its other mappings (shared file pages)
         self.frame_nr = np.ones(nframes, np.int32)  # base pages of the folio a frame heads (THP: 512)
+        self.page_cache_peers: dict[int, list[int]] = {}  # pages mapping one file page
+        self.evicted_ver: dict[int, int] = {}  # reclaimed file pages: their data's version
+        self.left_out: set[int] = set()  # file pages placed outside the page cache at the start
+        self.folio_dirty: set[int] = set()  # PG_dirty of file folios a migration moved dirty
         self.node_lat = np.array([n.latency_ns for n in self.nodes], np.float64)
         # kernel text: present, global unless PTI, on reserved frames
         # each CPU walks the kernel text pool round-robin, kernel_text_pages per entry
@@ -306,8 +311,7 @@ class Machine:
         addr = vpns << 12
         idx = np.searchsorted(self._region_starts, addr, side="right") - 1
         ends = np.array([r.end for r in self.regions], np.int64)
-        region_flags = np.array([(K.VMA_WRITE if r.writable else 0) | (K.VMA_EXEC if r.exec else 0)
-                                 for r in self.regions], np.uint8)
+        region_flags = np.array([_region_vma_flags(r) for r in self.regions], np.uint8)
         inside = idx >= 0
         inside[inside] = addr[inside] < ends[idx[inside]]
         flags[inside] = region_flags[idx[inside]]
@@ -344,8 +348,7 @@ class Machine:
             self._grow(self.pagemap.n)
             for r, ids in zip(order, parts):
                 if len(ids):
-                    self.page_flags[ids[0]:ids[-1] + 1] = ((K.VMA_WRITE if r.writable else 0)
-                                                            | (K.VMA_EXEC if r.exec else 0))
+                    self.page_flags[ids[0]:ids[-1] + 1] = _region_vma_flags(r)
             # a region's first page also holds the bytes before an unaligned start
             heads = np.array([ids[0] for ids in parts if len(ids)], np.int64)
             self.page_flags[heads] = self._vma_flags(self.pagemap.vpns[heads])
@@ -404,6 +407,17 @@ class Machine:
             shared, sharing = pids[shared], pids[sharing]
             pids = pids[keep]
             one_range = False
+            self._note_page_cache_peers(shared, sharing)
+        pids, left_out = self._fit_page_cache(pids)
+        if len(left_out):  # file pages beyond memory start outside the page cache
+            one_range = False
+            if len(shared):
+                out = np.zeros(self.pagemap.n, np.bool_)
+                out[left_out] = True
+                mapped = ~out[sharing]
+                self.left_out.update(shared[~mapped].tolist())
+                shared, sharing = shared[mapped], sharing[mapped]
+            self.left_out.update(left_out.tolist())
         if placement == "hot":  # most accessed first; ties keep first-touch order
             pids = pids[np.argsort(-self._profile_column(pids, self.profile.counts), kind="stable")]
             one_range = False
@@ -494,6 +508,45 @@ class Machine:
                 self.pte_flags[sl] = fl | (np.bitwise_or.reduce(fl) & K.PTE_WRITE)
                 self.page_pmd[sl] = p0
                 self.frame_nr[frames[0]] = HPAGE_PMD_NR
+
+    def _fit_page_cache(self, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pages to place, file pages left out): when the regions need more pages than the
+        nodes hold above their low watermarks, the last file-data pages (not text) are left
+        out of the page cache, as after drop_caches with a file larger than memory; they are
+        read in (major faults) when first touched. Anonymous pages that do not fit stay an
+        error (place_initial)."""
+        dram, cxl = self.nodes
+        room = max(0, dram.nr_free - dram.wmark.low) + max(0, cxl.nr_free - cxl.wmark.low)
+        excess = len(pids) - room
+        if excess <= 0:
+            return pids, np.zeros(0, pids.dtype)
+        fl = self.page_flags[pids]
+        data = np.flatnonzero(((fl & K.VMA_FILE) != 0) & ((fl & K.VMA_EXEC) == 0))
+        if len(data) < excess:
+            return pids, np.zeros(0, pids.dtype)  # place_initial names the shortfall
+        drop = np.zeros(len(pids), np.bool_)
+        drop[data[len(data) - excess:]] = True
+        return pids[~drop], pids[drop]
+
+    def _note_page_cache_peers(self, shared: np.ndarray, sharing: np.ndarray) -> None:
+        """Remember which pages map one page-cache page (a shared file), so that a fault on
+        one of them after reclaim finds the page if another mapping has read it again."""
+        for pid, first in zip(shared.tolist(), sharing.tolist()):
+            self.page_cache_peers.setdefault(first, [first]).append(pid)
+            self.page_cache_peers[pid] = self.page_cache_peers[first]
+
+    def out_of_page_cache(self, pid: int) -> bool:
+        """A file page reclaimed, or left out at the start: its fault goes to filemap_fault
+        (other pages fault as first touches do)."""
+        return pid in self.evicted_ver or pid in self.left_out
+
+    def page_cache_frame(self, pid: int) -> int:
+        """filemap_get_folio: the frame holding file page ``pid`` if any mapping of that page
+        has it (-1 if the page is not in the page cache)."""
+        for peer in self.page_cache_peers.get(pid, ()):
+            if peer != pid and self.pte_pfn[peer] >= 0:
+                return int(self.pte_pfn[peer])
+        return -1
 
     def _shared_file_pages(self, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions in ``pids`` of pages that map a file page an earlier page already maps
@@ -591,3 +644,9 @@ def _inferred_vma_flags(profile: TraceProfile) -> np.ndarray:
     fetched = (profile.flags & FETCH) != 0
     flags[fetched] = np.where(profile.written[fetched], K.VMA_EXEC | K.VMA_WRITE, K.VMA_EXEC)
     return flags
+
+
+def _region_vma_flags(r) -> int:
+    """A region's VMA bits: VM_WRITE, VM_EXEC, and whether it maps a file (page cache)."""
+    return ((K.VMA_WRITE if r.writable else 0) | (K.VMA_EXEC if r.exec else 0)
+            | (K.VMA_FILE if r.file is not None else 0))

@@ -21,3 +21,8 @@ MR_DEMOTION = "demotion"
 MIGRATE_REASONS = (MR_COMPACTION, MR_MEMORY_FAILURE, MR_MEMORY_HOTPLUG, MR_SYSCALL,
                    MR_MEMPOLICY_MBIND, MR_NUMA_MISPLACED, MR_CONTIG_RANGE, MR_LONGTERM_PIN,
                    MR_DEMOTION)
+
+# Not an enum migrate_reason: what engines see for try_to_unmap(TTU_BATCH_FLUSH) from
+# shrink_folio_list (reclaim of clean page-cache folios, vmscan_file.py). LUF v12 defers these
+# unmaps of read-only folios too; migrc v6 covers migration only.
+TTU_RECLAIM = "reclaim"

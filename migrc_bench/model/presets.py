@@ -89,6 +89,8 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "flush_full": 150.0,         # CR3 write / INVPCID single-context
         "flush_one": 100.0,          # one INVLPG (arch/x86/mm/tlb.c ceiling comment: ~100 ns)
         "fault": 1000.0,             # minor fault entry, handling and return
+        "major_fault": 20000.0,      # assumption: one 4 KiB NVMe read (~10-20 us; readahead
+                                     # and the device's queueing not modelled)
         "migrate_page": 2500.0,      # per page: isolate, rmap walk, unmap, remap, free (no copy)
         "pte_update": 20.0,          # change_prot_numa per PTE
         "lru_scan": 500.0,           # kswapd per folio: isolate + folio_referenced rmap walk
@@ -116,6 +118,7 @@ COST_PRESETS: dict[str, dict[str, float]] = {
         "flush_full": 150.0,
         "flush_one": 100.0,
         "fault": 1500.0,             # guest fault plus occasional EPT violation
+        "major_fault": 20000.0,      # as bare metal (assumption): the read dominates
         "migrate_page": 2500.0,
         "pte_update": 20.0,
         "lru_scan": 1000.0,          # 2x bare metal: the rmap walk's cold page-table and struct

@@ -193,6 +193,9 @@ class Replay:
         m.counters[cpu, C["pgfault"]] += 1
         m.charge(cpu, m.costs.fault, T["fault"])
         m.times[cpu, T["fault"]] += m.kernel_entry(cpu)
+        if m.page_flags[pid] & K.VMA_FILE and m.out_of_page_cache(pid):
+            self._fault_file(cpu, pid)
+            return
         frame = self.alloc.alloc_user(cpu, preferred=0)
         m.pte_pfn[pid] = frame
         fl = K.PTE_PRESENT
@@ -203,6 +206,30 @@ class Replay:
         m.frame_ver[frame] += 1  # zeroed page: new content
         if self.tiering is not None:
             self.tiering.lru_add(frame)
+
+    def _fault_file(self, cpu: int, pid: int) -> None:
+        """filemap_fault: the page-cache folio if another mapping holds it (a minor fault),
+        else a major fault that reads the page into a new folio (cost.major_fault): one
+        left out of memory at the start, or reclaimed since (its data as it was)."""
+        m = self.machine
+        frame = m.page_cache_frame(pid)
+        ver = m.evicted_ver.pop(pid, None)
+        m.left_out.discard(pid)
+        if frame >= 0:
+            m.frame_maps.setdefault(frame, []).append(pid)
+        else:
+            m.counters[cpu, C["pgmajfault"]] += 1
+            m.charge(cpu, m.costs.major_fault, T["fault"])
+            frame = self.alloc.alloc_user(cpu, preferred=0)
+            m.frame_pid[frame] = pid
+            if ver is None:
+                m.frame_ver[frame] += 1
+            else:
+                m.frame_ver[frame] = ver
+            if self.tiering is not None:
+                self.tiering.lru_add(frame)
+        m.pte_pfn[pid] = frame
+        m.pte_flags[pid] = K.PTE_PRESENT | (K.PTE_WRITE if m.page_flags[pid] & K.VMA_WRITE else 0)
 
     def _fault_wp(self, cpu: int, pid: int) -> None:
         """Write to a read-only translation: spurious, or do_wp_page (reuse: one exclusive mm)."""

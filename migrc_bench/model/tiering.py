@@ -19,6 +19,7 @@ from .migrate_reason import MR_NUMA_MISPLACED
 from .numa_scan import NumaScanner
 from .sched import base_slice_ns
 from .vmscan import MAX_RECLAIM_RETRIES, Reclaim
+from .vmscan_file import FileReclaim
 
 NS_PER_MS = 1e6
 GIB_PAGES = (1 << 30) >> 12
@@ -65,13 +66,17 @@ class Tiering:
         self.nbp_rl_start = 0.0
         self.nbp_rl_nr_cand = 0
         self.pgpromote_candidate = 0
-        self.kswapd_pending = False
+        self.kswapd_pending = False  # kswapd0's; kswapd1's in _pending1
         self.kswapd_runs = 0
+        self.kswapd1_runs = 0
         self._kswapd_run: dict | None = None
+        self._pending1 = False
+        self._kswapd1_run: dict | None = None
         # parameters of the compiled loop's hint-fault fast path (kernel.cold_hint_fault)
         self.fast_hints = True
         self.hint = np.zeros(K.N_HINT, np.float64)
-        # LRU of every node; only node 0 is reclaimed (node 1 has no demotion target, no swap)
+        # LRU of every node; node 0 demotes, node 1 (no demotion target, no swap) reclaims
+        # clean page-cache folios, if the trace maps file data at all (vmscan_file.py)
         self.lru = Lru(len(m.frame_node), len(m.nodes), m.frame_nr if m.thp else None)
         in_use = m.frame_state == F_USED
         if m.thp:  # a THP is one folio: its first frame
@@ -83,6 +88,9 @@ class Tiering:
             self.lru.fill(node.nid, used[m.frame_node[used] == node.nid])
         self.numa = NumaScanner(self)
         self.vmscan = Reclaim(self)
+        fl = m.page_flags
+        self.file_data = bool(np.any(((fl & K.VMA_FILE) != 0) & ((fl & (K.VMA_EXEC | K.VMA_KERNEL)) == 0)))
+        self.vmscan1 = FileReclaim(self)
         if self.steady:
             self.nbp_threshold = self.steady_threshold()
 
@@ -250,7 +258,10 @@ class Tiering:
     def wake_kswapd(self, nid: int, cpu: int = 0) -> None:
         """wakeup_kswapd: a no-op while kswapd runs, or when the node is balanced or
         hopeless (kswapd_failures)."""
-        if nid != DRAM or self.kswapd_pending or not self.demotion:
+        if nid != DRAM:
+            self._wake_kswapd1(cpu)
+            return
+        if self.kswapd_pending or not self.demotion:
             return
         if self.vmscan.kswapd_failures >= MAX_RECLAIM_RETRIES or self.vmscan.balanced():
             return
@@ -258,7 +269,16 @@ class Tiering:
         self.kswapd_pending = True
         self.r.at(self.r.now(), lambda r: self.kswapd())
 
-    def kswapd(self) -> None:
+    def _wake_kswapd1(self, cpu: int) -> None:
+        """kswapd1: only for traces with file data (without, node 1 has nothing to reclaim:
+        no swap, no demotion target, and its text stays hot in DRAM)."""
+        vm = self.vmscan1
+        if not self.file_data or self._pending1 or vm.can_sleep():
+            return
+        self._pending1 = True
+        self.r.at(self.r.now(), lambda r: self.kswapd(CXL, cpu))
+
+    def kswapd(self, nid: int = DRAM, waker: int = -1) -> None:
         """kswapd as a task sharing its CPU with a busy thread under EEVDF.
 
         Woken, it preempts the thread (it slept, so it is eligible with the earlier deadline)
@@ -268,11 +288,16 @@ class Tiering:
         interleave with it. Reclaim therefore lasts as long as it costs -- flush round trips
         included -- and promotions keep being refused meanwhile."""
         m = self.m
-        if self._kswapd_run is None:
-            self.kswapd_runs += 1
-            cpu = self.kswapd_cpu if self.kswapd_cpu >= 0 else self.kswapd_waker
-            self._kswapd_run = {"work": self.vmscan.kswapd(cpu), "slice": 0.0, "cpu": cpu}
-        run = self._kswapd_run
+        if self._run_of(nid) is None:
+            if nid == DRAM:
+                self.kswapd_runs += 1
+                waker = self.kswapd_waker
+            else:
+                self.kswapd1_runs += 1
+            cpu = self.kswapd_cpu if self.kswapd_cpu >= 0 else waker
+            vm = self.vmscan if nid == DRAM else self.vmscan1
+            self._set_run(nid, {"work": vm.kswapd(cpu), "slice": 0.0, "cpu": cpu})
+        run = self._run_of(nid)
         cpu = run["cpu"]
         t_turn = float(m.clock[cpu])
         if not run.get("on_cpu"):  # __schedule() to kswapd: one context switch
@@ -294,16 +319,14 @@ class Tiering:
                 break
         run["slice"] += float(m.clock[cpu]) - t0
         if done:
-            self._kswapd_run = None
-            self.kswapd_pending = False
-            self._switch_back(cpu)
+            self._set_run(nid, None)
+            self._switch_back(cpu, run)
             self.r.rq.ran_other(cpu, float(m.clock[cpu]) - t_turn)
             return
-        self.kswapd_pending = True
         now, q = self.r.now(), self.r.quantum
         if run["slice"] >= self.sched_slice:
             # the slice is used up: the thread runs as long before kswapd's next turn
-            self._switch_back(cpu)
+            self._switch_back(cpu, run)
             resume = max(now, float(m.clock[cpu])) + run["slice"]
             run["slice"] = 0.0
         else:
@@ -315,16 +338,29 @@ class Tiering:
                 m.charge(cpu, gap, T["fault"])
                 run["slice"] += gap
         self.r.rq.ran_other(cpu, float(m.clock[cpu]) - t_turn)
-        self.r.at(resume, lambda r: self.kswapd())
+        if nid == DRAM:
+            self.r.at(resume, lambda r: self.kswapd())
+        else:
+            self.r.at(resume, lambda r: self.kswapd(nid))
 
-    def _switch_back(self, cpu: int) -> None:
+    def _run_of(self, nid: int) -> dict | None:
+        return self._kswapd_run if nid == DRAM else self._kswapd1_run
+
+    def _set_run(self, nid: int, run: dict | None) -> None:
+        """kswapd<nid>'s run from wake-up to sleep (None: asleep, no wake-up pending)."""
+        if nid == DRAM:
+            self._kswapd_run, self.kswapd_pending = run, run is not None
+        else:
+            self._kswapd1_run, self._pending1 = run, run is not None
+
+    def _switch_back(self, cpu: int, run: dict) -> None:
         """kswapd sleeps or its slice ends: a switch to the CPU's task (or the idle task)."""
-        if self._kswapd_run is not None:
-            self._kswapd_run["on_cpu"] = False
+        run["on_cpu"] = False
         self.m.counters[cpu, C["nr_context_switches"]] += 1
         if self.r.running[cpu]:
             self.r.flush.switch_back(cpu)
 
     def direct_reclaim(self, cpu: int) -> None:
         """A user allocation found every node below min: try_to_free_pages on its own CPU."""
-        self.vmscan.try_to_free_pages(cpu)
+        if self.vmscan.try_to_free_pages(cpu) < self.reclaim_chunk and self.file_data:
+            self.vmscan1.try_to_free_pages(cpu)  # shrink_zones: the next node of the zonelist

@@ -65,6 +65,8 @@ class ScanControl:
 class Reclaim:
     """Node 0's lruvec (the two anon lists of ``Lru``), its reclaim costs and kswapd state."""
 
+    nid = DRAM
+
     def __init__(self, tiering):
         self.t = tiering
         self.m = tiering.m
@@ -83,15 +85,19 @@ class Reclaim:
         return bool(self.t.demotion)
 
     def inactive_is_low(self) -> bool:
-        inactive, active = self.lru.count(DRAM, False), self.lru.count(DRAM, True)
+        inactive, active = self.list_size(False), self.list_size(True)
         gb = self.real(inactive + active) >> GIB_SHIFT
         ratio = math.isqrt(10 * gb) if gb else 1
         return inactive * ratio < active
 
+    def list_size(self, active: bool) -> int:
+        """The size of the LRU list this reclaim scans (node 0: the anon lists)."""
+        return self.lru.count(self.nid, active)
+
     def balanced(self) -> bool:
-        """pgdat_balanced: the promo watermark in tiering mode, else high."""
-        dram = self.m.nodes[DRAM]
-        return dram.watermark_ok(dram.wmark.promo if self.t.mode & 2 else dram.wmark.high)
+        """pgdat_balanced: the promo watermark in tiering mode (for every node), else high."""
+        node = self.m.nodes[self.nid]
+        return node.watermark_ok(node.wmark.promo if self.t.mode & 2 else node.wmark.high)
 
     def can_sleep(self) -> bool:
         """prepare_kswapd_sleep: balanced, or a hopeless node."""
@@ -107,7 +113,7 @@ class Reclaim:
                 return
 
     def balance_pgdat(self, cpu: int) -> Work:
-        dram = self.m.nodes[DRAM]
+        dram = self.m.nodes[self.nid]
         sc = ScanControl(nr_to_reclaim=0, kswapd=True)
         while sc.priority >= 1:
             if self.balanced():
@@ -182,59 +188,78 @@ class Reclaim:
             out.append(scan if equal else scan * ap // (ap + fp))
         return out[0], out[1]
 
+    active_keeps_scanning = False  # the anon lists: only inactive anon keeps the loop going
+
+    def may_deactivate(self, sc: ScanControl) -> bool:
+        return bool(sc.may_deactivate & DEACTIVATE_ANON)
+
     def shrink_lruvec(self, sc: ScanControl, cpu: int) -> Work:
         nr_inactive, nr_active = self.get_scan_count(sc)
         proportional = not sc.kswapd and sc.priority == DEF_PRIORITY
         reclaimed = 0
-        while nr_inactive:
-            n = min(nr_inactive, self.chunk)
-            nr_inactive -= n
-            reclaimed += self.shrink_inactive_list(n, sc, cpu)
-            yield
+        # the kernel's loop runs while inactive anon, active file or inactive file is left
+        while nr_inactive or (self.active_keeps_scanning and nr_active):
+            if nr_inactive:
+                n = min(nr_inactive, self.chunk)
+                nr_inactive -= n
+                reclaimed += self.shrink_inactive_list(n, sc, cpu)
+                yield
             if nr_active:
                 n = min(nr_active, self.chunk)
                 nr_active -= n
-                if sc.may_deactivate & DEACTIVATE_ANON:
+                if self.may_deactivate(sc):
                     self.shrink_active_list(n, cpu)
                     yield
             if reclaimed < sc.nr_to_reclaim or proportional:
                 continue
-            break  # no file LRU: scanning proportionally ends here
+            break  # no proportional rescan of the other lists
         sc.nr_reclaimed += reclaimed
         if self.can_demote() and self.inactive_is_low():
             self.shrink_active_list(self.chunk, cpu)
             yield
 
+    def isolate(self, active: bool, n: int) -> list[int]:
+        """isolate_lru_folios: up to ``n`` folios from the tail of the list this reclaim scans."""
+        return self.lru.isolate(self.nid, active, n)
+
+    def isolate_charged(self, active: bool, n: int, cpu: int) -> list[int]:
+        """isolate() with each folio's look (isolation, folio_referenced) charged."""
+        isolated = self.isolate(active, n)
+        if isolated:
+            self.m.charge(cpu, len(isolated) * self.m.costs.lru_scan, T["fault"])
+        return isolated
+
     def shrink_inactive_list(self, n: int, sc: ScanControl, cpu: int) -> int:
         """Isolate up to ``n`` folios from the inactive tail; shrink_folio_list."""
-        m, lru = self.m, self.lru
-        isolated = lru.isolate(DRAM, False, n)
+        lru = self.lru
+        isolated = self.isolate_charged(False, n, cpu)
         if not isolated:
             return 0
-        m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
-        nr_isolated = thp.nr_pages(m, isolated)  # base pages, as the kernel counts
+        nr_isolated = thp.nr_pages(self.m, isolated)  # base pages, as the kernel counts
         sc.nr_scanned += nr_isolated
-        demote, back = [], []
+        candidates, back = [], []
         for f in isolated:
             ref = self.folio_check_references(f, cpu)
             if ref == "activate":
                 lru.active[f] = True
-                back.append(f)
-            elif ref == "keep":
-                back.append(f)
-            else:
-                demote.append(f)
+            (candidates if ref == "reclaim" else back).append(f)
+        done = self.shrink_folio_list(candidates, back, sc, cpu)
+        for f in back:  # move_folios_to_lru: the head of each folio's list
+            lru.add(f, self.nid)
+        self.lru_note_cost(nr_isolated - done)
+        return done
+
+    def shrink_folio_list(self, folios: list[int], back: list[int], sc: ScanControl, cpu: int) -> int:
+        """The folios no reference keeps: demoted with one migrate_pages(MR_DEMOTION) call;
+        the rest join ``back``, activated (no swap to fall back on: activate_locked)."""
         done: list[int] = []
-        if demote and self.can_demote():
-            done, failed = self.t.engine.migrate_pages(cpu, demote, MR_DEMOTION, CXL)
-            demote = failed
-        for f in demote:  # not demoted, and no swap to fall back on: activate_locked
-            lru.active[f] = True
-        for f in back + demote:  # move_folios_to_lru: the head of each folio's list
-            lru.add(f, DRAM)
-        nr_done = thp.nr_pages(m, done)
-        m.counters[cpu, C["pgdemote_kswapd" if sc.kswapd else "pgdemote_direct"]] += nr_done
-        self.lru_note_cost(nr_isolated - nr_done)
+        if folios and self.can_demote():
+            done, folios = self.t.engine.migrate_pages(cpu, folios, MR_DEMOTION, CXL)
+        for f in folios:
+            self.lru.active[f] = True
+        back.extend(folios)
+        nr_done = thp.nr_pages(self.m, done)  # base pages
+        self.m.counters[cpu, C["pgdemote_kswapd" if sc.kswapd else "pgdemote_direct"]] += nr_done
         return nr_done
 
     def folio_check_references(self, f: int, cpu: int = 0) -> str:
@@ -260,10 +285,7 @@ class Reclaim:
 
     def shrink_active_list(self, n: int, cpu: int) -> None:
         m, lru = self.m, self.lru
-        isolated = lru.isolate(DRAM, True, n)
-        if not isolated:
-            return
-        m.charge(cpu, len(isolated) * m.costs.lru_scan, T["fault"])
+        isolated = self.isolate_charged(True, n, cpu)
         for f in isolated:
             if thp.is_thp(m, f):
                 self.pmd_referenced(f, cpu)

@@ -115,6 +115,22 @@ Examples:
 \b
 GAP's own -t (tolerance) is --tolerance here: -t is the thread count in every generator.
 """, title="GAP PR"))
+register(GeneratorSpec(
+    "llama", ".llama", "LLM inference as llama2.c's run.c: P processes x T threads streaming "
+    "mmapped weights.",
+    epilog="""\b
+Examples:
+  migrc-bench trace gen llama -m stories15M -n 8 -t 4 -o llama.parquet
+  migrc-bench trace gen llama --dim 64 --hidden-dim 176 --layers 2 --heads 4 --kv-heads 2 --vocab 512 --seq-len 32 -n 8 -P 3 -t 2 --weights per-process -o three.parquet
+
+\b
+Each process maps its model file read-only and streams every layer's weights once per token
+step; --weights shared maps one file in every process (one page-cache copy), per-process one
+file each (the LUF v10/v12 llama.cpp runs: three different models). The trace is version 2
+(one pid per process; docs/traces.md). Defaults are stories15M's dimensions and run.c's 256
+steps (about 4e9 records: give -n). Before writing, the size is estimated from the flags:
+above 2e9 records the command stops (exit 2) with the flags that make it about 10^8.
+""", title="llama"))
 
 
 def names() -> list[str]:
