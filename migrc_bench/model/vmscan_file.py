@@ -84,8 +84,8 @@ class FileReclaim(Reclaim):
     def may_deactivate(self, sc: ScanControl) -> bool:
         return self.inactive_is_low()  # DEACTIVATE_FILE
 
-    def folio_check_references(self, f: int) -> str:
-        ref = super().folio_check_references(f)
+    def folio_check_references(self, f: int, cpu: int = 0) -> str:
+        ref = super().folio_check_references(f, cpu)
         if ref == "keep" and self.m.page_flags[int(self.m.frame_pid[f])] & K.VMA_EXEC:
             return "activate"  # VM_EXEC file folios are activated on one reference
         return ref
