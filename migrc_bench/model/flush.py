@@ -81,14 +81,6 @@ class FlushMechanism:
         # out: __schedule's context switch, for engines that act there (model/sched.py).
         self.on_context_switch: list[Callable[[int, bool], None]] = []
 
-    @property
-    def batched_pending(self) -> int:
-        return self.batched_pending_mm[0]
-
-    @property
-    def batched_flushed(self) -> int:
-        return self.batched_flushed_mm[0]
-
     # ---- generations -------------------------------------------------------------------
     def inc_mm_gen(self, mm: int = 0) -> int:
         """inc_mm_tlb_gen: every PTE change that needs a flush moves the mm's generation."""

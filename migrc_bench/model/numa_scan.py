@@ -137,10 +137,6 @@ class NumaScanner:
         return self.mm_scan_seq[0]
 
     @property
-    def numa_scan_offset(self) -> int:
-        return self.mm_scan_offset[0]
-
-    @property
     def numa_next_scan(self) -> float:
         return self.mm_next_scan[0]
 
