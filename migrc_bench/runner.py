@@ -6,12 +6,12 @@ stay thin and run exactly the same path.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .config import Config
+from .cache import file_sha256
 from .errors import ConfigError, TraceError, UserError
 from .model.machine import needs_profile
 from .model.replay import Replay, RunResult
@@ -145,14 +145,14 @@ def open_source(cfg: Config, trace: "str | Path | StreamSpec"):
 
 
 def _hash_meanwhile(path: str | Path) -> Callable[[], str]:
-    """The trace's sha256, computed on a thread while the replay runs (hashlib releases the
-    GIL); the returned function waits for it (and raises what hashing raised)."""
+    """The trace's sha256 (cache.file_sha256: remembered while the file is unchanged),
+    computed on a thread while the replay runs (hashlib releases the GIL); the returned
+    function waits for it (and raises what hashing raised)."""
     box: dict[str, object] = {}
 
     def work() -> None:
         try:
-            with open(path, "rb") as fh:
-                box["sha"] = hashlib.file_digest(fh, "sha256").hexdigest()
+            box["sha"] = file_sha256(path)
             # then the results module that writes them (pandas: ~0.3 s, off the replay's path)
             from . import results  # noqa: F401
         except BaseException as exc:  # re-raised by the caller, in its thread
