@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
-from .model.counters import COUNTERS, RUN_FIGURES
+from .model.counters import COUNTERS, RUN_FIGURES, SOURCE_FIGURES
 
 # Row groups, in display order. Counters not listed (newer writers, engine figures) go to
 # "other"; a group is shown only when it has a row.
@@ -14,7 +14,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flushes", ("nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
                  "nr_tlb_local_flush_one", "itlb_flush", "dtlb_flush", "stlb_flush",
                  "tlb_shootdown_irqs", "tlb_flush_on_task_switch", "invlpgb_issued", "tlbsync",
-                 "rar_requests", "tlb_ipis_global_asid")),
+                 "rar_requests", "tlb_ipis_global_asid") + SOURCE_FIGURES),
     ("TLB misses", ("itlb_misses", "dtlb_load_misses", "dtlb_store_misses", "itlb_l1_misses",
                     "dtlb_l1_misses", "stlb_misses", "itlb_hits", "dtlb_hits", "stlb_hits")),
     ("migration", ("pgmigrate_success", "pgmigrate_fail", "numa_pages_migrated",

@@ -32,6 +32,10 @@ from ..model.memory import F_USED
 from ..model.migrate_reason import MR_DEMOTION, MR_NUMA_MISPLACED, TTU_RECLAIM  # noqa: F401 (re-exported)
 
 
+# the flush source (counters.FLUSH_SOURCES) of a migrate_pages() call, by its reason
+REASON_SOURCE = {MR_DEMOTION: "demotion", MR_NUMA_MISPLACED: "promotion"}
+
+
 @dataclass
 class UnmapBatch:
     """struct tlbflush_unmap_batch: one cpumask, flush_required, writable (K§1.3)."""
@@ -181,7 +185,13 @@ class Engine:
         those never tried. Batches hold up to ``migrate_batch`` base pages, the folio that
         reaches the limit included (NR_MAX_BATCHED_MIGRATION). A THP whose destination cannot
         be had is split on demotion and its 512 pieces migrated in one more pass after its
-        batch; promotion does not split (MR_NUMA_MISPLACED: nosplit), the THP fails."""
+        batch; promotion does not split (MR_NUMA_MISPLACED: nosplit), the THP fails. Its
+        flushes count under the reason's source (demotion, promotion)."""
+        with self.flush.flushing_for(REASON_SOURCE.get(reason, "other")):
+            return self._migrate_pages(initiator, frames, reason, target)
+
+    def _migrate_pages(self, initiator: int, frames: list[int], reason: str, target: int
+                       ) -> tuple[list[int], list[int]]:
         m = self.m
         done: list[int] = []
         moved: set[int] = set()
@@ -282,6 +292,10 @@ class Engine:
         TTU_RECLAIM), one try_to_unmap_flush() for the list, then __remove_mapping: the
         page leaves the page cache (every PTE none, so the next access is a major fault)
         and the folio is released as a migration source is (LUF: freed tagged)."""
+        with self.flush.flushing_for("reclaim"):
+            return self._reclaim_pages(initiator, frames)
+
+    def _reclaim_pages(self, initiator: int, frames: list[int]) -> int:
         m = self.m
         batch: list[Unmapped] = []
         for f in frames:

@@ -94,7 +94,8 @@ class Luf(Engine):
         need |= self._owing(*tag)
         self.m.counters[cpu, C["luf_alloc_flushes"]] += 1
         self.luf_ugen += 1
-        self.flush.flush_batch(cpu, need)
+        with self.flush.flushing_for("luf"):
+            self.flush.flush_batch(cpu, need)
         self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
 
     def before_pte_writable(self, cpu: int, pid: int, why: str) -> None:
@@ -106,7 +107,8 @@ class Luf(Engine):
         if need.any():
             self.m.counters[cpu, C["luf_cancel_flushes"]] += 1
             self.luf_ugen += 1
-            self.flush.flush_batch(cpu, need)
+            with self.flush.flushing_for("luf"):
+                self.flush.flush_batch(cpu, need)
             self.ugen_done[need] = np.maximum(self.ugen_done[need], self.luf_ugen)
         self._untag_done()
 

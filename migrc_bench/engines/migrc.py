@@ -105,7 +105,8 @@ class Migrc(Engine):
             return False
         self.m.counters[cpu, C[counter]] += 1
         mask = self.migrc_ubc.copy()
-        self.flush.flush_batch(cpu, mask)  # the hook clears the mask and releases
+        with self.flush.flushing_for("migrc"):
+            self.flush.flush_batch(cpu, mask)  # the hook clears the mask and releases
         if self.migrc_folios:
             self._release_all(cpu)
         return True

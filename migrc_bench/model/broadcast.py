@@ -52,7 +52,7 @@ import numpy as np
 
 from . import kernel as K
 from .counters import C, T
-from .flush import FlushInfo, FlushMechanism
+from .flush import BROADCASTS, FlushInfo, FlushMechanism
 from .machine import TLB_NR_DYN_ASIDS
 from .presets import PRESET_FLUSH
 
@@ -276,6 +276,7 @@ class InvlpgbFlush(GlobalAsidFlush):
     def _issue(self, initiator: int, n: int) -> None:
         m = self.m
         m.counters[initiator, C["invlpgb_issued"]] += n
+        self.by_source[initiator, BROADCASTS, self.source] += n
         m.charge(initiator, n * m.costs.invlpgb, T["ipi"])
 
     def _wait(self, initiator: int) -> None:
@@ -320,6 +321,7 @@ class RarFlush(GlobalAsidFlush):
         c = m.costs
         remote = int(mask.sum()) - int(mask[initiator])
         m.counters[initiator, C["rar_requests"]] += n
+        self.by_source[initiator, BROADCASTS, self.source] += n
         m.charge(initiator, n * (c.rar_request + remote * c.ipi_send + c.vmexit + c.rar_wait),
                  T["ipi"])
 

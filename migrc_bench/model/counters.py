@@ -54,5 +54,23 @@ RUN_FIGURES: tuple[str, ...] = (
     "global_asids", "tlb_ipis_global_asid",
 )
 
+# Who asked for a flush (model/flush.py ``flushing_for``), in the kernel's vocabulary:
+# reclaim: shrink_folio_list -> try_to_unmap_flush of clean page-cache folios;
+# demotion: demote_folio_list -> migrate_pages(MR_DEMOTION)'s batch (and immediate) flushes;
+# promotion: migrate_misplaced_folio -> migrate_pages(MR_NUMA_MISPLACED) after a hint fault;
+# numa_scan: task_numa_work -> change_prot_numa's flush_tlb_range;
+# batched_pending: flush_tlb_batched_pending (change_pte_range after a batched unmap);
+# referenced: folio_referenced -> pmdp_clear_flush_young of a young THP (LRU aging);
+# migrc, luf: the engines' deferred flushes when they happen (allocation, wp fault, pause);
+# other: anything else (scenario events, other migrate reasons, plug-in engines).
+FLUSH_SOURCES: tuple[str, ...] = ("reclaim", "demotion", "promotion", "numa_scan",
+                                  "batched_pending", "referenced", "migrc", "luf", "other")
+# Per source: the flush IPIs received (they sum to tlb_shootdown_irqs) and, for broadcast
+# mechanisms, the INVLPGB instructions or RAR requests issued (they sum to invlpgb_issued +
+# rar_requests). Run figures, not per-CPU COUNTERS.
+SOURCE_FIGURES: tuple[str, ...] = (tuple(f"tlb_ipis_{s}" for s in FLUSH_SOURCES)
+                                   + tuple(f"tlb_broadcasts_{s}" for s in FLUSH_SOURCES))
+RUN_FIGURES += SOURCE_FIGURES
+
 # Counters that are per-CPU in cpus.parquet (all of COUNTERS) plus the stall times.
 CPU_COLUMNS: tuple[str, ...] = COUNTERS + tuple(f"stall_{t}_s" for t in TIMES if t != "busy") + ("cpu_time_s",)

@@ -19,21 +19,26 @@ in progress, during which x86 ``pte_accessible()`` is true for a PROT_NONE PTE).
 Counting follows the kernel: ``nr_tlb_remote_flush`` once per multi-CPU call,
 ``nr_tlb_remote_flush_received`` on every IPI'd CPU before it checks anything, the
 initiator's ``nr_tlb_local_flush_*`` only when it really flushes; lazy CPUs get no IPI.
+Each IPI (and each broadcast instruction or request) is also counted under the source that
+asked for the flush: callers name themselves with ``flushing_for`` (counters.FLUSH_SOURCES).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from . import kernel as K
-from .counters import C, T
+from .counters import FLUSH_SOURCES, C, T
 from .machine import MM_SHIFT, TLB_NR_DYN_ASIDS
 
 GEN_INVALID = 0  # TLB_GENERATION_INVALID: batched flushes carry no target generation
+SOURCE = {name: i for i, name in enumerate(FLUSH_SOURCES)}
+IPIS, BROADCASTS = 0, 1  # the units counted per source: IPIs received, broadcasts issued
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,19 @@ class FlushMechanism:
         # Called with (cpu, to_kernel) before kswapd switches in on a CPU (to_kernel) or back
         # out: __schedule's context switch, for engines that act there (model/sched.py).
         self.on_context_switch: list[Callable[[int, bool], None]] = []
+        # per CPU, per unit (IPIS on the receiver, BROADCASTS on the initiator), per source
+        self.by_source = np.zeros((machine.ncpu, 2, len(FLUSH_SOURCES)), np.int64)
+        self.source = SOURCE["other"]
+
+    @contextmanager
+    def flushing_for(self, source: str):
+        """Count the flushes made inside the block under ``source`` (a FLUSH_SOURCES name);
+        blocks nest, the innermost wins (an engine's flush during a demotion's allocation)."""
+        outer, self.source = self.source, SOURCE[source]
+        try:
+            yield
+        finally:
+            self.source = outer
 
     # ---- generations -------------------------------------------------------------------
     def inc_mm_gen(self, mm: int = 0) -> int:
@@ -139,7 +157,8 @@ class FlushMechanism:
         was flushed since (x86 arch_flush_tlb_batched_pending). True if it flushed."""
         if self.batched_pending_mm[mm] == self.batched_flushed_mm[mm]:
             return False
-        self.flush_tlb_mm(initiator, mm)
+        with self.flushing_for("batched_pending"):
+            self.flush_tlb_mm(initiator, mm)
         self.batched_flushed_mm[mm] = self.batched_pending_mm[mm]
         return True
 
@@ -180,6 +199,14 @@ class FlushMechanism:
 
     def run_figures(self) -> dict:
         return {"global_asids": 0, "tlb_ipis_global_asid": 0}
+
+    def source_figures(self, by_source: np.ndarray | None = None) -> dict:
+        """tlb_ipis_<source> and tlb_broadcasts_<source> of ``by_source`` (default: the whole
+        replay; the replay passes the counted part after a warm-up)."""
+        tot = (self.by_source if by_source is None else by_source).sum(axis=0)
+        return {f"tlb_{unit}_{name}": int(tot[u, i])
+                for u, unit in ((IPIS, "ipis"), (BROADCASTS, "broadcasts"))
+                for i, name in enumerate(FLUSH_SOURCES)}
 
     def batch_flush_in_flight(self, t: float) -> bool:
         """Whether some batched flush's IPI round trip spans modelled time ``t``."""
@@ -333,6 +360,7 @@ class FlushMechanism:
         m = self.m
         m.counters[cpu, C["nr_tlb_remote_flush_received"]] += 1
         m.counters[cpu, C["tlb_shootdown_irqs"]] += 1
+        self.by_source[cpu, IPIS, self.source] += 1
         m.charge(cpu, m.costs.ipi_receive, T["ipi"])
         m.times[cpu, T["ipi"]] += m.kernel_entry(cpu)
 

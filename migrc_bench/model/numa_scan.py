@@ -305,7 +305,8 @@ class NumaScanner:
         m.counters[cpu, C["numa_pte_updates"]] += len(hit)
         hv = m.page_vpn[hit]
         span = int(hv.max() - hv.min() + 1)  # mmu_gather flushes [first, last] changed address
-        self.r.flush.flush_mm_range(cpu, hit, npages=span)
+        with self.r.flush.flushing_for("numa_scan"):
+            self.r.flush.flush_mm_range(cpu, hit, npages=span)
         return len(hit)
 
     def _change_prot_numa_thp(self, cpu: int, sel: np.ndarray, now: float, mm: int) -> int:
@@ -343,7 +344,8 @@ class NumaScanner:
         span = int(hv.max() - hv.min() + 1)
         if is_pmd.all():  # PMD_SHIFT stride: one entry per 2 MiB of the span
             span = -(-span // HPAGE_PMD_NR)
-        self.r.flush.flush_mm_range(cpu, hit, npages=span)
+        with self.r.flush.flushing_for("numa_scan"):
+            self.r.flush.flush_mm_range(cpu, hit, npages=span)
         return len(changed)
 
     # ---- task_numa_fault -> task_numa_placement -> update_task_scan_period -------------

@@ -390,6 +390,8 @@ class Replay:
             "accesses_per_s": replayed / wall_s if wall_s > 0 else 0.0,
             "invariant_violations": 0,
             **self.flush.run_figures(),
+            **self.flush.source_figures(None if self.warmup is None
+                                        else self.warmup.counted_by_source()),
         })
         if self.engine is not None:
             totals.update(self.engine.run_figures())

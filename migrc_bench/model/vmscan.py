@@ -300,7 +300,8 @@ class Reclaim:
         2 MiB when the PMD was young."""
         young = thp.pmd_test_and_clear_young(self.m, f)
         if young:
-            thp.pmdp_flush(self.t.r, cpu, f)
+            with self.t.r.flush.flushing_for("referenced"):
+                thp.pmdp_flush(self.t.r, cpu, f)
         return young
 
     def lru_note_cost(self, nr_rotated: int) -> None:

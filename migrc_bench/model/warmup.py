@@ -25,6 +25,7 @@ class Warmup:
         self.counters = np.zeros_like(m.counters)
         self.times = np.zeros_like(m.times)
         self.clock = np.zeros_like(m.clock)
+        self.by_source = np.zeros_like(replay.flush.by_source)
         replay.feeder.warm_left[: replay.threads] = accesses
 
     def on_dry(self, cpu: int) -> None:
@@ -43,6 +44,7 @@ class Warmup:
         self.counters[cpus] = m.counters[cpus]
         self.times[cpus] = m.times[cpus]
         self.clock[cpus] = m.clock[cpus]
+        self.by_source[cpus] = self.r.flush.by_source[cpus]
 
     def counted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(counters, times, start clock per CPU) of the counted part of the run."""
@@ -56,3 +58,7 @@ class Warmup:
                               f"thread replays, got {self.accesses} (thread {t} replays "
                               f"{int(m.counters[t, acc])}): nothing would be counted")
         return counters, m.times - self.times, self.clock
+
+    def counted_by_source(self) -> np.ndarray:
+        """The flush core's per-source counts of the counted part (as ``counted``)."""
+        return self.r.flush.by_source - self.by_source
