@@ -188,3 +188,10 @@ def test_several_processes_on_global_asids_keep_the_invariants(tmp_path, mech, e
     assert t["global_asids"] == 3 and t["tlb_ipis_global_asid"] == 0
     assert t["nr_tlb_remote_flush_received"] == 0 and t["nr_context_switches"] > 0
     assert t["invlpgb_issued" if mech == "invlpgb" else "rar_requests"] > 100
+    # the flushes by source (tiering's demotions, promotions, scans and the engines') add up
+    from migrc_bench.model.counters import FLUSH_SOURCES
+    assert sum(t[f"tlb_ipis_{s}"] for s in FLUSH_SOURCES) == t["tlb_shootdown_irqs"]
+    assert (sum(t[f"tlb_broadcasts_{s}"] for s in FLUSH_SOURCES)
+            == t["invlpgb_issued"] + t["rar_requests"])
+    # "other": the set-up's first grant, whose pool reset flushes every CPU once
+    assert t["tlb_broadcasts_numa_scan"] > 0 and t["tlb_broadcasts_other"] == 1

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import pytest
 
 from migrc_bench.config import load_config
-from migrc_bench.model.counters import COUNTERS
+from migrc_bench.model.counters import COUNTERS, SOURCE_FIGURES
 from migrc_bench.model.reference import Event, ReferenceModel
 from migrc_bench.model.replay import Replay
 from migrc_bench.model.scenario import schedule
@@ -40,7 +40,7 @@ ANON = 0x20000000
 HEAP_PAGES = 12
 CODE_PAGES = 2
 KINDS = ["range", "full", "batch", "wrprotect", "unmap", "batched", "pending", "mm", "mprotect"]
-BROADCAST_FIGURES = ("global_asids", "tlb_ipis_global_asid")
+COMPARED_FIGURES = ("global_asids", "tlb_ipis_global_asid", *SOURCE_FIGURES)
 REGIONS = (Region(CODE, CODE + CODE_PAGES * 4096, "code", False, True),
            Region(HEAP, HEAP + HEAP_PAGES * 4096, "heap", True, False))
 FILE = 0x30000000
@@ -176,7 +176,7 @@ def same_as_reference(traces, sets, events, regions=REGIONS, thread_mm=None):
         fast, clocks, cfg = run_fast(traces, sets, events, Path(d) / "t.parquet", regions,
                                      thread_mm)
     ref = run_reference(cfg, traces, events, regions, thread_mm)
-    diffs = {c: (fast.totals[c], ref[c]) for c in COUNTERS + BROADCAST_FIGURES
+    diffs = {c: (fast.totals[c], ref[c]) for c in COUNTERS + COMPARED_FIGURES
              if fast.totals[c] != ref[c]}
     assert not diffs, diffs
     assert clocks == ref["clocks"]

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..config import Config
-from .counters import COUNTERS, TIMES
+from .counters import COUNTERS, SOURCE_FIGURES, TIMES
 import math
 
 from .machine import KERNEL_TEXT_VPN, Costs, tlb_geometry
@@ -231,6 +231,10 @@ class ReferenceModel:
         self.jiffy = 1e9 / cfg.machine.hz * cfg.replay.time_scale
         self.jiffies0 = 2**32 - 300 * cfg.machine.hz
         self.ipis_on_global = 0
+        # IPIs received and broadcasts issued per source: flush_tlb_batched_pending's are
+        # "batched_pending", every other event's "other" (the events name no kernel path)
+        self.source = "other"
+        self.by_source = dict.fromkeys(SOURCE_FIGURES, 0)
         # memory: same capacities, watermarks and placement rule as the fast model
         from ..config import resolve_capacity
 
@@ -486,6 +490,7 @@ class ReferenceModel:
                 self.ipis_on_global += 1
             cpu.counters["nr_tlb_remote_flush_received"] += 1
             cpu.counters["tlb_shootdown_irqs"] += 1
+            self.by_source[f"tlb_ipis_{self.source}"] += 1
             self._charge(c, self.costs.ipi_receive, "ipi")
             cpu.times["ipi"] += self._kernel_entry(c)
         if on_global_mm:  # reload onto the global ASID; the broadcasts keep it current
@@ -597,6 +602,7 @@ class ReferenceModel:
 
     def _invlpgb(self, initiator: int, n: int) -> None:
         self.cpus[initiator].counters["invlpgb_issued"] += n
+        self.by_source[f"tlb_broadcasts_{self.source}"] += n
         self._charge(initiator, n * self.costs.invlpgb, "ipi")
 
     def _tlbsync(self, initiator: int) -> None:
@@ -607,6 +613,7 @@ class ReferenceModel:
         co = self.costs
         remote = sum(mask) - int(mask[initiator])
         self.cpus[initiator].counters["rar_requests"] += n
+        self.by_source[f"tlb_broadcasts_{self.source}"] += n
         self._charge(initiator, n * (co.rar_request + remote * co.ipi_send + co.vmexit + co.rar_wait),
                      "ipi")
 
@@ -671,7 +678,9 @@ class ReferenceModel:
 
     def _flush_batched_pending(self, initiator: int, mm: int) -> None:
         if self.batched_pending[mm] != self.batched_flushed[mm]:
+            self.source = "batched_pending"
             self._flush_range(initiator, None, mm, freed=True)
+            self.source = "other"
             self.batched_flushed[mm] = self.batched_pending[mm]
 
     def _apply(self, ev: Event) -> None:
@@ -829,4 +838,5 @@ class ReferenceModel:
         out["clocks"] = [cpu.clock for cpu in self.cpus]
         out["global_asids"] = sum(1 for a in self.global_asid if a)
         out["tlb_ipis_global_asid"] = self.ipis_on_global
+        out.update(self.by_source)
         return out
