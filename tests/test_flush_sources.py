@@ -18,6 +18,7 @@ from migrc_bench.model.counters import FLUSH_SOURCES, RUN_FIGURES, SOURCE_FIGURE
 from scenario_util import ANON, build, demote, heap_addr, heap_layout, spin
 from test_file_reclaim import N as RECLAIM_N
 from test_file_reclaim import _demote_then_shrink_node1
+from test_scanner_flushes import demote_then_scan
 from test_shared_file_pages import W1, W2, pid_of, replay, shared_trace
 
 RO = ['memory.initial_pte="readonly-clean"']
@@ -40,13 +41,7 @@ def test_the_figures_are_run_figures_not_counters():
 def test_demotion_then_scan_batched_pending_then_scan_range(tmp_path):
     """test_scanner_flushes' first scenario: the demotion's batched flush IPIs CPUs 1 and 2;
     the scan's flush_tlb_batched_pending IPIs 1, 2 and the lazy 3; its range flush 1 and 2."""
-    recs = spin(4, 3000)
-    recs[3] = recs[3][:5]
-    r = build(tmp_path, recs, heap_pages=20)
-    heap_layout(r, on_dram=range(0, 10), on_cxl=range(10, 20))
-    r.at(10_000, lambda rr: demote(rr, 0, range(0, 2)))
-    r.at(20_000, lambda rr: rr.tiering.numa_scan())
-    t = r.run().totals
+    _, t = demote_then_scan(tmp_path)
     assert ipis(t) == {"demotion": 2, "batched_pending": 3, "numa_scan": 2}
 
 

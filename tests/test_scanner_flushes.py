@@ -18,19 +18,24 @@ from scenario_util import build, demote, heap_addr, heap_layout, spin
 RO = ['memory.initial_pte="readonly-clean"']
 
 
-def test_scan_after_a_batched_unmap_flushes_the_whole_mm(tmp_path):
-    """Thread 3 finishes at once (its CPU idles lazily). A demotion of 2 writable folios
-    from CPU 0 at 10 us is one batched flush: IPIs to CPUs 1 and 2, a local full flush.
-    The scan at 20 us (on CPU 0) first finds mm->tlb_flush_batched behind: flush_tlb_mm,
-    IPIs to 1, 2 and the lazy 3 (which leaves the mask), a local full flush; then its own
-    range flush of the 10 slow-tier PTEs (span 10) goes to CPUs 1 and 2 only."""
+def demote_then_scan(tmp_path):
+    """Thread 3 finishes at once (its CPU idles lazily); CPU 0 demotes 2 writable folios at
+    10 us and scans at 20 us. Returns the replay and its totals."""
     recs = spin(4, 3000)
     recs[3] = recs[3][:5]
     r = build(tmp_path, recs, heap_pages=20)
     heap_layout(r, on_dram=range(0, 10), on_cxl=range(10, 20))
     r.at(10_000, lambda rr: demote(rr, 0, range(0, 2)))
     r.at(20_000, lambda rr: rr.tiering.numa_scan())
-    t = r.run().totals
+    return r, r.run().totals
+
+
+def test_scan_after_a_batched_unmap_flushes_the_whole_mm(tmp_path):
+    """The demotion of 2 writable folios from CPU 0 is one batched flush: IPIs to CPUs 1 and
+    2, a local full flush. The scan (on CPU 0) first finds mm->tlb_flush_batched behind:
+    flush_tlb_mm, IPIs to 1, 2 and the lazy 3 (which leaves the mask), a local full flush;
+    then its own range flush of the 10 slow-tier PTEs (span 10) goes to CPUs 1 and 2 only."""
+    r, t = demote_then_scan(tmp_path)
     assert t["pgdemote_kswapd"] == 2 and t["numa_pte_updates"] == 10 + 2
     assert t["nr_tlb_remote_flush"] == 3
     assert t["nr_tlb_remote_flush_received"] == 2 + 3 + 2
