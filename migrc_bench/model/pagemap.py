@@ -139,6 +139,7 @@ def _map_runs(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, 
         t = np.int64(tid[i])
         if t != t_cur:
             if t >= threads:
+                res[0] = n_pages
                 res[2] = -1
                 return
             if nr:
@@ -322,9 +323,9 @@ class PageMap:
                 _map_runs(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
                           self.r_base, self.n, self.vpns, out_pid, out_op, run_tid, run_end,
                           np.zeros(4, np.int64), threads, room, res)
+                self.n = int(res[0])
                 if res[2] == -1:
                     raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
-                self.n = int(res[0])
                 if res[2] >= 0:
                     break
                 extra = cap
