@@ -107,3 +107,13 @@ def test_find_file_prefers_an_existing_path(tmp_path, monkeypatch):
     assert find_file("ci").name == "ci.toml"
     with pytest.raises(UserError, match="grid file not found"):
         find_file("nope", "grid")
+
+
+def test_config_show_names_where_an_unset_value_comes_from(capsys):
+    """An unset key shows what it resolves to: the scheduler's slice from the CPU count, the
+    costs from their preset (not a cost preset beside a scheduler key)."""
+    code, out, _ = cli(["config", "show", "--set", "machine.ncpu=4", "--format", "csv"], capsys)
+    rows = {line.split(",", 1)[0]: line for line in out.splitlines()}
+    assert code == 0 and "2.25 ms" in rows["machine.sched_base_slice"]
+    assert "preset" not in rows["machine.sched_base_slice"].split(",")[1]
+    assert "(preset " in rows["cost.cpi"]

@@ -46,6 +46,11 @@ def show(config_path, sets, fmt, as_toml) -> None:
             from ..model.broadcast import flush_kind
 
             return f"({flush_kind(cfg)}: machine.preset {cfg.machine.preset})"
+        if path == "machine.sched_base_slice":  # the kernel's default for the machine's CPUs
+            from ..model.sched import base_slice_ns
+
+            ms = base_slice_ns(cfg, cfg.machine.ncpu) / 1e6
+            return f"({ms:g} ms: 0.75 ms x (1 + ilog2(min(ncpu {cfg.machine.ncpu}, 8))))"
         return f"(preset {cfg.cost.preset})"
 
     rows = [{"key": k.path, "value": raw[k.path] if raw[k.path] is not None else unset(k.path),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
+from numba import njit
 
 from ..trace.native import Batch, TraceReader
 from .pending import PendingRows
@@ -35,18 +36,28 @@ class Buffers:
 
     def append(self, cpu: int, pid: np.ndarray, op: np.ndarray) -> int:
         """Append as much as fits; returns how many rows were taken."""
-        h, t = int(self.head[cpu]), int(self.tail[cpu])
-        if h:
-            n = t - h
-            self.pid[cpu, :n] = self.pid[cpu, h:t]
-            self.op[cpu, :n] = self.op[cpu, h:t]
-            self.head[cpu], self.tail[cpu] = 0, n
-            t = n
-        k = min(len(pid), self.cap - t)
-        self.pid[cpu, t:t + k] = pid[:k]
-        self.op[cpu, t:t + k] = op[:k]
-        self.tail[cpu] = t + k
-        return k
+        return int(_append(self.pid, self.op, self.head, self.tail, cpu, pid, op))
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _append(buf_pid, buf_op, head, tail, cpu, pid, op):
+    """Buffers.append compiled: the unread rows moved to the front, then as many new rows as
+    fit (one call per refill of a CPU, instead of a dozen numpy slicings)."""
+    h = head[cpu]
+    t = tail[cpu]
+    if h:
+        n = t - h
+        for i in range(n):
+            buf_pid[cpu, i] = buf_pid[cpu, h + i]
+            buf_op[cpu, i] = buf_op[cpu, h + i]
+        head[cpu] = 0
+        t = n
+    k = min(pid.shape[0], buf_pid.shape[1] - t)
+    for i in range(k):
+        buf_pid[cpu, t + i] = pid[i]
+        buf_op[cpu, t + i] = op[i]
+    tail[cpu] = t + k
+    return k
 
 
 class Feeder:

@@ -33,6 +33,7 @@ from . import kernel as K
 from .counters import C
 from .machine import MM_SHIFT, VPN_OF_KEY
 from .memory import F_FREE, F_HELD, F_TAGGED, F_USED
+from .tlb_scan import cpus_aliasing_page, cpus_caching_frame_mm
 
 KEEP = 16
 CODE_TEXT = {
@@ -90,8 +91,8 @@ class Checker:
     def _caching(self, frame: int, state: int = -1) -> np.ndarray:
         """CPUs holding a non-exempt translation to ``frame`` (or to any frame in ``state``)."""
         m = self.m
-        K.cpus_caching_frame_mm(m.tlb_tag, m.tlb_pfn, m.page_vpn, MM_SHIFT, self._exempt(),
-                                frame, state, m.frame_state, self._mask)
+        cpus_caching_frame_mm(m.tlb_tag, m.tlb_pfn, m.tlb_geo, m.page_vpn, m.page_pmd, m.thp,
+                              MM_SHIFT, self._exempt(), frame, state, m.frame_state, self._mask)
         return self._mask
 
     def _add(self, rule: str, cpu: int, pid: int, frame: int, detail: str, t: float | None = None) -> None:
@@ -116,8 +117,8 @@ class Checker:
         """I2: a PTE becomes writable; no CPU may cache the page pointing at another frame."""
         m = self.m
         frame = int(m.pte_pfn[pid])
-        K.cpus_aliasing_page(m.tlb_tag, m.tlb_pfn, m.tlb_geo, pid, int(m.page_vpn[pid]), frame,
-                             self._mask)
+        cpus_aliasing_page(m.tlb_tag, m.tlb_pfn, m.tlb_geo, m.page_vpn, m.page_pmd, m.thp, pid,
+                           int(m.page_vpn[pid]), frame, self._mask)
         bad = self._mask & ~self._exempt()[:, int(m.page_vpn[pid]) >> MM_SHIFT]
         if bad.any():
             self._add("I2", cpu, pid, frame, f"PTE made writable while cpu(s) "

@@ -628,31 +628,3 @@ def kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, pa
                   pte_pfn, pte_flags, counters, times, cost, np.bool_(False), frame_state,
                   frame_ver, viol, viol_n, 0.0)
     return times[c, T_BUSY] - t0
-
-
-@njit(cache=True, _nrt=False)
-def cpus_caching_frame_mm(tag, pfn, page_vpn, mm_shift, exempt, frame, state, frame_state, out):
-    """out[c] = True when CPU c holds a translation of a mm not ``exempt[c, mm]`` to ``frame``
-    (state < 0) or to any frame in ``state`` (I3, I4 with several mms; kernel text: mm 127)."""
-    for c in range(tag.shape[0]):
-        out[c] = False
-        for i in range(tag.shape[1]):
-            k = tag[c, i]
-            if k < 0:
-                continue
-            if (pfn[c, i] == frame) if state < 0 else (frame_state[pfn[c, i]] == state):
-                if not exempt[c, page_vpn[k] >> mm_shift]:
-                    out[c] = True
-                    break
-
-
-@njit(cache=True, _nrt=False)
-def cpus_aliasing_page(tag, pfn, geo, pid, vpn, frame, out):
-    """out[c] = True when CPU c caches page ``pid`` pointing somewhere other than ``frame``."""
-    for c in range(tag.shape[0]):
-        out[c] = False
-        for lvl in (G_ITLB, G_DTLB, G_STLB):
-            base = geo[lvl] + (vpn & (geo[lvl + 1] - 1)) * geo[lvl + 2]
-            for i in range(base, base + geo[lvl + 2]):
-                if tag[c, i] == pid and pfn[c, i] != frame:
-                    out[c] = True

@@ -103,33 +103,6 @@ def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_v
     return n_pages
 
 
-@njit(cache=True, nogil=True, _nrt=False)
-def _count_by_thread(addr, size, tid, bounds):
-    """Rows of each thread t (page-crossing accesses split) added to bounds[t + 1]; returns
-    the batch's rows, or -1 at a thread id beyond len(bounds) - 2. A thread's rows come in
-    runs (its chunks of work): counted per run."""
-    t_cur = -1
-    run = 0
-    total = 0
-    threads = bounds.shape[0] - 1
-    for i in range(addr.shape[0]):
-        a = np.int64(addr[i])
-        n = 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT) - (a >> PAGE_SHIFT))
-        t = np.int64(tid[i])
-        if t != t_cur:
-            if t >= threads:
-                return -1
-            if t_cur >= 0:
-                bounds[t_cur + 1] += run
-            t_cur = t
-            run = 0
-        run += n
-        total += n
-    if t_cur >= 0:
-        bounds[t_cur + 1] += run
-    return total
-
-
 @njit(cache=True, inline="always", _nrt=False)
 def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hint):
     """(page id, new page count, range index or -1) for one vpn (range ``hint`` tried first),
@@ -147,27 +120,33 @@ def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, h
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
-                 out_pid, out_op, bounds, pos, hints):
-    """Page ids grouped by thread (``bounds`` holds each thread's row count, _count_by_thread):
-    rows of thread t land in [bounds[t], bounds[t+1]) in program order; returns the new page
-    count. The write position of the current run's thread stays in locals; ``hints`` holds
-    the last range used per op kind (fetch, load, store, modify), indexed without a branch."""
-    threads = pos.shape[0]
-    for t in range(threads):
-        bounds[t + 1] += bounds[t]
-        pos[t] = bounds[t]
+def _map_runs(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
+              out_pid, out_op, run_tid, run_end, hints, threads, room, res):
+    """Page ids in file order, one pass: rows of a thread come in runs (its chunks of work),
+    recorded as (thread, end row) so that each thread's rows can be gathered afterwards.
+    ``res`` receives (new page count, rows out, runs); runs is -1 at a thread id >=
+    ``threads``, -2 when more than ``room`` pages are new (the caller makes room and maps the
+    batch again: the pages registered so far keep their ids, so the result is the same).
+    ``hints`` holds the last range used per op kind (fetch, load, store, modify), indexed
+    without a branch."""
     ranged = r_start.shape[0] > 0
+    limit = n_pages + room
     t_cur = -1
+    nr = 0
     j = 0
     for i in range(addr.shape[0]):
         a = np.int64(addr[i])
         t = np.int64(tid[i])
         if t != t_cur:
-            if t_cur >= 0:
-                pos[t_cur] = j
+            if t >= threads:
+                res[0] = n_pages
+                res[2] = -1
+                return
+            if nr:
+                run_end[nr - 1] = j
+            run_tid[nr] = t
+            nr += 1
             t_cur = t
-            j = pos[t]
         vpn = a >> PAGE_SHIFT
         last = (a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT
         o = np.int64(op[i]) & 3
@@ -177,6 +156,10 @@ def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_page
             if ranged and r_start[k] <= v and v < r_end[k]:
                 pid = r_base[k] + (v - r_start[k])
             else:
+                if n_pages >= limit:
+                    res[0] = n_pages
+                    res[2] = -2
+                    return
                 pid, n_pages, kk = _range_or_hash(keys, vals, r_start, r_end, r_base, v, n_pages,
                                                   new_vpns, -1)
                 if kk >= 0:
@@ -188,9 +171,26 @@ def _map_grouped(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_page
             if v >= last:
                 break
             v += 1
-    if t_cur >= 0:
-        pos[t_cur] = j
-    return n_pages
+    if nr:
+        run_end[nr - 1] = j
+    res[0] = n_pages
+    res[1] = j
+    res[2] = nr
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _gather_thread(out_pid, out_op, run_tid, run_end, n_runs, t, dst_pid, dst_op):
+    """Thread ``t``'s rows of a batch mapped by _map_runs, in order, into arrays of its own."""
+    k = 0
+    start = 0
+    for r in range(n_runs):
+        e = run_end[r]
+        if run_tid[r] == t:
+            for x in range(start, e):
+                dst_pid[k] = out_pid[x]
+                dst_op[k] = out_op[x]
+                k += 1
+        start = e
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -204,6 +204,11 @@ def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
             continue
         h = _slot(keys, vpns[i])
         out[i] = vals[h] if keys[h] == vpns[i] else -1
+
+
+def _scratch(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return (np.empty(rows, np.int32), np.empty(rows, np.uint32), np.empty(rows, np.int64),
+            np.empty(rows, np.int64))
 
 
 class PageMap:
@@ -298,27 +303,42 @@ class PageMap:
             ids = np.zeros(len(vpns), np.int64)
         return np.where(inside, ids, -1).astype(np.int32)
 
-    def map_grouped(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
-                    threads: int, out=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-        """Page ids and (packed) ops grouped by thread; returns (pid, op, bounds, first new id,
-        ids end). ``out(rows)`` may give the (int32, uint32) arrays to fill. A thread id of
-        ``threads`` or more is a ValueError."""
-        bounds = np.zeros(threads + 1, np.int64)
-        rows = int(_count_by_thread(addr, size, tid, bounds))
-        if rows < 0:
-            raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
-        if out is not None:
-            out_pid, out_op = out(rows)
-        else:
-            out_pid = np.empty(rows, np.int32)
-            out_op = np.empty(rows, np.uint32)
+    def map_threads(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
+                    threads: int, scratch=None
+                    ) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], int, int]:
+        """Page ids and (packed) ops of each thread (``parts[t]``: arrays of its own, or None);
+        returns (parts, first new id, ids end). ``scratch(rows)`` may give reused (int32,
+        uint32, int64, int64) arrays of at least ``rows`` for the file-order pass. A thread id
+        of ``threads`` or more is a ValueError."""
+        cap = 2 * len(addr)  # an access of at most 255 bytes touches at most two pages
+        out_pid, out_op, run_tid, run_end = (scratch or _scratch)(cap)
+        res = np.zeros(3, np.int64)
         with self._lock:
-            self._reserve(rows)
             first_new = self.n
-            self.n = _map_grouped(addr, size, tid, op, self.keys, self.vals, self.r_start,
-                                  self.r_end, self.r_base, self.n, self.vpns, out_pid, out_op,
-                                  bounds, np.zeros(threads, np.int64), np.zeros(4, np.int64))
-            return out_pid, out_op, bounds, first_new, self.n
+            extra = len(addr)  # new pages: room for one per access, more only when needed
+            while True:
+                self._reserve(extra)
+                room = min(self.keys.shape[0] // 2 - (self.n - self.ranged),
+                           self.vpns.shape[0] - self.n)
+                _map_runs(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
+                          self.r_base, self.n, self.vpns, out_pid, out_op, run_tid, run_end,
+                          np.zeros(4, np.int64), threads, room, res)
+                self.n = int(res[0])
+                if res[2] == -1:
+                    raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
+                if res[2] >= 0:
+                    break
+                extra = cap
+            end = self.n
+        n_runs = int(res[2])
+        lengths = np.diff(run_end[:n_runs], prepend=0)
+        rows = np.bincount(run_tid[:n_runs], weights=lengths, minlength=threads).astype(np.int64)
+        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * threads
+        for t in np.flatnonzero(rows).tolist():
+            dst = (np.empty(rows[t], np.int32), np.empty(rows[t], np.uint32))
+            _gather_thread(out_pid, out_op, run_tid, run_end, n_runs, t, *dst)
+            parts[t] = dst
+        return parts, first_new, end
 
     def map_batch(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -43,24 +43,24 @@ class MappedBatch:
 
 
 class _Scratch:
-    """The grouped rows of the batch being mapped, reused batch after batch (fresh arrays of a
-    few MB each time would cost a page fault per 4 KiB)."""
+    """The file-order arrays of the batch being mapped, reused batch after batch (fresh arrays
+    of a few MB each time would cost a page fault per 4 KiB)."""
 
     def __init__(self) -> None:
-        self.pid = np.empty(0, np.int32)
-        self.op = np.empty(0, np.uint32)
+        self.arrays = (np.empty(0, np.int32), np.empty(0, np.uint32), np.empty(0, np.int64),
+                       np.empty(0, np.int64))
 
-    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.pid) < rows:
-            self.pid = np.empty(rows, np.int32)
-            self.op = np.empty(rows, np.uint32)
-        return self.pid[:rows], self.op[:rows]
+    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if len(self.arrays[0]) < rows:
+            self.arrays = (np.empty(rows, np.int32), np.empty(rows, np.uint32),
+                           np.empty(rows, np.int64), np.empty(rows, np.int64))
+        return self.arrays
 
 
 def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: int,
               scratch: _Scratch | None = None, task_mm: np.ndarray | None = None) -> MappedBatch:
     """Page ids grouped by thread for one batch; a thread id beyond the trace's is a TraceError.
-    Each thread's rows are copied out, so that a thread left behind holds only its own rows.
+    Each thread's rows are arrays of its own, so that a thread left behind holds only its rows.
     ``task_mm`` (several mms): each thread's mm, put in the address's bits 57-62, so pages
     are keyed (mm, vpn) (machine.MM_SHIFT)."""
     addr = b.addr
@@ -73,14 +73,11 @@ def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: in
         tid = np.minimum(b.tid, len(task_mm) - 1)
         addr = addr | (task_mm[tid].astype(np.uint64) << np.uint64(ADDR_BITS))
     try:
-        pid, op, bounds, first_new, end = pagemap.map_grouped(
-            addr, b.size, b.tid, b.op, threads, out=(scratch or _Scratch()).get)
+        parts, first_new, end = pagemap.map_threads(addr, b.size, b.tid, b.op, threads,
+                                                    (scratch or _Scratch()).get)
     except ValueError:
         raise TraceError(path, f"thread id {int(b.tid.max())} but the trace declares "
                                f"{declared} threads") from None
-    parts: list[tuple[np.ndarray, np.ndarray] | None] = [
-        (pid[lo:hi].copy(), op[lo:hi].copy()) if hi > lo else None
-        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
     return MappedBatch(parts, first_new, end, len(b))
 
 
