@@ -328,16 +328,18 @@ def translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
                           page_pmd, thp)
 
 
-_NO_PMD = np.full(1, -1, np.int32)  # kernel text is never PMD-mapped
-
-
 @njit(cache=True, inline="always", _nrt=False)
 def translate(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn, pte_pfn, pte_flags,
-              counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
+              counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t, no_pmd):
     """One TLB lookup (kind 0 ifetch, 1 load, 2 store). Returns frame >= 0, or -(reason)."""
+    # thp False: kernel text is never PMD-mapped, and page_pmd is not read (any int32 array
+    # will do); np.bool_ and a writable array give translate_call the run loop's signature, so
+    # it is compiled once (a literal False and the read-only global array compiled it twice:
+    # ~4 s of the first run after install)
     f, _, extra, hit = translate_call(c, pid, kind, tag, pfn, wr, lru, geo, stamp, page_vpn[pid],
                                       pte_pfn, pte_flags, counters, times, cost, check,
-                                      frame_state, frame_ver, viol, viol_n, t, _NO_PMD, False)
+                                      frame_state, frame_ver, viol, viol_n, t, no_pmd,
+                                      np.bool_(False))
     times[c, T_BUSY] += extra
     if hit:
         counters[c, C_ITLB_HITS if kind == OP_IFETCH else C_DTLB_HITS] += 1
@@ -626,5 +628,5 @@ def kernel_text_fetch(c, kpids, kpos, kcount, tag, pfn, wr, lru, geo, stamps, pa
         stamps[c] += 1
         translate(c, kpids[i], np.int64(OP_IFETCH), tag, pfn, wr, lru, geo, stamps[c], page_vpn,
                   pte_pfn, pte_flags, counters, times, cost, np.bool_(False), frame_state,
-                  frame_ver, viol, viol_n, 0.0)
+                  frame_ver, viol, viol_n, 0.0, kpids)
     return times[c, T_BUSY] - t0
