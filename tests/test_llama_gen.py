@@ -101,6 +101,13 @@ def test_presets_and_overrides() -> None:
     assert L.resolve_params(model="stories15M", seq_len=16).steps == 16    # run.c's cap
 
 
+def _gen_bad(tmp_path, capsys, flags: str):
+    """(exit code, stderr, output path) of `trace gen llama` with bad ``flags``."""
+    out = tmp_path / "bad.parquet"
+    code = main(["trace", "gen", "llama", *flags.split(), "-o", str(out)])
+    return code, capsys.readouterr().err, out
+
+
 @pytest.mark.parametrize("flags, message", [
     ("--heads 5", "must divide --dim"),
     ("--kv-heads 4 --heads 6", "must divide --heads"),
@@ -109,9 +116,7 @@ def test_presets_and_overrides() -> None:
     ("-P 300 -t 300", "processes x threads"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, flags, message) -> None:
-    out = tmp_path / "bad.parquet"
-    code = main(["trace", "gen", "llama", *flags.split(), "-o", str(out)])
-    err = capsys.readouterr().err
+    code, err, out = _gen_bad(tmp_path, capsys, flags)
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
@@ -123,9 +128,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys, flags, message) -> 
 ])
 def test_values_click_refuses_are_usage_errors(tmp_path, capsys, flags, message) -> None:
     """As for every generator: click's usage message, its one Error line naming the value."""
-    out = tmp_path / "bad.parquet"
-    code = main(["trace", "gen", "llama", *flags.split(), "-o", str(out)])
-    err = capsys.readouterr().err
+    code, err, out = _gen_bad(tmp_path, capsys, flags)
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
     assert code == 2 and len(errors) == 1 and message in errors[0]
     assert "Traceback" not in err and not out.exists()
