@@ -206,7 +206,8 @@ def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
         out[i] = vals[h] if keys[h] == vpns[i] else -1
 
 
-def _scratch(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def scratch_arrays(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh arrays for map_threads' file-order pass: page ids, op words, run threads, run ends."""
     return (np.empty(rows, np.int32), np.empty(rows, np.uint32), np.empty(rows, np.int64),
             np.empty(rows, np.int64))
 
@@ -311,7 +312,7 @@ class PageMap:
         uint32, int64, int64) arrays of at least ``rows`` for the file-order pass. A thread id
         of ``threads`` or more is a ValueError."""
         cap = 2 * len(addr)  # an access of at most 255 bytes touches at most two pages
-        out_pid, out_op, run_tid, run_end = (scratch or _scratch)(cap)
+        out_pid, out_op, run_tid, run_end = (scratch or scratch_arrays)(cap)
         res = np.zeros(3, np.int64)
         with self._lock:
             first_new = self.n

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TraceError
 from ..trace.native import Batch
-from .pagemap import PageMap
+from .pagemap import PageMap, scratch_arrays
 
 # Batches read or mapped ahead of the replay (2^18 rows: ~3 MB read, ~2 MB mapped).
 QUEUE_BATCHES = 8
@@ -47,13 +47,11 @@ class _Scratch:
     of a few MB each time would cost a page fault per 4 KiB)."""
 
     def __init__(self) -> None:
-        self.arrays = (np.empty(0, np.int32), np.empty(0, np.uint32), np.empty(0, np.int64),
-                       np.empty(0, np.int64))
+        self.arrays = scratch_arrays(0)
 
     def get(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if len(self.arrays[0]) < rows:
-            self.arrays = (np.empty(rows, np.int32), np.empty(rows, np.uint32),
-                           np.empty(rows, np.int64), np.empty(rows, np.int64))
+            self.arrays = scratch_arrays(rows)
         return self.arrays
 
 
