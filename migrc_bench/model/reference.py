@@ -374,11 +374,7 @@ class ReferenceModel:
                 cpu.times["walk"] += walk_ns
         if kind == STORE:
             if not writable:
-                if key in self.pmd:
-                    self._drop_huge(cpu, tkey)
-                else:
-                    for t in (cpu.itlb, cpu.dtlb, cpu.stlb):
-                        t.drop(sv, tkey)
+                self._drop_page(cpu, key)
                 return "wp"
             pte = self.pt[key]
             if frame == pte.frame:
@@ -597,7 +593,9 @@ class ReferenceModel:
             cpu.gmms.add(mm)
 
     def _drop_everything(self, c: int, keep_kernel: bool) -> None:
-        for t in (self.cpus[c].itlb, self.cpus[c].dtlb, self.cpus[c].stlb):
+        """Every entry of every mm, 2 MiB ones too (kernel.invalidate_all clears the row)."""
+        cpu = self.cpus[c]
+        for t in (cpu.itlb, cpu.dtlb, cpu.stlb, cpu.itlb2, cpu.dtlb2):
             t.drop_all(lambda k: keep_kernel and k[0] == KERNEL)
 
     def _invlpgb(self, initiator: int, n: int) -> None:
