@@ -70,7 +70,6 @@ def initial_jiffies(hz: int) -> int:
 class GlobalAsidFlush(FlushMechanism):
     """The global ASIDs both broadcast mechanisms use; subclasses say how a flush travels."""
 
-    name = "broadcast"
     flush_on_new_cpu = False  # choose_new_asid flushes a global ASID on a CPU new to the mm
 
     def __init__(self, machine):
@@ -92,15 +91,6 @@ class GlobalAsidFlush(FlushMechanism):
         self.ipis_on_global = 0  # flush IPIs to CPUs on a global ASID, out of transition
 
     # ---- state -------------------------------------------------------------------------
-    def on_global_asid(self) -> np.ndarray:
-        """CPUs whose loaded ASID is a global one (loaded_mm_asid >= TLB_NR_DYN_ASIDS)."""
-        m = self.m
-        loaded = m.loaded_mm
-        out = np.zeros(m.ncpu, np.bool_)
-        up = loaded >= 0
-        out[up] = self.gpcid[np.flatnonzero(up), loaded[up]]
-        return out
-
     def kept_current(self) -> np.ndarray:
         # a CPU's entries under a global PCID are not flushed when it loads the mm again
         kept = self.gpcid & (self.global_asid > 0)[None, :]
@@ -229,8 +219,7 @@ class GlobalAsidFlush(FlushMechanism):
         self.finish_asid_transition(initiator, info)
         self._wait(initiator)
         if info.full:
-            for hook in self.after_full_flush:
-                hook(mask)
+            self._after_full(mask)
 
     def finish_asid_transition(self, initiator: int, info: FlushInfo) -> None:
         m = self.m
@@ -267,7 +256,6 @@ class GlobalAsidFlush(FlushMechanism):
 class InvlpgbFlush(GlobalAsidFlush):
     """AMD INVLPGB + TLBSYNC (v6.15)."""
 
-    name = "invlpgb"
 
     def __init__(self, machine):
         super().__init__(machine)
@@ -295,8 +283,7 @@ class InvlpgbFlush(GlobalAsidFlush):
     def _flush_batch_mask(self, initiator: int, mask: np.ndarray) -> None:
         """arch_tlbbatch_flush with batch->unmapped_pages: invlpgb_flush_all_nonglobals()."""
         self.flush_all_nonglobals(initiator)
-        for hook in self.after_full_flush:
-            hook(mask)
+        self._after_full(mask)
 
     def flush_all_nonglobals(self, initiator: int) -> None:
         """invlpgb_flush_all_nonglobals(): every PCID of every CPU, then TLBSYNC. No CPU's
@@ -311,7 +298,6 @@ class InvlpgbFlush(GlobalAsidFlush):
 class RarFlush(GlobalAsidFlush):
     """Intel Remote Action Request (RFC v4; user flushes as in RFC v3 7/7)."""
 
-    name = "rar"
     flush_on_new_cpu = True
 
     def _request(self, initiator: int, mask: np.ndarray, n: int = 1) -> None:
@@ -345,8 +331,7 @@ class RarFlush(GlobalAsidFlush):
             K.invalidate_all(m.tlb_tag, int(cpu), m.page_flags, False)
         if mask[initiator]:  # and invpcid_flush_all_nonglobals() locally
             m.charge(initiator, m.costs.flush_full, T["ipi"])
-        for hook in self.after_full_flush:
-            hook(mask)
+        self._after_full(mask)
 
     def flush_all_nonglobals(self, initiator: int) -> None:
         """reset_global_asid_space() under RAR: flush_tlb_all(), counted as a remote flush,

@@ -269,8 +269,7 @@ class FlushMechanism:
         m.counters[cpu, C["tlb_flush_on_task_switch"]] += 1
         one = np.zeros(m.ncpu, np.bool_)
         one[cpu] = True
-        for hook in self.after_full_flush:
-            hook(one)
+        self._after_full(one)
         m.charge(cpu, m.costs.flush_full, T["ipi"])
 
     def choose_new_asid(self, cpu: int, mm: int, next_gen: int) -> tuple[int, bool]:
@@ -300,8 +299,13 @@ class FlushMechanism:
         else:
             return
         if info.full:
-            for hook in self.after_full_flush:
-                hook(mask)
+            self._after_full(mask)
+
+    def _after_full(self, mask: np.ndarray) -> None:
+        """The hooks told of a full flush of the CPUs in ``mask`` (engines that track what
+        each CPU may still cache)."""
+        for hook in self.after_full_flush:
+            hook(mask)
 
     def _flush_multi(self, initiator: int, mask: np.ndarray, info: FlushInfo) -> None:
         """native_flush_tlb_multi: counted once; lazy CPUs skipped unless page tables were
