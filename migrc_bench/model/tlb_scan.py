@@ -14,8 +14,7 @@ from __future__ import annotations
 from numba import njit
 
 from .kernel import G_DTLB, G_DTLB2, G_ITLB, G_ITLB2, G_STLB, PMD_SHIFT_PAGES
-
-HPAGE_NR = 1 << PMD_SHIFT_PAGES
+from .machine import HPAGE_PMD_NR as HPAGE_NR
 
 
 @njit(cache=True, inline="always", _nrt=False)

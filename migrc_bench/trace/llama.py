@@ -52,6 +52,7 @@ on its first call, and OpenMP's barriers and spin-waiting.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -735,8 +736,7 @@ def regions(p: LlamaParams, heap: Heap, tops: tuple[int, ...]) -> list[Region]:
             tops[i * p.threads:(i + 1) * p.threads])
         mine.append(Region(WEIGHTS_BASE, weights_end, "file", False, False, "weights",
                            file=FileMapping(model_file(p, pid), 0)))
-        out += [Region(r.start, r.end, r.kind, r.writable, r.exec, r.name, pid, r.file)
-                for r in mine]
+        out += [dataclasses.replace(r, pid=pid) for r in mine]
     return out
 
 
