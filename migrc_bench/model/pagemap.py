@@ -25,7 +25,7 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 
 # The per-access functions run without NRT: passing arrays between compiled functions
 # otherwise costs reference-count traffic on every call (measured: 10x slower).
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, forceinline=True, _nrt=False)
 def _slot(keys, vpn):
     mask = keys.shape[0] - 1
     h = np.int64((np.uint64(vpn) * _MULT) >> np.uint64(33)) & mask
@@ -43,7 +43,7 @@ def _insert_all(keys, vals, old_keys, old_vals):
             vals[h] = old_vals[i]
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, forceinline=True, _nrt=False)
 def _in_ranges(r_start, r_end, r_base, vpn, hint):
     """Range index holding vpn (trying ``hint`` first), or -1."""
     if hint >= 0 and r_start[hint] <= vpn < r_end[hint]:
@@ -61,7 +61,7 @@ def _in_ranges(r_start, r_end, r_base, vpn, hint):
     return -1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, forceinline=True, _nrt=False)
 def _page_id(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hints, which):
     """(page id, new page count) for one vpn, registering it in the hash when new."""
     pid, n_pages, k = _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns,
@@ -103,7 +103,7 @@ def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_v
     return n_pages
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, forceinline=True, _nrt=False)
 def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hint):
     """(page id, new page count, range index or -1) for one vpn (range ``hint`` tried first),
     registering it in the hash when new."""

@@ -17,7 +17,7 @@ from .kernel import G_DTLB, G_DTLB2, G_ITLB, G_ITLB2, G_STLB, PMD_SHIFT_PAGES
 from .machine import HPAGE_PMD_NR as HPAGE_NR
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, forceinline=True, _nrt=False)
 def _entry_pages(geo, page_vpn, page_pmd, thp, k, i):
     """How many pages (1 or 512) the entry in slot ``i`` keyed by page ``k`` translates."""
     if not thp:
