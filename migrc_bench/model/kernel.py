@@ -278,7 +278,8 @@ def _translate(c, pid, kind, key, sv, off, big, tag, pfn, wr, lru, geo, stamp, p
             pte_flags[pid] = fl
             frame = np.int64(pte_pfn[pid])
             writable = np.uint8(1) if (fl & PTE_WRITE) else np.uint8(0)
-            _fill(tag, pfn, wr, lru, geo, np.int64(G_STLB), c, sv, key, frame - off, writable, stamp)
+            _fill(tag, pfn, wr, lru, geo, np.int64(G_STLB), c, sv, key, frame - off, writable,
+                  stamp)
             i = _fill(tag, pfn, wr, lru, geo, l1, c, sv, key, frame - off, writable, stamp)
             extra = cost[K_WALK_PMD_NS] if big else cost[K_WALK_NS]
             times[c, T_WALK] += extra
@@ -300,9 +301,9 @@ def translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_p
                    counters, times, cost, check, frame_state, frame_ver, viol, viol_n, t):
     """translate_slot for a page inside a PMD mapping (not inlined: the 4 KiB path stays as
     short as it was)."""
-    return _translate(c, pid, kind, head, vpn >> PMD_SHIFT_PAGES, pid - head, np.bool_(True), tag, pfn,
-                      wr, lru, geo, stamp, pte_pfn, pte_flags, counters, times, cost, check,
-                      frame_state, frame_ver, viol, viol_n, t)
+    return _translate(c, pid, kind, head, vpn >> PMD_SHIFT_PAGES, pid - head, np.bool_(True),
+                      tag, pfn, wr, lru, geo, stamp, pte_pfn, pte_flags, counters, times, cost,
+                      check, frame_state, frame_ver, viol, viol_n, t)
 
 
 @njit(cache=True, forceinline=True, _nrt=False)
@@ -320,9 +321,9 @@ def translate_slot(c, pid, kind, tag, pfn, wr, lru, geo, stamp, vpn, pte_pfn, pt
             return translate_huge(c, pid, head, kind, tag, pfn, wr, lru, geo, stamp, vpn,
                                   pte_pfn, pte_flags, counters, times, cost, check, frame_state,
                                   frame_ver, viol, viol_n, t)
-    return _translate(c, pid, kind, pid, vpn, np.int64(0), np.bool_(False), tag, pfn, wr, lru, geo, stamp, pte_pfn,
-                      pte_flags, counters, times, cost, check, frame_state, frame_ver, viol,
-                      viol_n, t)
+    return _translate(c, pid, kind, pid, vpn, np.int64(0), np.bool_(False), tag, pfn, wr, lru,
+                      geo, stamp, pte_pfn, pte_flags, counters, times, cost, check, frame_state,
+                      frame_ver, viol, viol_n, t)
 
 
 @njit(cache=True, _nrt=False)
@@ -473,12 +474,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
             clk = clock[c]
             busy = times[c, T_BUSY]
             tmem = times[c, T_MEM]
-            n_acc = np.int64(0)
-            n_instr = np.int64(0)
-            n_loads = np.int64(0)
-            n_stores = np.int64(0)
-            n_ihit = np.int64(0)
-            n_dhit = np.int64(0)
+            # typed zeros: a literal 0 would give _write_back a signature of its own
+            n_acc = n_instr = n_loads = n_stores = n_ihit = n_dhit = np.int64(0)
             # the filter's entries as they are now: page (-1 none), frame, writable, mem cost
             isl = last[c, F_ITLB]
             ip, ifr, iwr = _filter_entry(tag, pfn, wr, c, isl)
@@ -560,12 +557,7 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                                 n_dhit, busy, tmem)
                     last[c, F_ITLB] = isl
                     last[c, F_DTLB] = dsl
-                    n_acc = np.int64(0)
-                    n_instr = np.int64(0)
-                    n_loads = np.int64(0)
-                    n_stores = np.int64(0)
-                    n_ihit = np.int64(0)
-                    n_dhit = np.int64(0)
+                    n_acc = n_instr = n_loads = n_stores = n_ihit = n_dhit = np.int64(0)
                     if f == -R_FAULT_HINT and cold_hint_fault(
                             c, pid, hint, scan_time, clock, page_flags, pte_pfn, pte_flags,
                             frame_node, counters, times, kpids, kpos, kcount, tag, pfn, wr, lru,
