@@ -1,158 +1,32 @@
-"""The results directory (model.md §8): runs, intervals and cpus tables, appended run by run.
+"""The results directory (model.md §8): runs, intervals and cpus tables, appended run by run
+(results_write.py, which this module re-exports), read here as pandas frames and StoredRuns.
 
-An append writes all three new tables to temp files beside the old ones first (the slow
-part), then renames them over the old ones, ``intervals`` and ``cpus`` before ``runs``: an
-error or Ctrl-C while writing leaves the directory exactly as it was, and a run exists once
-its row is in runs.parquet (a kill between two renames leaves at most rows of a run that is
-not in runs.parquet: readers drop them, and the next run with that ``run_id`` replaces them).
-Appends from several processes are serialised by an flock on ``.lock`` in the directory.
 Readers ignore unknown columns and tolerate missing ones (older or newer writers).
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import fcntl
-import hashlib
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from . import __version__
-from .atomic import atomic_path
 from .cache import file_sha256  # noqa: F401 (re-exported: runner, compare, sweep)
 from .errors import UserError
-from .interrupts import deferred
 from .model.counters import COUNTERS, RUN_FIGURES
-from .model.replay import RunResult
 from .results_dir import CPUS, INTERVALS, RUNS, check_results_dir, read_table  # noqa: F401
+# the writer (pyarrow only), re-exported for the modules that read and write
+from .results_write import (RESULTS_VERSION, RUN_COLUMNS, RUN_KEYS, append_rows,  # noqa: F401
+                            append_run, locked, make_results_dir, make_run_id, merged, rows_table,
+                            run_row)
 
-RESULTS_VERSION = 1
-RUN_KEYS = ("run_id", "engine", "trace", "trace_sha256", "config_sha256", "config_toml",
-            "tool_version", "started_at", "engine_file", "engine_sha256")
-RUN_COLUMNS = RUN_KEYS + COUNTERS + RUN_FIGURES
 # Run context written after the counters (RunResult.extra): numbers, but not counters.
 CONTEXT_COLUMNS = ("threads", "dram_pages", "cxl_pages", "footprint_bytes", "time_scale",
                    "trace_rows", "itlb_entries", "itlb_ways", "dtlb_entries", "dtlb_ways",
                    "stlb_entries", "stlb_ways")
-
-
-def make_run_id(trace_sha256: str, config_sha256: str, engine: str) -> str:
-    """Same trace + config + engine ⇒ same id, so a repeated run is recognised.
-
-    ``engine`` is ``EngineIdentity.run_id_part``: a built-in's name, or an outside engine's
-    name and file hash (an edited engine file gives new run ids).
-    """
-    return hashlib.sha256(f"{trace_sha256}:{config_sha256}:{engine}".encode()).hexdigest()[:16]
-
-
-def run_row(result: RunResult, trace_sha256: str, started_at: str | None = None) -> dict[str, Any]:
-    cfg = result.config
-    ident = result.identity
-    row: dict[str, Any] = {
-        "run_id": make_run_id(trace_sha256, cfg.sha256,
-                              ident.run_id_part if ident is not None else result.engine),
-        "engine": result.engine,
-        "trace": result.trace_path,
-        "trace_sha256": trace_sha256,
-        "config_sha256": cfg.sha256,
-        "config_toml": cfg.to_toml(),
-        "tool_version": __version__,
-        "started_at": started_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "engine_file": ident.file if ident is not None else "",
-        "engine_sha256": ident.sha256 if ident is not None else "",
-    }
-    row.update({k: result.totals.get(k, 0) for k in COUNTERS + RUN_FIGURES})
-    for k, v in result.totals.items():  # an engine's own figures (e.g. luf_tagged_pages_peak)
-        row.setdefault(k, v)
-    for k, v in result.extra.items():
-        row.setdefault(k, v)
-    return row
-
-
-def merged(path: Path, new: pd.DataFrame, run_id: str) -> pa.Table:
-    """The old rows of ``path`` (other run ids) plus ``new``, as the table to write."""
-    if path.exists():
-        old = read_table(path)
-        old = old[old["run_id"] != run_id]
-        frame = pd.concat([old, new], ignore_index=True, sort=False) if len(old) else new
-    else:
-        frame = new
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    return table.replace_schema_metadata(
-        {b"migrc_bench.results_version": str(RESULTS_VERSION).encode()})
-
-
-@contextlib.contextmanager
-def locked(out: Path) -> Iterator[None]:
-    """Serialise appends to one results directory (a read-modify-write of three files)."""
-    with open(out / ".lock", "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def append_run(out_dir: str | Path, result: RunResult, trace_sha256: str) -> str:
-    """Add one run to a results directory; returns its run_id.
-
-    A run with the same run_id (same trace, config and engine) replaces the stored one.
-    """
-    out = make_results_dir(out_dir)
-    return append_rows(out, run_row(result, trace_sha256), result.intervals, result.cpus)
-
-
-def make_results_dir(out_dir: str | Path) -> Path:
-    """Create (or accept) a results directory; a user error if that cannot be done."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: results path exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the results directory ({exc.strerror})") from None
-    return out
-
-
-def append_rows(out: Path, row: dict[str, Any], intervals: list[dict[str, Any]],
-                cpus: list[dict[str, Any]]) -> str:
-    """Add one run given as rows (its runs row, interval rows, CPU rows); returns its run_id.
-
-    The new tables are written to temp files first, then renamed intervals, cpus, runs (a run
-    exists once its row is in runs.parquet), all under the directory's lock. SIGINT/SIGTERM
-    wait until the three renames are done; a write that fails (disk full) is a one-line
-    error and leaves the directory as it was.
-    """
-    rid = row["run_id"]
-    iv = pd.DataFrame(intervals)
-    iv.insert(0, "run_id", rid)
-    cp = pd.DataFrame(cpus)
-    cp.insert(0, "run_id", rid)
-    try:
-        with locked(out):
-            tables = [(out / RUNS, merged(out / RUNS, pd.DataFrame([row]), rid)),
-                      (out / CPUS, merged(out / CPUS, cp, rid)),
-                      (out / INTERVALS, merged(out / INTERVALS, iv, rid))]
-            # Every temp file is written inside the stack; closing it renames them in reverse
-            # order of entry (intervals, cpus, then runs); on any error it removes them.
-            with contextlib.ExitStack() as stack:
-                for path, table in tables:
-                    tmp = stack.enter_context(atomic_path(path))
-                    pq.write_table(table, tmp, compression="zstd")
-                with deferred():
-                    stack.close()
-    except OSError as exc:
-        raise UserError(f"{out}: cannot write the results ({exc.strerror or exc}); the "
-                        f"directory is as it was") from None
-    return rid
 
 
 def runs_path(path: str | Path) -> Path:

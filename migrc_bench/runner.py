@@ -123,7 +123,7 @@ def run_trace(cfg: Config, trace_path: "str | Path | StreamSpec", out_dir: str |
     result.identity = ident
     run_id = None
     if out_dir is not None:
-        from .results import append_run  # (pandas: imported once the replay is done)
+        from .results_write import append_run  # (pyarrow alone: no pandas import)
 
         run_id = append_run(out_dir, result, replay.trace_sha256 or sha())
     return result, run_id
@@ -153,8 +153,6 @@ def _hash_meanwhile(path: str | Path) -> Callable[[], str]:
     def work() -> None:
         try:
             box["sha"] = file_sha256(path)
-            # then the results module that writes them (pandas: ~0.3 s, off the replay's path)
-            from . import results  # noqa: F401
         except BaseException as exc:  # re-raised by the caller, in its thread
             box["error"] = exc
 

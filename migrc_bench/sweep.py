@@ -61,7 +61,7 @@ from .engines.loader import EngineIdentity, identify, relative_to_config
 from .errors import ConfigError, EngineError, UserError
 from .results import (CPUS, INTERVALS, RUNS, append_rows, check_results_dir, file_sha256, locked,
                       make_results_dir,
-                      make_run_id, merged, read_table)
+                      make_run_id, merged, read_table, rows_table)
 from .runner import check_generated, stream_spec
 from .scaling import SCALE_KEY
 
@@ -507,8 +507,7 @@ def record_error(out: str | Path, point: Point, error: str, tb: str = "", worker
            "point": json.dumps(point.values, default=str), "error": error, "traceback": tb,
            "worker": worker, "failed_at": _now()}
     with locked(out):
-        table = merged(out / ERRORS, pd.DataFrame([row], columns=list(ERROR_COLUMNS)),
-                       point.run_id)
+        table = merged(out / ERRORS, rows_table([row], ERROR_COLUMNS), point.run_id)
         with atomic_path(out / ERRORS) as tmp:
             pq.write_table(table, tmp, compression="zstd")
 

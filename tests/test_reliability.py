@@ -23,6 +23,7 @@ import pytest
 from rich.console import Console
 
 from migrc_bench import results as R
+from migrc_bench import results_write as W
 from migrc_bench import results_dir
 from migrc_bench.cli.main import cli as root_command
 from migrc_bench.trace.native import Region, TraceMeta, TraceReader, write_trace
@@ -130,7 +131,7 @@ def test_a_write_failure_is_one_line_and_exit_2(trace, stored, tmp_path, monkeyp
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(R.pq, "write_table", full)
+    monkeypatch.setattr(W.pq, "write_table", full)
     code, _, err = cli(["run", trace, "--out", out, "--engine", "migrc", *sets_args("replay.seed=9")],
                        capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err

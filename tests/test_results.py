@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from migrc_bench import results as R
+from migrc_bench import results_write as W
 from migrc_bench.errors import UserError
 from migrc_bench.model.counters import COUNTERS, RUN_FIGURES
 
@@ -95,11 +96,11 @@ def test_interrupt_while_writing_leaves_the_directory_intact(tmp_path, trace, st
             raise KeyboardInterrupt
         return real(table, where, **kw)
 
-    monkeypatch.setattr(R.pq, "write_table", flaky)
+    monkeypatch.setattr(W.pq, "write_table", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_into(out, trace, "nobatch")
     assert snapshot(out) == before  # no table changed, no temp file left
-    monkeypatch.setattr(R.pq, "write_table", real)
+    monkeypatch.setattr(W.pq, "write_table", real)
     _, rid = run_into(out, trace, "nobatch")
     assert rid in set(pd.read_parquet(out / R.RUNS)["run_id"])
 
@@ -150,6 +151,33 @@ def test_appending_to_a_directory_with_unknown_columns(tmp_path, trace, stored):
     assert [r.engine for r in runs] == ["baseline", "migrc", "nobatch"]
     assert "future_counter" not in runs[2].counters  # missing for the new row: left out
     assert runs[0].counters["future_counter"] == 7
+
+
+def test_rows_table_takes_every_key_in_order_and_nulls_the_missing():
+    t = W.rows_table([{"a": 1, "b": "x"}, {"b": "y", "c": 2.5}], run_id="r1")
+    assert t.column_names == ["run_id", "a", "b", "c"]
+    assert t.column("a").to_pylist() == [1, None] and t.column("c").to_pylist() == [None, 2.5]
+    assert t.schema.field("b").type == pa.large_string()  # as the pandas writer stored text
+    assert W.rows_table([], run_id="r1").num_rows == 0
+
+
+def test_appending_to_a_pandas_written_directory_keeps_its_rows(tmp_path, trace, stored):
+    # results written by earlier versions (pandas: an engine's own column as double with NaN)
+    out = copy_results(stored, tmp_path / "r")
+    for name in (R.RUNS, R.INTERVALS, R.CPUS):
+        frame = pd.read_parquet(out / name)
+        frame["old_only"] = 1.5
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), out / name)
+    before = pd.read_parquet(out / R.RUNS)
+    run_into(out, trace, "migrc")  # the same run id as the stored migrc run: replaced
+    run_into(out, trace, "luf")
+    runs = pd.read_parquet(out / R.RUNS)
+    assert list(runs["engine"]) == ["baseline", "migrc", "luf"]
+    assert list(runs["old_only"].iloc[:1]) == [1.5] and runs["old_only"].iloc[1:].isna().all()
+    assert runs["nr_tlb_remote_flush"].iloc[1] == before["nr_tlb_remote_flush"].iloc[1]
+    iv = R.read_intervals(out)
+    assert set(iv["run_id"]) == set(runs["run_id"])
+    assert pq.read_schema(out / R.RUNS).metadata == {b"migrc_bench.results_version": b"1"}
 
 
 @pytest.mark.parametrize("content", [b"", b"not parquet at all", None])
