@@ -119,7 +119,7 @@ def test_pending_rows_keep_each_thread_in_order():
     from migrc_bench.model.pending import PendingRows
 
     rng = np.random.default_rng(3)
-    p = PendingRows(3, budget=2)
+    p = PendingRows(3, lambda: np.arange(nxt + 1, dtype=np.int64), budget=2)
     sent = [[] for _ in range(3)]
     got = [[] for _ in range(3)]
     nxt = 0
@@ -145,6 +145,39 @@ def test_pending_rows_keep_each_thread_in_order():
             got[t] += p[t].pop(0)[0].tolist()
     assert got == sent
     assert p.parked_rows > 0 and p.mem_rows == 0
+    p.close()
+
+
+def test_parked_rows_come_back_with_their_op_words():
+    """A parked row keeps only its page id and access kind; read back, its op word is rebuilt
+    from the page map (the page's low vpn bits) and equals the one the mapping made, for
+    addresses of several processes (mm bits above the vpn), ranges and page-crossing rows."""
+    from migrc_bench.model.pagemap import PageMap
+    from migrc_bench.model.pending import PendingRows
+
+    rng = np.random.default_rng(5)
+    pm = PageMap()
+    pm.add_range(0x7f0000, 64)
+    n = 20_000
+    mm = rng.integers(0, 4, n).astype(np.uint64) << np.uint64(45 + 12)
+    addr = mm | rng.choice([0x7f0000 << 12, 1 << 40, 0x5000], n).astype(np.uint64) \
+        + rng.integers(0, 1 << 22, n).astype(np.uint64)
+    size = rng.choice([1, 8, 64, 255], n).astype(np.uint8)
+    tid = rng.integers(0, 2, n).astype(np.uint16)
+    op = rng.integers(0, 4, n).astype(np.uint8)
+    parts, _, _ = pm.map_threads(addr, size, tid, op, 2)
+    p = PendingRows(2, lambda: pm.vpns, budget=100)
+    for t in (0, 1):
+        pid, word = parts[t]
+        for k in range(0, len(pid), 997):
+            p[t].append((pid[k:k + 997], word[k:k + 997]))
+    assert p[0].disk_rows + p[1].disk_rows > 0.9 * n
+    for t in (0, 1):
+        got = []
+        while p[t]:
+            got.append(p[t].pop(0))
+        assert np.array_equal(np.concatenate([g[0] for g in got]), parts[t][0])
+        assert np.array_equal(np.concatenate([g[1] for g in got]), parts[t][1])
     p.close()
 
 

@@ -79,7 +79,7 @@ class Feeder:
         # buffer is filled up to it exactly, so the loop runs dry there
         self.warm_left = np.zeros(buffers.pid.shape[0], np.int64)
         # rows read for each thread, waiting for its CPU (bounded memory: pending.py)
-        self._pending = PendingRows(threads)
+        self._pending = PendingRows(threads, lambda: machine.page_vpn)
         if reader.meta.threads > 1 or threads == 1:
             self._sources = None
             # read, mapped and grouped by thread on the trace reader thread when asked
