@@ -52,13 +52,15 @@ def _pread_all(fd: int, into: memoryview, at: int) -> int:
 def _pack_kinds(op, out):
     """The access kinds (op word bits 0-1) of ``op``, four to a byte of ``out``."""
     n = op.shape[0]
-    for j in range(out.shape[0]):
+    for j in range(n >> 2):
+        i = 4 * j
+        out[j] = np.uint8((op[i] & 3) | ((op[i + 1] & 3) << 2) | ((op[i + 2] & 3) << 4)
+                          | ((op[i + 3] & 3) << 6))
+    if n & 3:
         b = 0
-        for q in range(4):
-            i = 4 * j + q
-            if i < n:
-                b |= (np.int64(op[i]) & 3) << (2 * q)
-        out[j] = np.uint8(b)
+        for i in range(n & ~3, n):
+            b |= (np.int64(op[i]) & 3) << (2 * (i & 3))
+        out[n >> 2] = np.uint8(b)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
