@@ -11,6 +11,7 @@ now (no 4 KiB entry of a PMD-mapped page is ever filled).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .kernel import G_DTLB, G_DTLB2, G_ITLB, G_ITLB2, G_STLB, PMD_SHIFT_PAGES
@@ -48,7 +49,7 @@ def cpus_caching_frame_mm(tag, pfn, geo, page_vpn, page_pmd, thp, mm_shift, exem
             if k < 0:
                 continue
             first = pfn[c, i]
-            n = _entry_pages(geo, page_vpn, page_pmd, thp, k, i)
+            n = _entry_pages(geo, page_vpn, page_pmd, thp, np.int64(k), i)  # one signature
             hit = False
             if state < 0:
                 hit = first <= frame < first + n
