@@ -83,7 +83,10 @@ class Feeder:
         if reader.meta.threads > 1 or threads == 1:
             self._sources = None
             # read, mapped and grouped by thread on the trace reader thread when asked
-            self._batches = MappedBatches(self._limited(reader.iter_batches(READ_ROWS)),
+            # decoding takes pyarrow's threads too while the replay waits for the reader
+            # thread (the replay's core is idle then), one thread otherwise
+            batches = reader.iter_batches(READ_ROWS, parallel=lambda: self._batches.starved())
+            self._batches = MappedBatches(self._limited(batches),
                                           machine.pagemap, threads, reader.path,
                                           reader.meta.threads, background=reader_thread,
                                           task_mm=task_mm)
