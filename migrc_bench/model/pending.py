@@ -11,8 +11,9 @@ trace's length. Where the rows wait changes nothing the replay computes.
 A parked row is 4.25 bytes, not the 8 it has in memory: its page id, and its access kind in
 two bits. The op word's other bits are the page's low vpn bits (kernel.VPN_BITS), which the
 page map gives again when the row is read back (``page_vpn[pid]``, as pagemap's mapping made
-them). On this machine's disk the parked rows' writes ran at ~300 MB/s: at 8 bytes a row they
-were ~14 s of a 50 s xsbench-cxl16 replay (512 M of its 911 M rows go through the file).
+them). 512 M of xsbench-cxl16's 911 M rows go through the file; at 8 bytes a row, sampled
+replays spent 4.3 s of 23 s in parking and reading back (14 s of 50 s in a run whose writes
+met this disk's ~300 MB/s), 3.7 s at 4.25 bytes (benchmarks/README.md).
 """
 
 from __future__ import annotations
