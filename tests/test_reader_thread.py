@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from migrc_bench.config import load_config
@@ -147,43 +146,6 @@ def test_pending_rows_keep_each_thread_in_order():
     assert got == sent
     assert p.parked_rows > 0 and p.mem_rows == 0
     p.close()
-
-
-def test_decoding_on_pyarrows_threads_gives_the_same_batches(xs_trace, tmp_path):
-    """``parallel()`` is asked once per row group; its answer changes how a row group is
-    decoded, never what comes out."""
-    from migrc_bench.trace.native import TraceReader
-
-    small = tmp_path / "groups.parquet"
-    pq.write_table(pq.read_table(xs_trace), small, row_group_size=100_000)
-    r = TraceReader(small)
-    asked = []
-
-    def parallel():
-        asked.append(1)
-        return len(asked) % 2 == 0
-
-    one = list(r.iter_batches(1 << 15))
-    both = list(r.iter_batches(1 << 15, parallel=parallel))
-    assert len(asked) == r._pf.num_row_groups > 2
-    assert len(one) == len(both)
-    for a, b in zip(one, both):
-        assert all(np.array_equal(getattr(a, k), getattr(b, k))
-                   for k in ("tid", "op", "addr", "size"))
-
-
-def test_the_replay_asks_for_parallel_decoding_only_with_a_reader_thread(xs_trace, monkeypatch):
-    from migrc_bench.model import prefetch
-
-    seen = []
-    real = prefetch.MappedBatches.starved
-    monkeypatch.setattr(prefetch.MappedBatches, "starved",
-                        lambda self: seen.append(real(self)) or seen[-1])
-    _run(xs_trace, ['engine="migrc"', "replay.reader_thread=false"])
-    assert seen and not any(seen)
-    seen.clear()
-    _run(xs_trace, ['engine="migrc"', "replay.reader_thread=true"])
-    assert seen
 
 
 def test_parked_rows_come_back_with_their_op_words():

@@ -83,13 +83,7 @@ class Feeder:
         if reader.meta.threads > 1 or threads == 1:
             self._sources = None
             # read, mapped and grouped by thread on the trace reader thread when asked
-            # a trace file's decoding takes pyarrow's threads too while the replay waits for
-            # the reader thread (the replay's core is idle then), one thread otherwise; other
-            # batch sources (a generator streamed, trace/stream.py) have nothing to decode
-            parallel = {"parallel": lambda: self._batches.starved()} \
-                if isinstance(reader, TraceReader) else {}
-            batches = reader.iter_batches(READ_ROWS, **parallel)
-            self._batches = MappedBatches(self._limited(batches),
+            self._batches = MappedBatches(self._limited(reader.iter_batches(READ_ROWS)),
                                           machine.pagemap, threads, reader.path,
                                           reader.meta.threads, background=reader_thread,
                                           task_mm=task_mm)

@@ -142,11 +142,6 @@ class MappedBatches:
                 return None
             return item
 
-    def starved(self) -> bool:
-        """Whether the replay has (nearly) caught up with the reader thread: at most one batch
-        read or mapped ahead of it (without the lock: a hint, it changes no result)."""
-        return self.background and len(self._read) + len(self._mapped) + self._mapping <= 1
-
     def start(self) -> None:
         """Start the reader thread (if asked for one and not started yet): it reads ahead."""
         if not self.background or self._thread is not None or self._done:

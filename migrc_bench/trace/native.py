@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -268,17 +268,14 @@ class TraceReader:
                 or r["tid"][1] >= max(1, self.meta.threads))
 
     def iter_batches(self, batch_rows: int = ROW_GROUP_ROWS, checked: bool = False,
-                     first_group: int = 0, parallel: Callable[[], bool] | None = None
-                     ) -> Iterator[Batch]:
+                     first_group: int = 0) -> Iterator[Batch]:
         """Stream the trace (from row group ``first_group`` on: earlier ones are not read);
         nulls and records ``records.check_records`` refuses are a TraceError naming the row,
-        never numbers passed on. ``parallel()``, asked before each row group: decode its
-        columns on pyarrow's threads (else on the calling thread alone)."""
+        never numbers passed on."""
         rows = int(self.group_starts()[first_group]) if first_group else 0
         check = checked or self._check_batches
         threads = max(1, self.meta.threads)
-        for rb in self._iter_record_batches(batch_rows, list(self.columns), first_group,
-                                            parallel):
+        for rb in self._iter_record_batches(batch_rows, list(self.columns), first_group):
             for i, name in enumerate(self.columns):
                 nulls = rb.column(i).null_count
                 if nulls:
@@ -292,16 +289,17 @@ class TraceReader:
             rows += len(batch)
             yield batch
 
-    def _iter_record_batches(self, batch_rows: int, columns: list[str], first_group: int = 0,
-                             parallel: Callable[[], bool] | None = None
+    def _iter_record_batches(self, batch_rows: int, columns: list[str], first_group: int = 0
                              ) -> Iterator[pa.RecordBatch]:
         # One row group at a time rather than ParquetFile.iter_batches, whose memory grows
         # with the file in pyarrow 26 (apache/arrow#39808-like accumulation: 410 MB RSS after
         # 60 M rows versus 210 MB this way, and slower).
         try:
             for i in range(first_group, self._pf.num_row_groups):
-                threads = parallel is not None and parallel()
-                table = self._pf.read_row_group(i, columns=columns, use_threads=threads)
+                # one thread: decoding on pyarrow's threads while the replay waited for the
+                # reader thread was 6-8 % faster on the headline benchmark, but its worker
+                # threads' allocations raised a 10^9-access run's peak RSS by up to 45 MiB
+                table = self._pf.read_row_group(i, columns=columns, use_threads=False)
                 yield from table.to_batches(max_chunksize=batch_rows)
                 del table
         except (pa.ArrowException, OSError) as exc:
