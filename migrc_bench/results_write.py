@@ -132,14 +132,10 @@ def _column(values: list[Any]) -> pa.Array:
 
 
 def _other_runs(table: pa.Table, run_id: str) -> pa.Table:
-    """The rows of ``table`` whose run_id is not ``run_id`` (a mask from buffers: pyarrow's
-    compute functions with a Python scalar import pandas)."""
-    keep = np.array([v != run_id for v in table.column("run_id").to_pylist()], bool)
-    if keep.all():
-        return table
-    mask = pa.Array.from_buffers(pa.bool_(), len(keep),
-                                 [None, pa.py_buffer(np.packbits(keep, bitorder="little"))])
-    return table.filter(mask)
+    """The rows of ``table`` whose run_id is not ``run_id`` (the mask built as a column:
+    pyarrow's compute functions with a Python scalar import pandas)."""
+    keep = [v != run_id for v in table.column("run_id").to_pylist()]
+    return table if all(keep) else table.filter(_column(keep))
 
 
 def merged(path: Path, new: pa.Table, run_id: str) -> pa.Table:
@@ -152,7 +148,6 @@ def merged(path: Path, new: pa.Table, run_id: str) -> pa.Table:
             raise UserError(f"{path}: not a readable results file ({exc})") from None
         if "run_id" not in old.column_names:
             raise UserError(f"{path}: not a migrc-bench results table (no run_id column)")
-        old = old.replace_schema_metadata(None)
         old = _other_runs(old, run_id)
         if old.num_rows:
             table = pa.concat_tables([old, new], promote_options="permissive")

@@ -62,6 +62,13 @@ def _in_ranges(r_start, r_end, r_base, vpn, hint):
 
 
 @njit(cache=True, forceinline=True, _nrt=False)
+def op_word(kind, vpn):
+    """A buffer row's op word: the access kind in bits 0-1, the page's low vpn bits above them
+    (kernel.VPN_BITS: all a TLB set index needs; pending.py rebuilds parked rows' with it)."""
+    return kind | ((vpn & VPN_MASK) << 2)
+
+
+@njit(cache=True, forceinline=True, _nrt=False)
 def _page_id(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, hints, which):
     """(page id, new page count) for one vpn, registering it in the hash when new."""
     pid, n_pages, k = _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns,
@@ -98,7 +105,7 @@ def _map(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_v
                                     hints, o & 3)
             out_pid[j] = pid
             out_tid[j] = tid[i]
-            out_op[j] = o | ((v & VPN_MASK) << 2)
+            out_op[j] = op_word(np.int64(o), v)
             j += 1
     return n_pages
 
@@ -166,7 +173,7 @@ def _map_runs(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, 
                     k = kk
                     hints[o] = kk
             out_pid[j] = pid
-            out_op[j] = o | ((v & VPN_MASK) << 2)
+            out_op[j] = op_word(np.int64(o), v)
             j += 1
             if v >= last:
                 break

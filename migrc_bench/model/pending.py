@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from .kernel import VPN_MASK
+from .pagemap import op_word
 
 # Rows (8 bytes each: page id and op word) the pending queues may hold in memory in all: 32 MB.
 BUDGET_ROWS = 1 << 22
@@ -69,7 +69,7 @@ def _unpack_ops(kinds, pid, page_vpn, out):
     """The op words of parked rows again: the kind from ``kinds``, the page's low vpn bits."""
     for i in range(pid.shape[0]):
         kind = (np.int64(kinds[i >> 2]) >> (2 * (i & 3))) & 3
-        out[i] = np.uint32(kind | ((page_vpn[pid[i]] & VPN_MASK) << 2))
+        out[i] = np.uint32(op_word(kind, page_vpn[pid[i]]))
 
 
 class ThreadRows:
