@@ -7,57 +7,78 @@ trace replayed as N threads gives thread k its own reader starting at offset k/N
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Iterator
 
 import numpy as np
-from numba import njit
 
 from ..trace.native import Batch, TraceReader
+from .kernel import SEGMENTS
 from .pending import PendingRows
 from .prefetch import MappedBatches
+from .rawptr import address
 
 BUFFER_ROWS = 1 << 16
 READ_ROWS = 1 << 18
 
 
 class Buffers:
-    """Per-CPU (page id, op) queues the compiled loop consumes from head to tail (the op word
-    also holds the page's low vpn bits: kernel.VPN_BITS)."""
+    """Per-task queues of (page id, op) chunks that the compiled loop consumes in order (the op
+    word also holds the page's low vpn bits: kernel.VPN_BITS).
 
-    def __init__(self, ncpu: int, cap: int = BUFFER_ROWS):
-        self.cap = cap
-        self.pid = np.zeros((ncpu, cap), np.int32)
-        self.op = np.zeros((ncpu, cap), np.uint32)
-        self.head = np.zeros(ncpu, np.int64)
-        self.tail = np.zeros(ncpu, np.int64)
+    A chunk is a pair of arrays of its own (a thread's rows of one trace batch, as the page
+    mapping made them); the loop reads it by address (rawptr.py), so rows are never copied
+    into a buffer. Each task's queue is a ring of at most SEGMENTS chunks: ``seg_first[t]``
+    is the one being read, from row ``head[t]``, and ``seg_n[t]`` are queued in all; the
+    loop moves to the next chunk itself and returns R_NEED_DATA when the last is read. The
+    arrays of queued chunks are kept alive here until the loop is past them."""
 
-    def room(self, cpu: int) -> int:
-        return self.cap - int(self.tail[cpu] - self.head[cpu])
+    def __init__(self, ntasks: int, cap: int = BUFFER_ROWS):
+        self.cap = cap  # rows queued per task, beyond which no further chunk is taken
+        self.seg_pid = np.zeros((ntasks, SEGMENTS), np.int64)  # addresses (rawptr.address)
+        self.seg_op = np.zeros((ntasks, SEGMENTS), np.int64)
+        self.seg_len = np.zeros((ntasks, SEGMENTS), np.int64)
+        self.seg_first = np.zeros(ntasks, np.int64)
+        self.seg_n = np.zeros(ntasks, np.int64)
+        self.head = np.zeros(ntasks, np.int64)
+        self._chunks: list[deque[tuple[np.ndarray, np.ndarray]]] = [deque() for _ in range(ntasks)]
 
-    def append(self, cpu: int, pid: np.ndarray, op: np.ndarray) -> int:
-        """Append as much as fits; returns how many rows were taken."""
-        return int(_append(self.pid, self.op, self.head, self.tail, cpu, pid, op))
+    def retire(self, t: int) -> None:
+        """Let go of the chunks the loop has read to the end."""
+        chunks = self._chunks[t]
+        while len(chunks) > self.seg_n[t]:  # the loop moved past them
+            chunks.popleft()
+        if self.seg_n[t] and self.head[t] == self.seg_len[t, self.seg_first[t]]:
+            chunks.popleft()
+            self.seg_n[t] -= 1
+            self.seg_first[t] = (self.seg_first[t] + 1) % SEGMENTS
+            self.head[t] = 0
 
+    def queued(self, t: int) -> int:
+        """Rows not read yet."""
+        n = int(self.seg_n[t])
+        if not n:
+            return 0
+        ring = (int(self.seg_first[t]) + np.arange(n)) % SEGMENTS
+        return int(self.seg_len[t, ring].sum() - self.head[t])
 
-@njit(cache=True, nogil=True, _nrt=False)
-def _append(buf_pid, buf_op, head, tail, cpu, pid, op):
-    """Buffers.append compiled: the unread rows moved to the front, then as many new rows as
-    fit (one call per refill of a CPU, instead of a dozen numpy slicings)."""
-    h = head[cpu]
-    t = tail[cpu]
-    if h:
-        n = t - h
-        for i in range(n):
-            buf_pid[cpu, i] = buf_pid[cpu, h + i]
-            buf_op[cpu, i] = buf_op[cpu, h + i]
-        head[cpu] = 0
-        t = n
-    k = min(pid.shape[0], buf_pid.shape[1] - t)
-    for i in range(k):
-        buf_pid[cpu, t + i] = pid[i]
-        buf_op[cpu, t + i] = op[i]
-    tail[cpu] = t + k
-    return k
+    def room(self, t: int) -> bool:
+        """Whether another chunk may be queued."""
+        return self.seg_n[t] < SEGMENTS and self.queued(t) < self.cap
+
+    def append(self, t: int, pid: np.ndarray, op: np.ndarray) -> None:
+        """Queue a chunk (not empty); the caller checked ``room``."""
+        assert len(pid) == len(op) > 0 and self.seg_n[t] < SEGMENTS
+        pid = np.ascontiguousarray(pid, np.int32)
+        op = np.ascontiguousarray(op, np.uint32)
+        if not self.seg_n[t]:
+            self.head[t] = 0
+        k = (int(self.seg_first[t]) + int(self.seg_n[t])) % SEGMENTS
+        self.seg_pid[t, k] = address(pid)
+        self.seg_op[t, k] = address(op)
+        self.seg_len[t, k] = len(pid)
+        self._chunks[t].append((pid, op))
+        self.seg_n[t] += 1
 
 
 class Feeder:
@@ -72,12 +93,12 @@ class Feeder:
         self.buf = buffers
         self.threads = threads
         self.limit = max_accesses or None
-        self.stream_open = np.zeros(buffers.pid.shape[0], np.bool_)
+        self.stream_open = np.zeros(len(buffers.head), np.bool_)
         self.stream_open[:threads] = True
         self.read_rows = 0
         # accesses each CPU still gets before its warm-up boundary (model/warmup.py): the
         # buffer is filled up to it exactly, so the loop runs dry there
-        self.warm_left = np.zeros(buffers.pid.shape[0], np.int64)
+        self.warm_left = np.zeros(len(buffers.head), np.int64)
         # rows read for each thread, waiting for its CPU (bounded memory: pending.py)
         self._pending = PendingRows(threads, lambda: machine.page_vpn)
         if reader.meta.threads > 1 or threads == 1:
@@ -129,16 +150,21 @@ class Feeder:
         when there are no more tasks than CPUs); close its stream when the trace has nothing
         more for it."""
         t = cpu
-        while self.buf.room(cpu) > 0:
+        buf = self.buf
+        buf.retire(t)
+        while buf.room(t):
             q = self._pending[t]
             if q:
                 pid, op = q[0]
                 warm = int(self.warm_left[cpu])
-                k = self.buf.append(cpu, pid[:warm] if warm else pid, op[:warm] if warm else op)
-                if k == len(pid):
-                    q.pop(0)
+                if warm and warm < len(pid):  # up to the warm-up boundary exactly
+                    buf.append(t, pid[:warm], op[:warm])
+                    q[0] = (pid[warm:], op[warm:])
+                    k = warm
                 else:
-                    q[0] = (pid[k:], op[k:])
+                    buf.append(t, pid, op)
+                    q.pop(0)
+                    k = len(pid)
                 if warm:
                     self.warm_left[cpu] = warm - k
                     if warm == k:
@@ -155,7 +181,7 @@ class Feeder:
             if not self._read_shared():
                 self.stream_open[cpu] = False
                 return
-            if self.buf.tail[cpu] > self.buf.head[cpu] and not self._pending[t]:
+            if buf.queued(t) and not self._pending[t]:
                 return
 
     def start(self) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .rawptr import load_int32, load_uint32
+
 # The small helpers of the loop are marked ``forceinline``: LLVM inlines them (alwaysinline)
 # into each caller, while numba types and lowers each of them once per signature. numba's own
 # ``inline="always"`` copies their IR into every caller and types it again there: the same
@@ -39,6 +41,9 @@ OP_IFETCH, OP_LOAD, OP_STORE, OP_MODIFY = 0, 1, 2, 3
 # so the loop never reads the vpn of a page from the (large, randomly accessed) page arrays.
 VPN_BITS = 30
 VPN_MASK = (1 << VPN_BITS) - 1
+# Chunks of rows queued per task (feeder.Buffers: a ring the loop reads by address); a power
+# of two.
+SEGMENTS = 8
 
 # reasons the loop returns
 R_STOP = 0          # every running CPU reached t_stop
@@ -439,7 +444,7 @@ def _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, quantum, t_stop,
+def run_loop(seg_pid, seg_op, seg_len, seg_first, seg_n, head, stream_open, running, clock, q_end, quantum, t_stop,
              tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
              frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out,
              hint, scan_time, kpids, kpos, kcount, last, cur_task, slice_end, rq_len, page_pmd,
@@ -447,7 +452,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
-    until its clock reaches the quantum's end. ``out`` receives (cpu, pid, op) of a fault;
+    until its clock reaches the quantum's end. A task's rows are read from the chunks queued
+    in ``seg_*`` (feeder.Buffers), by address, from row ``head`` of chunk ``seg_first``. ``out`` receives (cpu, pid, op) of a fault;
     ``last`` is the same-page filter (F_ITLB, F_DTLB slots per CPU). No GIL: the trace
     reader thread runs meanwhile. CPU c runs task ``cur_task[c]`` (buffers, heads, tails and
     streams are per task) until ``slice_end[c]`` (+inf while it is alone on its run queue);
@@ -469,7 +475,11 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
             # this CPU's hot state lives in locals while it runs and is written back whenever
             # the loop leaves it (quantum end, empty buffer, fault): fewer memory round trips
             h = head[t]
-            tl = tail[t]
+            sn = seg_n[t]
+            sf = seg_first[t]
+            pp = seg_pid[t, sf]
+            po = seg_op[t, sf]
+            tl = seg_len[t, sf] if sn else np.int64(0)
             st = stamps[c]
             clk = clock[c]
             busy = times[c, T_BUSY]
@@ -484,6 +494,16 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
             dmem = miss_rate * node_lat[frame_node[dfr]] if dp >= 0 else 0.0
             while clk < lim:
                 if h == tl:
+                    if sn > 1:  # the next chunk queued
+                        sn -= 1
+                        sf = (sf + 1) & (SEGMENTS - 1)
+                        seg_n[t] = sn
+                        seg_first[t] = sf
+                        pp = seg_pid[t, sf]
+                        po = seg_op[t, sf]
+                        tl = seg_len[t, sf]
+                        h = 0
+                        continue
                     if stream_open[t]:
                         head[t] = h
                         stamps[c] = st
@@ -499,8 +519,8 @@ def run_loop(buf_pid, buf_op, head, tail, stream_open, running, clock, q_end, qu
                         break
                     running[c] = False
                     break
-                pid = buf_pid[t, h]
-                w = buf_op[t, h]
+                pid = load_int32(pp, h)
+                w = load_uint32(po, h)
                 op = w & 3
                 vl = np.int64(w >> 2)
                 st += 1

@@ -65,9 +65,9 @@ class RunQueues:
         q = self.queues[cpu]
         t = q.popleft()
         buf, feeder = self.r.buffers, self.r.feeder
-        if buf.head[t] == buf.tail[t] and feeder.stream_open[t]:
+        if not buf.queued(t) and feeder.stream_open[t]:
             feeder.refill(t)  # whether the task has records left
-        if buf.head[t] != buf.tail[t] or feeder.stream_open[t]:
+        if buf.queued(t) or feeder.stream_open[t]:
             q.append(t)
         self.rq_len[cpu] = len(q)
         self.switch_to(cpu, q[0])
