@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from .kernel import VPN_MASK
+from .rawptr import address, store_int32, store_uint32
 
 PAGE_SHIFT = 12
 _MULT = np.uint64(0x9E3779B97F4A7C15)
@@ -127,33 +128,43 @@ def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, h
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _map_runs(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
-              out_pid, out_op, run_tid, run_end, hints, threads, room, res):
-    """Page ids in file order, one pass: rows of a thread come in runs (its chunks of work),
-    recorded as (thread, end row) so that each thread's rows can be gathered afterwards.
-    ``res`` receives (new page count, rows out, runs); runs is -1 at a thread id >=
-    ``threads``, -2 when more than ``room`` pages are new (the caller makes room and maps the
-    batch again: the pages registered so far keep their ids, so the result is the same).
-    ``hints`` holds the last range used per op kind (fetch, load, store, modify), indexed
-    without a branch."""
+def _rows_per_thread(addr, size, tid, threads, rows):
+    """Add each thread's rows of a batch (an access crossing a page is two) to ``rows``;
+    returns False at a thread id >= ``threads``."""
+    for i in range(addr.shape[0]):
+        t = np.int64(tid[i])
+        if t >= threads:
+            return False
+        a = np.int64(addr[i])
+        rows[t] += 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT) - (a >> PAGE_SHIFT))
+    return True
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _map_threads(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
+                 dst_pid, dst_op, cursor, hints, room, res):
+    """Page ids in file order, one pass, each row written to its thread's arrays (addresses
+    ``dst_pid[t]``, ``dst_op[t]``: rawptr.py), in order. ``res`` receives (new page count,
+    -2 when more than ``room`` pages are new: the caller makes room and maps the batch again;
+    the pages registered so far keep their ids, so the result is the same). ``hints`` holds
+    the last range used per op kind (fetch, load, store, modify), indexed without a branch.
+    A thread's rows come in runs (its chunks of work): its arrays and position are taken up
+    at each run's start (``cursor``: zeros, one per thread)."""
     ranged = r_start.shape[0] > 0
     limit = n_pages + room
-    t_cur = -1
-    nr = 0
-    j = 0
+    t_cur = np.int64(-1)
+    j = np.int64(0)
+    out_pid = out_op = np.int64(0)
     for i in range(addr.shape[0]):
         a = np.int64(addr[i])
         t = np.int64(tid[i])
         if t != t_cur:
-            if t >= threads:
-                res[0] = n_pages
-                res[2] = -1
-                return
-            if nr:
-                run_end[nr - 1] = j
-            run_tid[nr] = t
-            nr += 1
+            if t_cur >= 0:
+                cursor[t_cur] = j
             t_cur = t
+            j = cursor[t]
+            out_pid = dst_pid[t]
+            out_op = dst_op[t]
         vpn = a >> PAGE_SHIFT
         last = (a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT
         o = np.int64(op[i]) & 3
@@ -165,39 +176,21 @@ def _map_runs(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, 
             else:
                 if n_pages >= limit:
                     res[0] = n_pages
-                    res[2] = -2
+                    res[1] = -2
                     return
                 pid, n_pages, kk = _range_or_hash(keys, vals, r_start, r_end, r_base, v, n_pages,
                                                   new_vpns, -1)
                 if kk >= 0:
                     k = kk
                     hints[o] = kk
-            out_pid[j] = pid
-            out_op[j] = op_word(np.int64(o), v)
+            store_int32(out_pid, j, pid)
+            store_uint32(out_op, j, op_word(np.int64(o), v))
             j += 1
             if v >= last:
                 break
             v += 1
-    if nr:
-        run_end[nr - 1] = j
     res[0] = n_pages
-    res[1] = j
-    res[2] = nr
-
-
-@njit(cache=True, nogil=True, _nrt=False)
-def _gather_thread(out_pid, out_op, run_tid, run_end, n_runs, t, dst_pid, dst_op):
-    """Thread ``t``'s rows of a batch mapped by _map_runs, in order, into arrays of its own."""
-    k = 0
-    start = 0
-    for r in range(n_runs):
-        e = run_end[r]
-        if run_tid[r] == t:
-            for x in range(start, e):
-                dst_pid[k] = out_pid[x]
-                dst_op[k] = out_op[x]
-                k += 1
-        start = e
+    res[1] = 0
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -211,12 +204,6 @@ def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
             continue
         h = _slot(keys, vpns[i])
         out[i] = vals[h] if keys[h] == vpns[i] else -1
-
-
-def scratch_arrays(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fresh arrays for map_threads' file-order pass: page ids, op words, run threads, run ends."""
-    return (np.empty(rows, np.int32), np.empty(rows, np.uint32), np.empty(rows, np.int64),
-            np.empty(rows, np.int64))
 
 
 class PageMap:
@@ -312,15 +299,21 @@ class PageMap:
         return np.where(inside, ids, -1).astype(np.int32)
 
     def map_threads(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
-                    threads: int, scratch=None
-                    ) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], int, int]:
+                    threads: int) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], int, int]:
         """Page ids and (packed) ops of each thread (``parts[t]``: arrays of its own, or None);
-        returns (parts, first new id, ids end). ``scratch(rows)`` may give reused (int32,
-        uint32, int64, int64) arrays of at least ``rows`` for the file-order pass. A thread id
-        of ``threads`` or more is a ValueError."""
-        cap = 2 * len(addr)  # an access of at most 255 bytes touches at most two pages
-        out_pid, out_op, run_tid, run_end = (scratch or scratch_arrays)(cap)
-        res = np.zeros(3, np.int64)
+        returns (parts, first new id, ids end). A thread id of ``threads`` or more is a
+        ValueError."""
+        rows = np.zeros(threads, np.int64)
+        if not _rows_per_thread(addr, size, tid, threads, rows):
+            raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
+        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * threads
+        dst_pid = np.zeros(threads, np.int64)
+        dst_op = np.zeros(threads, np.int64)
+        for t in np.flatnonzero(rows).tolist():
+            part = (np.empty(rows[t], np.int32), np.empty(rows[t], np.uint32))
+            parts[t] = part
+            dst_pid[t], dst_op[t] = address(part[0]), address(part[1])
+        res = np.zeros(2, np.int64)
         with self._lock:
             first_new = self.n
             extra = len(addr)  # new pages: room for one per access, more only when needed
@@ -328,24 +321,14 @@ class PageMap:
                 self._reserve(extra)
                 room = min(self.keys.shape[0] // 2 - (self.n - self.ranged),
                            self.vpns.shape[0] - self.n)
-                _map_runs(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
-                          self.r_base, self.n, self.vpns, out_pid, out_op, run_tid, run_end,
-                          np.zeros(4, np.int64), threads, room, res)
+                _map_threads(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
+                             self.r_base, self.n, self.vpns, dst_pid, dst_op,
+                             np.zeros(threads, np.int64), np.zeros(4, np.int64), room, res)
                 self.n = int(res[0])
-                if res[2] == -1:
-                    raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
-                if res[2] >= 0:
+                if res[1] == 0:
                     break
-                extra = cap
+                extra = int(rows.sum())
             end = self.n
-        n_runs = int(res[2])
-        lengths = np.diff(run_end[:n_runs], prepend=0)
-        rows = np.bincount(run_tid[:n_runs], weights=lengths, minlength=threads).astype(np.int64)
-        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * threads
-        for t in np.flatnonzero(rows).tolist():
-            dst = (np.empty(rows[t], np.int32), np.empty(rows[t], np.uint32))
-            _gather_thread(out_pid, out_op, run_tid, run_end, n_runs, t, *dst)
-            parts[t] = dst
         return parts, first_new, end
 
     def map_batch(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TraceError
 from ..trace.native import Batch
-from .pagemap import PageMap, scratch_arrays
+from .pagemap import PageMap
 
 # Batches read or mapped ahead of the replay (2^18 rows: ~3 MB read, ~2 MB mapped).
 QUEUE_BATCHES = 8
@@ -42,21 +42,8 @@ class MappedBatch:
     rows: int
 
 
-class _Scratch:
-    """The file-order arrays of the batch being mapped, reused batch after batch (fresh arrays
-    of a few MB each time would cost a page fault per 4 KiB)."""
-
-    def __init__(self) -> None:
-        self.arrays = scratch_arrays(0)
-
-    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if len(self.arrays[0]) < rows:
-            self.arrays = scratch_arrays(rows)
-        return self.arrays
-
-
 def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: int,
-              scratch: _Scratch | None = None, task_mm: np.ndarray | None = None) -> MappedBatch:
+              task_mm: np.ndarray | None = None) -> MappedBatch:
     """Page ids grouped by thread for one batch; a thread id beyond the trace's is a TraceError.
     Each thread's rows are arrays of its own, so that a thread left behind holds only its rows.
     ``task_mm`` (several mms): each thread's mm, put in the address's bits 57-62, so pages
@@ -71,8 +58,7 @@ def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: in
         tid = np.minimum(b.tid, len(task_mm) - 1)
         addr = addr | (task_mm[tid].astype(np.uint64) << np.uint64(ADDR_BITS))
     try:
-        parts, first_new, end = pagemap.map_threads(addr, b.size, b.tid, b.op, threads,
-                                                    (scratch or _Scratch()).get)
+        parts, first_new, end = pagemap.map_threads(addr, b.size, b.tid, b.op, threads)
     except ValueError:
         raise TraceError(path, f"thread id {int(b.tid.max())} but the trace declares "
                                f"{declared} threads") from None
@@ -95,7 +81,7 @@ class MappedBatches:
     def __init__(self, batches: Iterator[Batch], pagemap: PageMap, threads: int, path: Path,
                  declared_threads: int, background: bool, task_mm: np.ndarray | None = None):
         self._batches = batches
-        self._args = (pagemap, threads, path, declared_threads, _Scratch(), task_mm)
+        self._args = (pagemap, threads, path, declared_threads, task_mm)
         self.background = background
         self._cond = threading.Condition()
         self._read: deque[object] = deque()    # read, not mapped: Batch, _END or an error

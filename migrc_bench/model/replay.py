@@ -92,8 +92,8 @@ class Replay:
         self.rq.place()  # a CPU that ran the mm keeps its bit (lazy when idle)
         self.flush = make_flush(m)
         self.flush.current_task = self.rq.cur_task  # current->pid (consider_global_asid)
-        # per-task buffers: as much memory in all as one per CPU (a buffer's size changes
-        # nothing the replay computes, only how often it is refilled)
+        # per-task queues of chunks: as many rows queued in all as BUFFER_ROWS per CPU (how
+        # many are queued changes nothing the replay computes, only how often it is refilled)
         self.buffers = Buffers(max(m.ncpu, threads),
                                max(BUFFER_ROWS >> 4, BUFFER_ROWS * m.ncpu // max(m.ncpu, threads)))
         self.feeder = Feeder(self.reader, m, self.buffers, threads, cfg.replay.max_accesses,
