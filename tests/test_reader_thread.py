@@ -113,6 +113,23 @@ def test_parked_rows_change_nothing(xs_trace, monkeypatch):
     assert parked and parked[0] > 100_000
 
 
+def test_small_chunks_through_the_ring_change_nothing(xs_trace, monkeypatch):
+    """Batches of 300 rows make chunks of ~75 rows per thread: every task's ring of chunks
+    (feeder.Buffers, read by the loop by address) fills to SEGMENTS, the loop moves from chunk
+    to chunk and around the ring thousands of times (~4,000 chunks), and the results are the same."""
+    from migrc_bench.model import kernel
+
+    normal = _run(xs_trace, ['engine="migrc"'])
+    monkeypatch.setattr(feeder, "READ_ROWS", 300)
+    full = []
+    real_append = feeder.Buffers.append
+    monkeypatch.setattr(feeder.Buffers, "append", lambda self, t, pid, op: (
+        real_append(self, t, pid, op), full.append(self.seg_n[t] == kernel.SEGMENTS)))
+    small = _run(xs_trace, ['engine="migrc"'])
+    _same(normal, small)
+    assert sum(full) > 100 and len(full) > 3000
+
+
 def test_pending_rows_keep_each_thread_in_order():
     """Random appends and partial takes through a two-row budget: every thread gets its rows
     back in the order they came, whether they waited in memory or on disk."""
