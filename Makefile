@@ -15,10 +15,17 @@ CI_OUT        := results/ci
 CI_BASELINE   := benchmarks/ci-baseline.json
 CI_THRESHOLDS := configs/ci-thresholds.toml
 
+# The package's bytecode, as pip leaves any installed package (an editable install has none, and
+# with PYTHONDONTWRITEBYTECODE set Python never writes it: each run would compile every module
+# it imports from source, ~0.1 s of a CLI call). Stale files are recompiled in memory, so this
+# only saves time.
+BYTECODE := $(BIN)/python -m compileall -q migrc_bench
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BYTECODE)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +42,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python benchmarks/run.py
 
 ci-run: $(STAMP)

@@ -131,6 +131,8 @@ def run_trace(cfg: Config, trace_path: "str | Path | StreamSpec", out_dir: str |
 
 def open_source(cfg: Config, trace: "str | Path | StreamSpec"):
     """The replay's batch source: a trace file's reader, or a generator run (StreamSpec)."""
+    if isinstance(trace, (str, Path)):  # (a file: the generators' modules stay unimported)
+        return TraceReader(trace)
     from .trace.stream import GeneratedTrace, StreamSpec
 
     if not isinstance(trace, StreamSpec):

@@ -42,25 +42,24 @@ class Buffers:
         self.seg_n = np.zeros(ntasks, np.int64)
         self.head = np.zeros(ntasks, np.int64)
         self._chunks: list[deque[tuple[np.ndarray, np.ndarray]]] = [deque() for _ in range(ntasks)]
+        self._rows = [0] * ntasks  # rows of each task's chunks in _chunks
 
     def retire(self, t: int) -> None:
         """Let go of the chunks the loop has read to the end."""
         chunks = self._chunks[t]
-        while len(chunks) > self.seg_n[t]:  # the loop moved past them
-            chunks.popleft()
-        if self.seg_n[t] and self.head[t] == self.seg_len[t, self.seg_first[t]]:
-            chunks.popleft()
-            self.seg_n[t] -= 1
+        n = int(self.seg_n[t])
+        while len(chunks) > n:  # the loop moved past them
+            self._rows[t] -= len(chunks.popleft()[0])
+        if n and self.head[t] == len(chunks[0][0]):
+            self._rows[t] -= len(chunks.popleft()[0])
+            self.seg_n[t] = n - 1
             self.seg_first[t] = (self.seg_first[t] + 1) % SEGMENTS
             self.head[t] = 0
 
     def queued(self, t: int) -> int:
         """Rows not read yet."""
-        n = int(self.seg_n[t])
-        if not n:
-            return 0
-        ring = (int(self.seg_first[t]) + np.arange(n)) % SEGMENTS
-        return int(self.seg_len[t, ring].sum() - self.head[t])
+        self.retire(t)
+        return self._rows[t] - int(self.head[t])
 
     def room(self, t: int) -> bool:
         """Whether another chunk may be queued."""
@@ -78,6 +77,7 @@ class Buffers:
         self.seg_op[t, k] = address(op)
         self.seg_len[t, k] = len(pid)
         self._chunks[t].append((pid, op))
+        self._rows[t] += len(pid)
         self.seg_n[t] += 1
 
 
