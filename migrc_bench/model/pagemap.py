@@ -17,6 +17,7 @@ import threading
 import numpy as np
 from numba import njit
 
+from ..trace.native import DTYPES
 from .kernel import VPN_MASK
 from .rawptr import address, store_int32, store_uint32
 
@@ -330,6 +331,17 @@ class PageMap:
                 extra = int(rows.sum())
             end = self.n
         return parts, first_new, end
+
+    def load_compiled(self) -> None:
+        """Load map_threads' compiled code now (an empty batch of the trace's column types).
+
+        The first compiled call of a process sets numba up (~0.1 s, holding its compiler
+        lock); made here before the replay loads its loop, it lets the trace reader thread
+        map its first batch while the loop's code is still loading, not after."""
+        empty = {c: np.empty(0, t) for c, t in DTYPES.items()}
+        for a in empty.values():  # read-only, as a trace file's columns come from pyarrow
+            a.flags.writeable = False  # (a writable array is another signature to compile)
+        self.map_threads(empty["addr"], empty["size"], empty["tid"], empty["op"], 1)
 
     def map_batch(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -286,8 +286,9 @@ class Replay:
         out = np.zeros(3, np.int64)
         hint = self.tiering.hint if self.tiering is not None else np.zeros(K.N_HINT, np.float64)
         self.feeder.start()
-        # load the compiled loop (a call with no CPU running does nothing) while the reader
-        # thread reads and maps the first batch
+        # load the compiled mapping, then the loop (a call with no CPU running does nothing),
+        # while the reader thread reads and maps the first batches
+        m.pagemap.load_compiled()
         self._loop(np.zeros_like(self.running), 0.0, out, hint)
         self.feeder.prime()
         if self.engine is not None:
