@@ -113,21 +113,30 @@ def test_parked_rows_change_nothing(xs_trace, monkeypatch):
     assert parked and parked[0] > 100_000
 
 
-def test_small_chunks_through_the_ring_change_nothing(xs_trace, monkeypatch):
-    """Batches of 300 rows make chunks of ~75 rows per thread: every task's ring of chunks
-    (feeder.Buffers, read by the loop by address) fills to SEGMENTS, the loop moves from chunk
-    to chunk and around the ring thousands of times (~4,000 chunks), and the results are the same."""
-    from migrc_bench.model import kernel
+@pytest.mark.parametrize("small", ["batches", "queue"])
+def test_small_chunks_through_the_ring_change_nothing(xs_trace, monkeypatch, small):
+    """Through every task's ring of chunks (feeder.Buffers, read by the loop by address):
+    batches of 300 rows make ~4,000 chunks of ~75 rows, so rings fill to SEGMENTS and the loop
+    moves from chunk to chunk and around the ring thousands of times; or a queue of at most 64
+    rows per task takes each chunk in parts (views, the rest left pending). The results are
+    the same either way."""
+    from migrc_bench.model import kernel, replay
 
     normal = _run(xs_trace, ['engine="migrc"'])
-    monkeypatch.setattr(feeder, "READ_ROWS", 300)
-    full = []
+    if small == "batches":
+        monkeypatch.setattr(feeder, "READ_ROWS", 300)
+    else:
+        monkeypatch.setattr(replay, "BUFFER_ROWS", 64)
+    queued = []
     real_append = feeder.Buffers.append
     monkeypatch.setattr(feeder.Buffers, "append", lambda self, t, pid, op: (
-        real_append(self, t, pid, op), full.append(self.seg_n[t] == kernel.SEGMENTS)))
-    small = _run(xs_trace, ['engine="migrc"'])
-    _same(normal, small)
-    assert sum(full) > 100 and len(full) > 3000
+        real_append(self, t, pid, op), queued.append((self.seg_n[t], self.queued(t)))))
+    small_run = _run(xs_trace, ['engine="migrc"'])
+    _same(normal, small_run)
+    if small == "batches":
+        assert sum(n == kernel.SEGMENTS for n, _ in queued) > 100 and len(queued) > 3000
+    else:
+        assert len(queued) > 3000 and max(rows for _, rows in queued) <= 64
 
 
 def test_pending_rows_keep_each_thread_in_order():

@@ -61,9 +61,13 @@ class Buffers:
         self.retire(t)
         return self._rows[t] - int(self.head[t])
 
-    def room(self, t: int) -> bool:
-        """Whether another chunk may be queued."""
-        return self.seg_n[t] < SEGMENTS and self.queued(t) < self.cap
+    def room(self, t: int) -> int:
+        """How many more rows may be queued (0 when the ring is full). At most ``cap`` rows
+        are queued: a larger chunk is queued in parts (views; the rest waits where it was),
+        so rows queued here stay few and the pending rows' budget bounds the others."""
+        if self.seg_n[t] >= SEGMENTS:
+            return 0
+        return max(0, self.cap - self.queued(t))
 
     def append(self, t: int, pid: np.ndarray, op: np.ndarray) -> None:
         """Queue a chunk (not empty); the caller checked ``room``."""
@@ -152,19 +156,18 @@ class Feeder:
         t = cpu
         buf = self.buf
         buf.retire(t)
-        while buf.room(t):
+        while (room := buf.room(t)) > 0:
             q = self._pending[t]
             if q:
                 pid, op = q[0]
                 warm = int(self.warm_left[cpu])
-                if warm and warm < len(pid):  # up to the warm-up boundary exactly
-                    buf.append(t, pid[:warm], op[:warm])
-                    q[0] = (pid[warm:], op[warm:])
-                    k = warm
+                k = min(len(pid), room, warm or room)  # (up to the warm-up boundary exactly)
+                if k < len(pid):
+                    buf.append(t, pid[:k], op[:k])
+                    q[0] = (pid[k:], op[k:])
                 else:
                     buf.append(t, pid, op)
                     q.pop(0)
-                    k = len(pid)
                 if warm:
                     self.warm_left[cpu] = warm - k
                     if warm == k:
