@@ -38,7 +38,8 @@ def _per_thread_reference(addr, size, tid, op, threads):
 def test_map_threads_equals_mapping_in_file_order(seed):
     """Runs of threads, ranges and hashed pages, page-crossing accesses; and a batch with
     more new pages than accesses (every access crosses into two new pages), which makes the
-    one-pass mapping stop, grow the table and map the batch again."""
+    one-pass mapping stop, grow the table and map the batch again, and stop again when the
+    threads' arrays (room for their records and ~3 % more) are full, to be sized exactly."""
     rng = np.random.default_rng(seed)
     threads = 4
     n = 50_000 if seed else 40_000

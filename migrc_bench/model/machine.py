@@ -367,17 +367,25 @@ class Machine:
         self.on_new_pages(first_new)
         return pids
 
-    def _profile_column(self, pids: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """The profile's per-page ``values`` for page ids (0 for pages the trace never touches)."""
+    def _profile_column(self, pids: np.ndarray, values: np.ndarray,
+                        first: int | None = None) -> np.ndarray:
+        """The profile's per-page ``values`` for page ids (0 for pages the trace never touches);
+        ``first``: the ids are first, first + 1, ... (no index array as long as every id)."""
         out = np.zeros(len(pids), values.dtype)
-        where = np.full(self.pagemap.n, -1, np.int64)
+        where = np.full(self.pagemap.n, -1, np.int64) if first is None else None
         # the pre-pass counts by address: with several mms, each mm's page at that address
         # gets the value (an approximation: the processes' records are not told apart)
         for mm in range(self.nmm):
             keys = self.profile.vpns.astype(np.int64) | (mm << MM_SHIFT)
             prof = self.pagemap.lookup(keys)
+            if where is None:
+                sel = (prof >= first) & (prof < first + len(pids))
+                out[prof[sel] - first] = values[sel]
+                continue
             known = prof >= 0  # pages outside the regions are not registered yet
             where[prof[known]] = np.flatnonzero(known)
+        if where is None:
+            return out
         idx = where[pids]
         out[idx >= 0] = values[idx[idx >= 0]]
         return out
@@ -463,7 +471,8 @@ class Machine:
             else:
                 written = np.zeros(n, np.bool_)
             if self.profile is not None:
-                written |= self._profile_column(pids, self.profile.written)
+                written |= self._profile_column(pids, self.profile.written,
+                                                first=idx.start if isinstance(idx, slice) else None)
             pte[written] = rw_dirty
         else:
             pte = np.full(n, {"writable-dirty": rw_dirty, "writable-clean": rw_clean,

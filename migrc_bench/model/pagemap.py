@@ -129,32 +129,50 @@ def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, h
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _rows_per_thread(addr, size, tid, threads, rows):
-    """Add each thread's rows of a batch (an access crossing a page is two) to ``rows``;
+def _records_per_thread(tid, threads, rows):
+    """Add each thread's records of a batch to ``rows``, a run of one thread at a time;
     returns False at a thread id >= ``threads``."""
-    for i in range(addr.shape[0]):
+    t_cur = np.int64(-1)
+    start = 0
+    for i in range(tid.shape[0]):
         t = np.int64(tid[i])
-        if t >= threads:
-            return False
-        a = np.int64(addr[i])
-        rows[t] += 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT) - (a >> PAGE_SHIFT))
+        if t != t_cur:
+            if t >= threads:
+                return False
+            if t_cur >= 0:
+                rows[t_cur] += i - start
+            t_cur = t
+            start = i
+    if t_cur >= 0:
+        rows[t_cur] += tid.shape[0] - start
     return True
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def _rows_per_thread(addr, size, tid, threads, rows):
+    """Add each thread's rows of a batch (an access crossing a page is two) to ``rows``."""
+    for i in range(addr.shape[0]):
+        a = np.int64(addr[i])
+        rows[np.int64(tid[i])] += 1 + (((a + max(np.int64(size[i]), 1) - 1) >> PAGE_SHIFT)
+                                       - (a >> PAGE_SHIFT))
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _map_threads(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_pages, new_vpns,
-                 dst_pid, dst_op, cursor, hints, room, res):
+                 dst_pid, dst_op, dst_cap, cursor, hints, room, res):
     """Page ids in file order, one pass, each row written to its thread's arrays (addresses
-    ``dst_pid[t]``, ``dst_op[t]``: rawptr.py), in order. ``res`` receives (new page count,
-    -2 when more than ``room`` pages are new: the caller makes room and maps the batch again;
-    the pages registered so far keep their ids, so the result is the same). ``hints`` holds
-    the last range used per op kind (fetch, load, store, modify), indexed without a branch.
-    A thread's rows come in runs (its chunks of work): its arrays and position are taken up
-    at each run's start (``cursor``: zeros, one per thread)."""
+    ``dst_pid[t]``, ``dst_op[t]``: rawptr.py, room for ``dst_cap[t]`` rows), in order; the
+    rows each thread got are left in ``cursor`` (zeros on entry). ``res`` receives (new
+    page count, 0; or -2 when more than ``room`` pages are new, -3 when a thread's arrays
+    are full: the caller makes room and maps the batch again; the pages registered so far
+    keep their ids, so the result is the same). ``hints`` holds the last range used per op
+    kind (fetch, load, store, modify), indexed without a branch. A thread's rows come in
+    runs (its chunks of work): its arrays and position are taken up at each run's start."""
     ranged = r_start.shape[0] > 0
     limit = n_pages + room
     t_cur = np.int64(-1)
     j = np.int64(0)
+    cap = np.int64(0)
     out_pid = out_op = np.int64(0)
     for i in range(addr.shape[0]):
         a = np.int64(addr[i])
@@ -164,6 +182,7 @@ def _map_threads(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_page
                 cursor[t_cur] = j
             t_cur = t
             j = cursor[t]
+            cap = dst_cap[t]
             out_pid = dst_pid[t]
             out_op = dst_op[t]
         vpn = a >> PAGE_SHIFT
@@ -184,12 +203,18 @@ def _map_threads(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_page
                 if kk >= 0:
                     k = kk
                     hints[o] = kk
+            if j == cap:
+                res[0] = n_pages
+                res[1] = -3
+                return
             store_int32(out_pid, j, pid)
             store_uint32(out_op, j, op_word(np.int64(o), v))
             j += 1
             if v >= last:
                 break
             v += 1
+    if t_cur >= 0:
+        cursor[t_cur] = j
     res[0] = n_pages
     res[1] = 0
 
@@ -205,6 +230,18 @@ def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
             continue
         h = _slot(keys, vpns[i])
         out[i] = vals[h] if keys[h] == vpns[i] else -1
+
+
+def _thread_arrays(cap: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+    """Each thread's (page ids, op words) arrays with room for ``cap[t]`` rows, and their
+    addresses (threads with no room get none)."""
+    arrays: list = [None] * len(cap)
+    dst_pid = np.zeros(len(cap), np.int64)
+    dst_op = np.zeros(len(cap), np.int64)
+    for t in np.flatnonzero(cap).tolist():
+        arrays[t] = (np.empty(cap[t], np.int32), np.empty(cap[t], np.uint32))
+        dst_pid[t], dst_op[t] = address(arrays[t][0]), address(arrays[t][1])
+    return arrays, dst_pid, dst_op
 
 
 class PageMap:
@@ -304,32 +341,39 @@ class PageMap:
         """Page ids and (packed) ops of each thread (``parts[t]``: arrays of its own, or None);
         returns (parts, first new id, ids end). A thread id of ``threads`` or more is a
         ValueError."""
+        # room per thread: its records and a little more for accesses that cross a page (two
+        # rows each, rare); when a thread's rows do not fit, exactly as many as it has
         rows = np.zeros(threads, np.int64)
-        if not _rows_per_thread(addr, size, tid, threads, rows):
+        if not _records_per_thread(tid, threads, rows):
             raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
-        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * threads
-        dst_pid = np.zeros(threads, np.int64)
-        dst_op = np.zeros(threads, np.int64)
-        for t in np.flatnonzero(rows).tolist():
-            part = (np.empty(rows[t], np.int32), np.empty(rows[t], np.uint32))
-            parts[t] = part
-            dst_pid[t], dst_op[t] = address(part[0]), address(part[1])
+        cap = np.where(rows > 0, rows + (rows >> 5) + 64, 0)
         res = np.zeros(2, np.int64)
         with self._lock:
             first_new = self.n
             extra = len(addr)  # new pages: room for one per access, more only when needed
             while True:
+                arrays, dst_pid, dst_op = _thread_arrays(cap)
+                cursor = np.zeros(threads, np.int64)
                 self._reserve(extra)
                 room = min(self.keys.shape[0] // 2 - (self.n - self.ranged),
                            self.vpns.shape[0] - self.n)
                 _map_threads(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
-                             self.r_base, self.n, self.vpns, dst_pid, dst_op,
-                             np.zeros(threads, np.int64), np.zeros(4, np.int64), room, res)
+                             self.r_base, self.n, self.vpns, dst_pid, dst_op, cap, cursor,
+                             np.zeros(4, np.int64), room, res)
                 self.n = int(res[0])
                 if res[1] == 0:
                     break
-                extra = int(rows.sum())
+                if res[1] == -3:  # a thread has more page-crossing accesses than room for them
+                    cap = np.zeros(threads, np.int64)
+                    _rows_per_thread(addr, size, tid, threads, cap)
+                else:
+                    extra = int(cap.sum())
             end = self.n
+        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * threads
+        for t in np.flatnonzero(cursor).tolist():
+            n = int(cursor[t])
+            pid, opw = arrays[t]
+            parts[t] = (pid[:n], opw[:n]) if n < len(pid) else (pid, opw)
         return parts, first_new, end
 
     def load_compiled(self) -> None:
