@@ -66,7 +66,6 @@ def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: in
 
 
 _END = object()
-_READ = object()  # a job: read the next batch
 
 
 class MappedBatches:
@@ -74,10 +73,9 @@ class MappedBatches:
 
     With the thread, reading and mapping are two steps shared by two threads: the reader
     thread reads ahead, and maps only when QUEUE_BATCHES batches are read or mapped and not yet
-    taken; the replay, when the batch it needs is read but not mapped, maps it itself, and
-    when nothing is read yet while the reader thread maps, it reads the next batch itself. So
-    the work goes to whichever thread has time. One batch is read at a time and one mapped at
-    a time, oldest first: the page map hands out ids in file order.
+    taken; the replay, when the batch it needs is read but not mapped, maps it itself. So the
+    mapping goes to whichever thread has time (the replay's loop, when it is the faster one).
+    One batch is mapped at a time, oldest first: the page map hands out ids in file order.
     """
 
     def __init__(self, batches: Iterator[Batch], pagemap: PageMap, threads: int, path: Path,
@@ -89,8 +87,6 @@ class MappedBatches:
         self._read: deque[object] = deque()    # read, not mapped: Batch, _END or an error
         self._mapped: deque[object] = deque()  # MappedBatch, _END or an error
         self._mapping = False
-        self._reading = False  # a thread is reading the next batch
-        self._read_all = False  # the end of the trace (or an error of reading) is read
         self._thread: threading.Thread | None = None
         self._stop = False
         self._done = False
@@ -109,39 +105,28 @@ class MappedBatches:
         self.start()
         while True:
             with self._cond:
-                job = self._replay_job()
-            if job is _READ:  # nothing to map while the reader thread maps: read meanwhile
-                self._read_one()
+                while not self._mapped:
+                    b = self._take_read()
+                    if b is not None:
+                        break
+                    if not self._mapped:  # (_take_read may have passed the end on to it)
+                        self._cond.wait(1.0)
+                        if not (self._mapped or self._read or self._mapping
+                                or self._thread.is_alive()):
+                            raise RuntimeError("the trace reader thread ended before the trace")
+                else:
+                    item = self._mapped.popleft()
+                    self._cond.notify_all()
+                    b = None
+            if b is not None:  # read but not mapped yet: map it here rather than wait
+                self._map_one(b)
                 continue
-            if isinstance(job, Batch):  # read but not mapped yet: map it here rather than wait
-                self._map_one(job)
-                continue
-            if job is _END or isinstance(job, BaseException):
+            if item is _END or isinstance(item, BaseException):
                 self.close()
-                if job is not _END:
-                    raise job
+                if item is not _END:
+                    raise item
                 return None
-            return job
-
-    def _replay_job(self) -> object:
-        """Under the lock: the next mapped batch (or the end, or an error) to return, else a
-        read batch to map or _READ (a batch to read), waiting while there is neither."""
-        while True:
-            if self._mapped:
-                item = self._mapped.popleft()
-                self._cond.notify_all()
-                return item
-            b = self._take_read()
-            if b is not None:
-                return b
-            if self._mapped:  # (_take_read passed the end on to it)
-                continue
-            if self._claim_read():
-                return _READ
-            self._cond.wait(1.0)
-            if not (self._mapped or self._read or self._mapping or self._reading
-                    or self._thread.is_alive()):
-                raise RuntimeError("the trace reader thread ended before the trace")
+            return item
 
     def start(self) -> None:
         """Start the reader thread (if asked for one and not started yet): it reads ahead."""
@@ -164,28 +149,6 @@ class MappedBatches:
             self._cond.notify_all()
         return None
 
-    def _claim_read(self) -> bool:
-        """Whether the caller is to read the next batch (nobody is reading, the end is not
-        read yet); if so, it must call _read_one."""
-        if self._reading or self._read_all:
-            return False
-        self._reading = True
-        return True
-
-    def _read_one(self) -> None:
-        """Read the next batch (claimed with _claim_read; outside the lock: pyarrow releases
-        the GIL) and queue it; the end of the trace or an error of reading is queued too."""
-        try:
-            item: object = next(self._batches, _END)
-        except BaseException as exc:  # handed to the replay, raised there in order
-            item = exc
-        with self._cond:
-            self._read.append(item)
-            self._reading = False
-            if not isinstance(item, Batch):
-                self._read_all = True
-            self._cond.notify_all()
-
     def _map_one(self, b: Batch) -> None:
         """Map a batch taken with _take_read (outside the lock: the mapping is nogil)."""
         try:
@@ -199,31 +162,41 @@ class MappedBatches:
 
     # ---- the reader thread ---------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            for b in self._batches:
+                if not self._hand_over(b):
+                    return
+        except BaseException as exc:  # handed to the replay, raised there in order
+            self._hand_over(exc)
+            return
+        if self._hand_over(_END):
+            self._map_rest()
+
+    def _hand_over(self, item: object) -> bool:
+        """Queue a read item; while enough is ahead of the replay, map what waits to be
+        mapped, else wait. False once the replay stopped listening."""
         while True:
             with self._cond:
-                job = self._reader_job()
-            if job is None:
-                return
-            if job is _READ:
-                self._read_one()
-            else:
-                self._map_one(job)
+                if self._stop:
+                    return False
+                if len(self._read) + len(self._mapped) + self._mapping < QUEUE_BATCHES:
+                    self._read.append(item)
+                    self._cond.notify_all()
+                    return True
+                b = self._take_read()
+                if b is None:
+                    self._cond.wait(0.1)
+                    continue
+            self._map_one(b)
 
-    def _reader_job(self) -> object:
-        """Under the lock: _READ while fewer than QUEUE_BATCHES batches are ahead of the
-        replay, else the oldest read batch to map; waits while there is neither; None once
-        the replay stopped listening, or everything is read and taken to map."""
-        while not self._stop:
-            ahead = len(self._read) + len(self._mapped) + self._mapping + self._reading
-            if ahead < QUEUE_BATCHES and self._claim_read():
-                return _READ
-            b = self._take_read()
-            if b is not None:
-                return b
-            if self._read_all and not self._read:
-                return None
-            self._cond.wait(0.1)
-        return None
+    def _map_rest(self) -> None:
+        """Everything is read: map what the replay has not taken to map yet."""
+        while True:
+            with self._cond:
+                b = None if self._stop else self._take_read()
+            if b is None:
+                return
+            self._map_one(b)
 
     def close(self) -> None:
         """Stop the reader thread (the replay ended early, or failed) and wait for it."""
