@@ -255,3 +255,87 @@ def test_batches_mapped_by_either_thread_come_in_file_order(monkeypatch, tmp_pat
             assert (pa is None) == (pb is None)
             if pa is not None:
                 assert np.array_equal(pa[0], pb[0]) and np.array_equal(pa[1], pb[1])
+
+
+def test_batches_mapped_ahead_come_in_file_order(tmp_path, monkeypatch):
+    """While the reader thread maps the batch the replay waits for (slowly, here), the replay
+    maps the next one when all its pages are in the ranges, and gives back one that is not;
+    the batches come in file order with the ids (and new pages) that mapping them in turn
+    gives, whether mapped ahead or not."""
+    import time
+
+    from migrc_bench.model import prefetch
+    from migrc_bench.model.pagemap import PageMap
+    from migrc_bench.trace.native import Batch
+
+    rng = np.random.default_rng(7)
+    base = 0x10000000
+
+    def batch(k):  # batches 20 and 21 also touch pages outside the range (hashed, new)
+        addr = base + rng.integers(0, 400, 500) * 4096 + rng.integers(0, 4096, 500)
+        if k in (20, 21):
+            addr[::50] = 0x50000000 + rng.integers(0, 30, 10) * 4096
+        return Batch(rng.integers(0, 3, 500).astype(np.uint16), rng.integers(0, 4, 500).astype(np.uint8),
+                     addr.astype(np.uint64), rng.choice([1, 8, 200], 500).astype(np.uint8))
+
+    batches = [batch(k) for k in range(30)]
+    real_map, real_ahead = prefetch.map_batch, prefetch.map_ahead
+    ahead = []
+
+    def slow(*a, **k):
+        if threading.current_thread().name == "migrc-bench trace reader":
+            time.sleep(0.006)
+        return real_map(*a, **k)
+
+    def recorded(*a, **k):
+        parts = real_ahead(*a, **k)
+        ahead.append(parts is not None)
+        return parts
+
+    def mapped(background):
+        pm = PageMap()
+        pm.add_range(base >> 12, 401)
+        mb = prefetch.MappedBatches(iter(batches), pm, 3, tmp_path, 3, background)
+        out = []
+        while (b := mb.next()) is not None:
+            out.append(b)
+            if background:
+                time.sleep(0.002)  # the replay runs: the reader thread maps the next meanwhile
+        mb.close()
+        return out, pm.n
+
+    sync, sync_n = mapped(False)
+    monkeypatch.setattr(prefetch, "map_batch", slow)
+    monkeypatch.setattr(prefetch, "map_ahead", recorded)
+    threaded, threaded_n = mapped(True)
+    assert sum(ahead) >= 5 and not all(ahead)  # mapped ahead, and some given back
+    assert sync_n == threaded_n > 401
+    assert [(b.first_new, b.end) for b in sync] == [(b.first_new, b.end) for b in threaded]
+    for a, b in zip(sync, threaded):
+        for pa, pb in zip(a.parts, b.parts):
+            assert (pa is None) == (pb is None)
+            if pa is not None:
+                assert np.array_equal(pa[0], pb[0]) and np.array_equal(pa[1], pb[1])
+
+
+def test_map_ranged_registers_nothing():
+    """PageMap.map_ranged: map_threads' parts for a batch inside the ranges (the table is
+    left as it was), None for a batch with a page outside them."""
+    from migrc_bench.model.pagemap import PageMap
+
+    rng = np.random.default_rng(3)
+    pm, ref = PageMap(), PageMap()
+    for m in (pm, ref):
+        m.add_range(0x1000, 64)
+        m.add_range(0x9000, 8)
+    addr = (rng.choice([0x1000, 0x9000], 2000) * 4096 + rng.integers(0, 7 * 4096, 2000)).astype(np.uint64)
+    size = rng.choice([1, 8, 255], 2000).astype(np.uint8)
+    tid = np.repeat(np.arange(4), 500).astype(np.uint16)
+    op = rng.integers(0, 4, 2000).astype(np.uint8)
+    parts = pm.map_ranged(addr, size, tid, op, 4)
+    want, first, end = ref.map_threads(addr, size, tid, op, 4)
+    assert first == end == pm.n == 72
+    for a, b in zip(parts, want):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    addr[1500] = 0x70000 << 12
+    assert pm.map_ranged(addr, size, tid, op, 4) is None and pm.n == 72

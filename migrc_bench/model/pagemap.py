@@ -119,13 +119,20 @@ def _range_or_hash(keys, vals, r_start, r_end, r_base, vpn, n_pages, new_vpns, h
     k = _in_ranges(r_start, r_end, r_base, vpn, hint)
     if k >= 0:
         return r_base[k] + (vpn - r_start[k]), n_pages, k
+    pid, n_pages = _hashed(keys, vals, vpn, n_pages, new_vpns)
+    return pid, n_pages, k
+
+
+@njit(cache=True, forceinline=True, _nrt=False)
+def _hashed(keys, vals, vpn, n_pages, new_vpns):
+    """(page id, new page count) of a page outside the ranges, registered when new."""
     h = _slot(keys, vpn)
     if keys[h] == -1:
         keys[h] = vpn
         vals[h] = n_pages
         new_vpns[n_pages] = vpn
         n_pages += 1
-    return np.int64(vals[h]), n_pages, k
+    return np.int64(vals[h]), n_pages
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -194,15 +201,17 @@ def _map_threads(addr, size, tid, op, keys, vals, r_start, r_end, r_base, n_page
             if ranged and r_start[k] <= v and v < r_end[k]:
                 pid = r_base[k] + (v - r_start[k])
             else:
-                if n_pages >= limit:
-                    res[0] = n_pages
-                    res[1] = -2
-                    return
-                pid, n_pages, kk = _range_or_hash(keys, vals, r_start, r_end, r_base, v, n_pages,
-                                                  new_vpns, -1)
+                kk = _in_ranges(r_start, r_end, r_base, v, -1)
                 if kk >= 0:
                     k = kk
                     hints[o] = kk
+                    pid = r_base[k] + (v - r_start[k])
+                else:  # (the hash table is not read with no room: map_ranged)
+                    if n_pages >= limit:
+                        res[0] = n_pages
+                        res[1] = -2
+                        return
+                    pid, n_pages = _hashed(keys, vals, v, n_pages, new_vpns)
             if j == cap:
                 res[0] = n_pages
                 res[1] = -3
@@ -230,6 +239,16 @@ def _lookup_many(keys, vals, r_start, r_end, r_base, vpns, out):
             continue
         h = _slot(keys, vpns[i])
         out[i] = vals[h] if keys[h] == vpns[i] else -1
+
+
+def _room_per_thread(tid: np.ndarray, threads: int) -> np.ndarray:
+    """Room for each thread's rows of a batch: its records and a little more for accesses
+    that cross a page (two rows each, rare; _map_once sizes exactly when they do not fit). A
+    thread id of ``threads`` or more is a ValueError."""
+    rows = np.zeros(threads, np.int64)
+    if not _records_per_thread(tid, threads, rows):
+        raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
+    return np.where(rows > 0, rows + (rows >> 5) + 64, 0)
 
 
 def _thread_arrays(cap: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
@@ -341,40 +360,61 @@ class PageMap:
         """Page ids and (packed) ops of each thread (``parts[t]``: arrays of its own, or None);
         returns (parts, first new id, ids end). A thread id of ``threads`` or more is a
         ValueError."""
-        # room per thread: its records and a little more for accesses that cross a page (two
-        # rows each, rare); when a thread's rows do not fit, exactly as many as it has
-        rows = np.zeros(threads, np.int64)
-        if not _records_per_thread(tid, threads, rows):
-            raise ValueError(f"thread id {int(tid.max())} of {threads} threads")
-        cap = np.where(rows > 0, rows + (rows >> 5) + 64, 0)
-        res = np.zeros(2, np.int64)
+        cap = _room_per_thread(tid, threads)
         with self._lock:
             first_new = self.n
             extra = len(addr)  # new pages: room for one per access, more only when needed
             while True:
-                arrays, dst_pid, dst_op = _thread_arrays(cap)
-                cursor = np.zeros(threads, np.int64)
                 self._reserve(extra)
                 room = min(self.keys.shape[0] // 2 - (self.n - self.ranged),
                            self.vpns.shape[0] - self.n)
-                _map_threads(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
-                             self.r_base, self.n, self.vpns, dst_pid, dst_op, cap, cursor,
-                             np.zeros(4, np.int64), room, res)
-                self.n = int(res[0])
-                if res[1] == 0:
+                parts, status, cap = self._map_once(addr, size, tid, op, cap, room)
+                if status == 0:
                     break
-                if res[1] == -3:  # a thread has more page-crossing accesses than room for them
-                    cap = np.zeros(threads, np.int64)
-                    _rows_per_thread(addr, size, tid, threads, cap)
-                else:
+                if status == -2:
                     extra = int(cap.sum())
             end = self.n
-        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * threads
+        return parts, first_new, end
+
+    def map_ranged(self, addr: np.ndarray, size: np.ndarray, tid: np.ndarray, op: np.ndarray,
+                   threads: int) -> list[tuple[np.ndarray, np.ndarray] | None] | None:
+        """What map_threads gives for a batch all of whose pages are in the ranges, or None
+        for any other. Without the lock, and while another thread maps (prefetch.py): ids in
+        the ranges are fixed whatever was mapped before, and the hash table is not read."""
+        parts, status, _ = self._map_once(addr, size, tid, op,
+                                          _room_per_thread(tid, threads), 0)
+        return parts if status == 0 else None
+
+    def _map_once(self, addr, size, tid, op, cap: np.ndarray, room: int):
+        """One mapping pass into arrays with room ``cap``: (parts, 0, cap); or (None, -2,
+        cap) when more than ``room`` pages are new, (None, -3, exact room) when a thread's
+        rows do not fit its room (pages registered so far are kept, with the same ids: the
+        caller makes room and maps again). With ``room`` 0 (map_ranged) nothing is
+        registered, and a thread's rows that do not fit are counted and mapped again here."""
+        res = np.zeros(2, np.int64)
+        while True:
+            arrays, dst_pid, dst_op = _thread_arrays(cap)
+            cursor = np.zeros(len(cap), np.int64)
+            _map_threads(addr, size, tid, op, self.keys, self.vals, self.r_start, self.r_end,
+                         self.r_base, self.n, self.vpns, dst_pid, dst_op, cap, cursor,
+                         np.zeros(4, np.int64), room, res)
+            if room:
+                self.n = int(res[0])
+            if res[1] == -3:  # more page-crossing accesses than room for them
+                cap = np.zeros(len(cap), np.int64)
+                _rows_per_thread(addr, size, tid, len(cap), cap)
+                if room:  # (the room for new pages is the caller's to count again)
+                    return None, -3, cap
+                continue
+            if res[1] == -2:
+                return None, -2, cap
+            break
+        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(cap)
         for t in np.flatnonzero(cursor).tolist():
             n = int(cursor[t])
             pid, opw = arrays[t]
             parts[t] = (pid[:n], opw[:n]) if n < len(pid) else (pid, opw)
-        return parts, first_new, end
+        return parts, 0, cap
 
     def load_compiled(self) -> None:
         """Load map_threads' compiled code now (an empty batch of the trace's column types).

@@ -65,7 +65,23 @@ def map_batch(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: in
     return MappedBatch(parts, first_new, end, len(b))
 
 
+def map_ahead(b: Batch, pagemap: PageMap, threads: int, path: Path, declared: int,
+              task_mm: np.ndarray | None = None) -> list | None:
+    """map_batch's parts of a batch all of whose pages are in the ranges, mapped while the
+    batch before it is still being mapped (PageMap.map_ranged); None for any other batch
+    (and for bad thread ids or several mms: they are mapped in turn instead)."""
+    if task_mm is not None:
+        return None
+    try:
+        return pagemap.map_ranged(b.addr, b.size, b.tid, b.op, threads)
+    except ValueError:
+        return None
+
+
 _END = object()
+_MAP, _AHEAD = object(), object()  # the replay's jobs: map a read batch, map one ahead
+# a batch that could not be mapped ahead this often is not tried for others any more
+AHEAD_TRIES = 4
 
 
 class MappedBatches:
@@ -75,7 +91,10 @@ class MappedBatches:
     thread reads ahead, and maps only when QUEUE_BATCHES batches are read or mapped and not yet
     taken; the replay, when the batch it needs is read but not mapped, maps it itself. So the
     mapping goes to whichever thread has time (the replay's loop, when it is the faster one).
-    One batch is mapped at a time, oldest first: the page map hands out ids in file order.
+    Batches are mapped oldest first: the page map hands out ids in file order. One exception:
+    while the reader thread maps the batch the replay waits for, the replay maps the next one,
+    if all its pages are in the trace's ranges (whose ids are fixed, whatever comes before:
+    ``map_ahead``), and queues it after that one.
     """
 
     def __init__(self, batches: Iterator[Batch], pagemap: PageMap, threads: int, path: Path,
@@ -87,6 +106,8 @@ class MappedBatches:
         self._read: deque[object] = deque()    # read, not mapped: Batch, _END or an error
         self._mapped: deque[object] = deque()  # MappedBatch, _END or an error
         self._mapping = False
+        self._ahead = False  # the replay maps the read batch after the one being mapped
+        self._ahead_fails = 0
         self._thread: threading.Thread | None = None
         self._stop = False
         self._done = False
@@ -105,21 +126,12 @@ class MappedBatches:
         self.start()
         while True:
             with self._cond:
-                while not self._mapped:
-                    b = self._take_read()
-                    if b is not None:
-                        break
-                    if not self._mapped:  # (_take_read may have passed the end on to it)
-                        self._cond.wait(1.0)
-                        if not (self._mapped or self._read or self._mapping
-                                or self._thread.is_alive()):
-                            raise RuntimeError("the trace reader thread ended before the trace")
-                else:
-                    item = self._mapped.popleft()
-                    self._cond.notify_all()
-                    b = None
-            if b is not None:  # read but not mapped yet: map it here rather than wait
-                self._map_one(b)
+                job, item = self._replay_job()
+            if job is _MAP:  # read but not mapped yet: map it here rather than wait
+                self._map_one(item)
+                continue
+            if job is _AHEAD:
+                self._map_ahead(item)
                 continue
             if item is _END or isinstance(item, BaseException):
                 self.close()
@@ -127,6 +139,43 @@ class MappedBatches:
                     raise item
                 return None
             return item
+
+    def _replay_job(self) -> tuple[object, object]:
+        """Under the lock: (None, the next mapped item), or (_MAP, a read batch to map), or
+        (_AHEAD, the read batch after the one the reader thread maps); waits for one."""
+        while True:
+            if self._mapped:
+                item = self._mapped.popleft()
+                self._cond.notify_all()
+                return None, item
+            b = self._take_read()
+            if b is not None:
+                return _MAP, b
+            if self._mapped:  # (_take_read passed the end on to it)
+                continue
+            if (self._mapping and not self._ahead and self._ahead_fails < AHEAD_TRIES
+                    and self._read and isinstance(self._read[0], Batch)):
+                self._ahead = True
+                return _AHEAD, self._read.popleft()
+            self._cond.wait(1.0)
+            if not (self._mapped or self._read or self._mapping or self._thread.is_alive()):
+                raise RuntimeError("the trace reader thread ended before the trace")
+
+    def _map_ahead(self, b: Batch) -> None:
+        """Map ``b`` (outside the lock) while the batch before it is mapped; queue it after
+        that one, or give it back to be mapped in turn when it is not all in the ranges."""
+        parts = map_ahead(b, *self._args)
+        with self._cond:
+            while self._mapping and not self._stop:  # the batch before it first
+                self._cond.wait(0.1)
+            if parts is None:
+                self._read.appendleft(b)
+                self._ahead_fails += 1
+            else:  # no new pages: what mapping it in turn would give
+                n = self._args[0].n
+                self._mapped.append(MappedBatch(parts, n, n, len(b)))
+            self._ahead = False
+            self._cond.notify_all()
 
     def start(self) -> None:
         """Start the reader thread (if asked for one and not started yet): it reads ahead."""
@@ -140,7 +189,7 @@ class MappedBatches:
     def _take_read(self) -> Batch | None:
         """The oldest read batch to map, if nobody is mapping; the end of the trace or an
         error of reading passes straight on to the mapped ones, in order."""
-        while self._read and not self._mapping:
+        while self._read and not self._mapping and not self._ahead:
             item = self._read.popleft()
             if isinstance(item, Batch):
                 self._mapping = True
@@ -179,7 +228,8 @@ class MappedBatches:
             with self._cond:
                 if self._stop:
                     return False
-                if len(self._read) + len(self._mapped) + self._mapping < QUEUE_BATCHES:
+                if (len(self._read) + len(self._mapped) + self._mapping + self._ahead
+                        < QUEUE_BATCHES):
                     self._read.append(item)
                     self._cond.notify_all()
                     return True
