@@ -34,7 +34,7 @@ class Buffers:
     arrays of queued chunks are kept alive here until the loop is past them."""
 
     def __init__(self, ntasks: int, cap: int = BUFFER_ROWS):
-        self.cap = cap  # rows queued per task, beyond which no further chunk is taken
+        self.cap = cap  # at most this many rows queued per task (a larger chunk goes in parts)
         self.seg_pid = np.zeros((ntasks, SEGMENTS), np.int64)  # addresses (rawptr.address)
         self.seg_op = np.zeros((ntasks, SEGMENTS), np.int64)
         self.seg_len = np.zeros((ntasks, SEGMENTS), np.int64)
