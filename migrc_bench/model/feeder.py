@@ -1,4 +1,4 @@
-"""Feed each CPU's access buffer from the trace, streaming: memory does not grow with length.
+"""Feed each task's queue of rows from the trace, streaming: memory does not grow with length.
 
 Rows of one thread are in program order; which thread runs when is the replay's business
 (model.md §5). A multi-thread trace is read sequentially and split by tid; a single-thread
@@ -57,7 +57,7 @@ class Buffers:
             self.head[t] = 0
 
     def queued(self, t: int) -> int:
-        """Rows not read yet."""
+        """Rows not read yet (the chunks read to the end let go of first)."""
         self.retire(t)
         return self._rows[t] - int(self.head[t])
 

@@ -444,21 +444,22 @@ def _write_back(counters, times, c, n_acc, n_instr, n_loads, n_stores, n_ihit, n
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def run_loop(seg_pid, seg_op, seg_len, seg_first, seg_n, head, stream_open, running, clock, q_end, quantum, t_stop,
-             tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags, pte_pfn, pte_flags, frame_node,
-             frame_ver, node_lat, counters, times, cost, check, frame_state, viol, viol_n, out,
-             hint, scan_time, kpids, kpos, kcount, last, cur_task, slice_end, rq_len, page_pmd,
-             thp):
+def run_loop(seg_pid, seg_op, seg_len, seg_first, seg_n, head, stream_open, running, clock,
+             q_end, quantum, t_stop, tag, pfn, wr, lru, geo, stamps, page_vpn, page_flags,
+             pte_pfn, pte_flags, frame_node, frame_ver, node_lat, counters, times, cost, check,
+             frame_state, viol, viol_n, out, hint, scan_time, kpids, kpos, kcount, last,
+             cur_task, slice_end, rq_len, page_pmd, thp):
     """Replay accesses quantum by quantum until Python must act; returns a reason code.
 
     ``q_end[0]`` is the end of the current quantum; CPUs run in index order inside it, each
     until its clock reaches the quantum's end. A task's rows are read from the chunks queued
-    in ``seg_*`` (feeder.Buffers), by address, from row ``head`` of chunk ``seg_first``. ``out`` receives (cpu, pid, op) of a fault;
-    ``last`` is the same-page filter (F_ITLB, F_DTLB slots per CPU). No GIL: the trace
-    reader thread runs meanwhile. CPU c runs task ``cur_task[c]`` (buffers, heads, tails and
-    streams are per task) until ``slice_end[c]`` (+inf while it is alone on its run queue);
-    when the slice is used up, or the task ends while ``rq_len[c]`` > 1, the loop returns
-    R_SWITCH and Python switches tasks (model/runqueue.py).
+    in ``seg_*`` (feeder.Buffers), by address, from row ``head`` of chunk ``seg_first``.
+    ``out`` receives (cpu, pid, op) of a fault; ``last`` is the same-page filter (F_ITLB,
+    F_DTLB slots per CPU). No GIL: the trace reader thread runs meanwhile. CPU c runs task
+    ``cur_task[c]`` (chunk queues and streams are per task) until ``slice_end[c]`` (+inf
+    while it is alone on its run queue); when the slice is used up, or the task ends while
+    ``rq_len[c]`` > 1, the loop returns R_SWITCH and Python switches tasks
+    (model/runqueue.py).
     """
     ncpu = clock.shape[0]
     cpi_ns = cost[K_CPI_NS]

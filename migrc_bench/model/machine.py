@@ -372,7 +372,7 @@ class Machine:
         """The profile's per-page ``values`` for page ids (0 for pages the trace never touches);
         ``first``: the ids are first, first + 1, ... (no index array as long as every id)."""
         out = np.zeros(len(pids), values.dtype)
-        where = np.full(self.pagemap.n, -1, np.int64) if first is None else None
+        where = None if first is not None else np.full(self.pagemap.n, -1, np.int64)
         # the pre-pass counts by address: with several mms, each mm's page at that address
         # gets the value (an approximation: the processes' records are not told apart)
         for mm in range(self.nmm):
@@ -381,13 +381,12 @@ class Machine:
             if where is None:
                 sel = (prof >= first) & (prof < first + len(pids))
                 out[prof[sel] - first] = values[sel]
-                continue
-            known = prof >= 0  # pages outside the regions are not registered yet
-            where[prof[known]] = np.flatnonzero(known)
-        if where is None:
-            return out
-        idx = where[pids]
-        out[idx >= 0] = values[idx[idx >= 0]]
+            else:
+                known = prof >= 0  # pages outside the regions are not registered yet
+                where[prof[known]] = np.flatnonzero(known)
+        if where is not None:
+            idx = where[pids]
+            out[idx >= 0] = values[idx[idx >= 0]]
         return out
 
     def place_initial(self) -> None:

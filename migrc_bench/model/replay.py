@@ -274,7 +274,8 @@ class Replay:
         m = self.machine
         b = self.buffers
         return K.run_loop(
-            b.seg_pid, b.seg_op, b.seg_len, b.seg_first, b.seg_n, b.head, self.feeder.stream_open, running, m.clock, self.q_end, self.quantum, t_stop,
+            b.seg_pid, b.seg_op, b.seg_len, b.seg_first, b.seg_n, b.head,
+            self.feeder.stream_open, running, m.clock, self.q_end, self.quantum, t_stop,
             *m.tlb_args(), m.stamps, m.page_vpn, m.page_flags, m.pte_pfn, m.pte_flags,
             m.frame_node, m.frame_ver, m.node_lat, m.counters, m.times, m.cost_vec,
             self.check, m.frame_state, m.viol, m.viol_n, out, hint, m.scan_time,
